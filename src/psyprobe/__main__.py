@@ -1,0 +1,3 @@
+from psyprobe.cli import main
+
+main()

@@ -1,0 +1,24 @@
+"""Instruments: what is asked. Load built-ins or user files; one schema for three formats."""
+
+from psyprobe.instruments.load import (
+    InstrumentError,
+    builtin_id,
+    builtin_paths,
+    load_instrument,
+    parse_instrument,
+    read_instrument,
+)
+from psyprobe.instruments.schema import Dimension, Instrument, Option, Question
+
+__all__ = [
+    "Dimension",
+    "Instrument",
+    "InstrumentError",
+    "Option",
+    "Question",
+    "builtin_id",
+    "builtin_paths",
+    "load_instrument",
+    "parse_instrument",
+    "read_instrument",
+]

@@ -1,0 +1,98 @@
+"""Find, read and validate instrument files, built-in or the user's."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from psyprobe.errors import UserError
+from psyprobe.instruments.schema import FORMATS, Instrument, normalize_name
+
+_DATA = files("psyprobe.instruments") / "data"
+
+
+class InstrumentError(UserError):
+    """An instrument file that cannot be used; the message names the file and the field."""
+
+
+def builtin_paths() -> dict[str, Path]:
+    """Short id (``sd3``) -> bundled file, in a stable order."""
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in sorted(_DATA.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".json")
+    }
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out.replace("dimensions_", "dimensions")
+
+
+def parse_instrument(raw: Any, source: str) -> Instrument:
+    """Validate a decoded JSON document; ``source`` names it in errors."""
+    if not isinstance(raw, dict):
+        raise InstrumentError(f"{source}: the file must hold a JSON object")
+    fmt = (
+        raw.get("format", {}).get("type", "likert")
+        if isinstance(raw.get("format"), dict)
+        else ("likert")
+    )
+    cls = FORMATS.get(fmt)
+    if cls is None:
+        raise InstrumentError(
+            f"{source}: field format.type: {fmt!r} is not one of {sorted(FORMATS)}"
+        )
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = _field(tuple(err["loc"]))
+        message = str(err["msg"]).removeprefix("Value error, ")
+        # Errors raised by our own validators already start with the field they concern.
+        if not where:
+            where, _, message = message.partition(": ") if ": " in message else ("", "", message)
+        raise InstrumentError(f"{source}: field {where or '(file)'}: {message}") from None
+
+
+def read_instrument(path: Path) -> Instrument:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InstrumentError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise InstrumentError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    return parse_instrument(raw, str(path))
+
+
+def load_instrument(name_or_path: str) -> Instrument:
+    """A built-in instrument by short id or name (``sd3``, ``SD-3``), or a JSON file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.exists():
+        return read_instrument(path)
+    wanted = normalize_name(name_or_path)
+    for short_id, builtin in builtin_paths().items():
+        instrument = read_instrument(builtin)
+        if wanted in (short_id, instrument.id):
+            return instrument
+    raise InstrumentError(
+        f"instrument {name_or_path!r}: not a built-in ({', '.join(builtin_paths())}) "
+        "and no such file"
+    )
+
+
+def builtin_id(instrument: Instrument) -> str:
+    """The short id users type for a built-in (``sd3``), else the normalized file name."""
+    for short_id, path in builtin_paths().items():
+        if read_instrument(path).id == instrument.id:
+            return short_id
+    return instrument.id

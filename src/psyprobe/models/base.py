@@ -1,0 +1,81 @@
+"""The one model protocol every backend implements.
+
+A model answers a batch of prompts in one of two ways, after lm-evaluation-harness' request
+primitives: the probability of each answer label as the next token (``logprob`` mode), or sampled
+text (``generate`` mode). It knows nothing about instruments, orders or scoring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from psyprobe.prompting import Prompt
+
+Mode = Literal["logprob", "generate"]
+
+
+class ModelInfo(BaseModel):
+    """Who answered: stored with every response and part of every cache key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: str
+    backend: str
+    # Hash of the weights (plus any edits later), so a cached answer is never reused for
+    # different weights that happen to share a name.
+    fingerprint: str
+    modes: tuple[Mode, ...]
+    # Replayed transcripts answer with scale values ("4" on a 1-5 scale), not option numbers.
+    numbers_are_scale_values: bool = False
+
+
+class Sampling(BaseModel):
+    """Decoding settings of generate mode; part of the cache key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    temperature: float = 0.7
+    max_tokens: int = 48
+
+
+class OptionProbs(BaseModel):
+    """Next-token probability of each label (by position) and the raw top alternatives."""
+
+    model_config = ConfigDict(frozen=True)
+
+    probs: list[float]
+
+    @property
+    def mass(self) -> float:
+        """Probability that fell on a valid label at all."""
+        return float(sum(self.probs))
+
+
+class Model(Protocol):
+    info: ModelInfo
+
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs]:
+        """Probability of each of ``prompt.labels`` as the first token of the answer."""
+        ...
+
+    def generate(
+        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+    ) -> list[str | None]:
+        """One sampled answer per prompt (``None`` where the backend has none to give)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def file_fingerprint(path: Path) -> str:
+    """sha256 of a weights file, read in chunks (GGUF files are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"

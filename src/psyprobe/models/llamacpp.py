@@ -1,0 +1,135 @@
+"""The embedded runtime: llama.cpp on GGUF weights, offline, on CPU.
+
+Logprob scoring reuses the KV cache across prompts. Prompts are split into line segments and
+evaluated one segment per decode call; a prompt whose first segments equal those already in the
+cache only evaluates the rest. Because the split depends only on the prompt itself, every prompt
+is computed by the same sequence of calls whatever came before it, so scores are identical bit for
+bit whether a run is fresh, resumed, or ordered differently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from psyprobe.models.base import ModelInfo, OptionProbs, Sampling, file_fingerprint
+from psyprobe.prompting import Prompt
+
+Tokens = tuple[int, ...]
+
+
+class LlamaCppModel:
+    def __init__(self, spec: str, path: Path, n_ctx: int = 2048, threads: int | None = None):
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.info = ModelInfo(
+            spec=spec,
+            backend="llama.cpp",
+            fingerprint=file_fingerprint(path),
+            modes=("logprob", "generate"),
+        )
+        self._llm = Llama(
+            str(path),
+            n_ctx=n_ctx,
+            n_threads=threads or os.cpu_count(),
+            verbose=False,
+            seed=0,
+        )
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{path}: the GGUF file has no chat template")
+        self._format = Jinja2ChatFormatter(
+            template,
+            eos_token=self._text([self._llm.token_eos()]),
+            bos_token=self._text([self._llm.token_bos()]),
+            add_generation_prompt=True,
+        )
+        self._cached: list[Tokens] = []  # segments currently in the KV cache, in order
+        self._label_ids: dict[str, list[int]] = {}
+        self.tokens_evaluated = 0  # for benchmarks: prompt tokens actually decoded
+
+    def _text(self, tokens: list[int]) -> str:
+        return self._llm.detokenize(tokens).decode("utf-8", errors="replace")
+
+    def render(self, prompt: Prompt) -> str:
+        return str(self._format(messages=prompt.messages()).prompt)  # type: ignore[arg-type]
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        return len(self._tokenize(self.render(prompt), first=True))
+
+    def _tokenize(self, text: str, first: bool) -> Tokens:
+        return tuple(self._llm.tokenize(text.encode("utf-8"), add_bos=first, special=True))
+
+    def _segments(self, text: str) -> list[Tokens]:
+        lines = text.splitlines(keepends=True)
+        segments = [self._tokenize(line, first=i == 0) for i, line in enumerate(lines)]
+        whole = self._tokenize(text, first=True)
+        if tuple(t for seg in segments for t in seg) != whole:
+            # A merge across a line break: evaluate the prompt as one piece rather than change
+            # its tokenization.
+            return [whole]
+        return [seg for seg in segments if seg]
+
+    def _label_tokens(self, label: str) -> list[int]:
+        """Every vocabulary entry that reads as the label ("3", " 3"): all count for it."""
+        if label not in self._label_ids:
+            if not self._label_ids:
+                self._vocab = [self._text([i]).strip() for i in range(self._llm.n_vocab())]
+            self._label_ids[label] = [i for i, t in enumerate(self._vocab) if t == label]
+        return self._label_ids[label]
+
+    def _evaluate(self, segments: list[Tokens]) -> np.ndarray:
+        keep = 0
+        while (
+            keep < min(len(self._cached), len(segments) - 1)
+            and self._cached[keep] == segments[keep]
+        ):
+            keep += 1
+        self._llm.n_tokens = sum(len(s) for s in segments[:keep])
+        del self._cached[keep:]
+        for segment in segments[keep:]:
+            self._llm.eval(list(segment))
+            self._cached.append(segment)
+            self.tokens_evaluated += len(segment)
+        n_vocab = self._llm.n_vocab()
+        # Only the last token of a decode call has logits (logits_all=False): the answer slot.
+        row = self._llm._ctx.get_logits()  # type: ignore[no-untyped-call]
+        logits = np.ctypeslib.as_array(row, shape=(n_vocab,))
+        return logits.astype(np.float64)
+
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs]:
+        rendered = [self.render(p) for p in prompts]
+        out: list[OptionProbs | None] = [None] * len(prompts)
+        # Visit prompts in text order so that neighbours share the longest prefixes (a
+        # depth-first walk of the prompt trie); answers go back in the caller's order.
+        for i in sorted(range(len(prompts)), key=rendered.__getitem__):
+            logits = self._evaluate(self._segments(rendered[i]))
+            logp = logits - logits.max()
+            probs = np.exp(logp) / np.exp(logp).sum()
+            labels = prompts[i].labels
+            out[i] = OptionProbs(
+                probs=[float(probs[self._label_tokens(lab)].sum()) for lab in labels]
+            )
+        return [o for o in out if o is not None]
+
+    def generate(
+        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+    ) -> list[str | None]:
+        out: list[str | None] = []
+        for prompt, seed in zip(prompts, seeds, strict=True):
+            self._cached.clear()  # generation rewrites the KV cache
+            reply = self._llm.create_chat_completion(
+                messages=prompt.messages(),  # type: ignore[arg-type]
+                temperature=sampling.temperature,
+                max_tokens=sampling.max_tokens,
+                seed=seed,
+            )
+            out.append(str(reply["choices"][0]["message"]["content"] or ""))  # type: ignore[index]
+        return out
+
+    def close(self) -> None:
+        self._llm.close()

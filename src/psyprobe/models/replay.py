@@ -1,0 +1,76 @@
+"""``replay:FILE.jsonl`` — score answers recorded elsewhere, without any model.
+
+Each line: ``{"instrument": "sd3", "item": 12, "response": "Agree" | 4 | "free text"}``. A number
+is a scale value; text is parsed like a generated answer. The k-th line for an item is its k-th
+respondent; items with fewer lines lower the valid rate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from psyprobe.errors import UserError
+from psyprobe.instruments.schema import normalize_name
+from psyprobe.models.base import ModelInfo, OptionProbs, Sampling, file_fingerprint
+from psyprobe.prompting import Prompt
+
+
+class ReplayModel:
+    def __init__(self, spec: str, path: Path):
+        if not path.is_file():
+            raise UserError(f"{path}: no such replay file")
+        self.info = ModelInfo(
+            spec=spec,
+            backend="replay",
+            fingerprint=file_fingerprint(path),
+            modes=("generate",),
+            numbers_are_scale_values=True,
+        )
+        self.answers: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path} line {n}: not valid JSON ({exc.msg})") from None
+            for field in ("instrument", "item", "response"):
+                if not isinstance(row, dict) or field not in row:
+                    raise UserError(f"{path} line {n}: field {field!r} is missing")
+            response = row["response"]
+            if not isinstance(response, str | int | float) or isinstance(response, bool):
+                raise UserError(f"{path} line {n}: field 'response' must be text or a number")
+            text = (
+                str(int(response))
+                if isinstance(response, float) and response.is_integer()
+                else str(response)
+            )
+            self.answers[(normalize_name(str(row["instrument"])), str(row["item"]))].append(text)
+        if not self.answers:
+            raise UserError(f"{path}: the replay file has no answers")
+
+    def instruments(self) -> list[str]:
+        return sorted({name for name, _ in self.answers})
+
+    def samples(self) -> int:
+        return max(len(v) for v in self.answers.values())
+
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs]:
+        raise UserError("replay: recorded answers have no probabilities; use --mode generate")
+
+    def generate(
+        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+    ) -> list[str | None]:
+        out: list[str | None] = []
+        for prompt in prompts:
+            # ref = "instrument/item/order/sample", set by the runner for exactly this lookup
+            instrument, item, _, sample = (prompt.ref or "///").split("/")
+            recorded = self.answers.get((normalize_name(instrument), item), [])
+            out.append(recorded[int(sample)] if int(sample or 0) < len(recorded) else None)
+        return out
+
+    def close(self) -> None:
+        pass

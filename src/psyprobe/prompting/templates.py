@@ -1,0 +1,103 @@
+"""How an item is asked: the template and the prompts of one instrument under an order design."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from psyprobe.instruments import Question
+from psyprobe.prompting.orders import Order, option_orders
+
+
+class PromptTemplate(BaseModel):
+    """Study A's wording (Li et al. 2024) with a numbered option list added.
+
+    The numbers are the labels the model answers with: numeric labels were the most consistent in
+    study B, and a single-token label is what logprob scoring reads at the answer position. The
+    options come before the statement, as in study A, which also lets every item asked under one
+    order share the same prompt prefix.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = "study-a"
+    system: str = (
+        "You are taking a test and you must answer the questions following the instructions."
+    )
+    likert: str = (
+        "Instruction: Do you {inline} with the following statement? Why?\n"
+        "Options:\n{numbered}\n"
+        "Statement: {statement}\n"
+        "Reply with the number of your option first.\n"
+        "Answer:"
+    )
+    forced_choice: str = (
+        "Instruction: Which option comes closest to how you usually feel or act? Why?\n"
+        "Options:\n{numbered}\n"
+        "Question: {statement}\n"
+        "Reply with the number of your option first.\n"
+        "Answer:"
+    )
+    bipolar: str = (
+        "Instruction: Which option describes you best? Why?\n"
+        "Options:\n{numbered}\n"
+        "Question: {statement}\n"
+        "Reply with the number of your option first.\n"
+        "Answer:"
+    )
+
+    def render(self, question: Question, order: Order) -> str:
+        texts = [question.options[i].text for i in order]
+        inline = ", ".join(t.lower() for t in texts[:-1]) + f", or {texts[-1].lower()}"
+        numbered = "\n".join(f"{pos + 1}. {text}" for pos, text in enumerate(texts))
+        template = getattr(self, question.format)
+        return str(template.format(inline=inline, numbered=numbered, statement=question.text))
+
+
+TEMPLATES = {"study-a": PromptTemplate()}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a model is asked: system line, user message and the labels it may answer with."""
+
+    system: str | None
+    user: str
+    labels: tuple[str, ...]
+    # Where the prompt came from ("sd3/12/0/0"); ignored by models, used only to look up
+    # recorded answers (replay).
+    ref: str | None = None
+
+    def messages(self) -> list[dict[str, str]]:
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return [*head, {"role": "user", "content": self.user}]
+
+
+@dataclass(frozen=True)
+class ItemPrompt:
+    """A prompt together with where it came from, so its answer maps back to a scale value."""
+
+    instrument: str
+    question: Question
+    order_index: int
+    order: Order
+    prompt: Prompt
+
+
+def build_prompts(
+    instrument_id: str,
+    questions: list[Question],
+    design: str,
+    template: PromptTemplate,
+    seed: int = 0,
+) -> list[ItemPrompt]:
+    """Every question under every order of the design (orders differ only by option count)."""
+    out = []
+    for question in questions:
+        n = len(question.options)
+        labels = tuple(str(i + 1) for i in range(n))
+        for k, order in enumerate(option_orders(design, n, seed)):
+            prompt = Prompt(template.system, template.render(question, order), labels)
+            out.append(ItemPrompt(instrument_id, question, k, order, prompt))
+    return out

@@ -1,0 +1,55 @@
+"""The stored form of one answer: the unit that runs write and scoring reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from psyprobe.models.base import Mode
+
+
+class ResponseRecord(BaseModel):
+    """One raw answer with everything needed to trace and rescore it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    instrument: str
+    item: str
+    order_index: int
+    option_order: tuple[int, ...]
+    sample: int
+    attempt: int
+    mode: Mode
+    system: str | None
+    user: str
+    labels: tuple[str, ...]
+    decoding: dict[str, Any]
+    seed: int
+    model_fingerprint: str
+    raw_text: str | None = None  # generate mode
+    probs: tuple[float, ...] | None = None  # logprob mode: P(label) by position
+    created: float = 0.0
+
+
+def request_key(
+    fingerprint: str,
+    system: str | None,
+    user: str,
+    labels: Iterable[str],
+    mode: Mode,
+    decoding: dict[str, Any],
+    sample: int,
+    attempt: int,
+    seed: int,
+) -> str:
+    payload = json.dumps(
+        [fingerprint, system, user, list(labels), mode, decoding, sample, attempt, seed],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()

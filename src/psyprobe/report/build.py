@@ -1,0 +1,74 @@
+"""Rebuild every output of a run directory from its stored responses; no model is called."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from psyprobe import __version__
+from psyprobe.records import ResponseRecord
+from psyprobe.report.markdown import render_markdown
+from psyprobe.runs.runner import RunFiles, load_run
+from psyprobe.runs.store import ResponseStore
+from psyprobe.scoring.score import parse_record, score_instrument
+
+
+def _trace(record: ResponseRecord, parsed: dict[str, Any]) -> dict[str, Any]:
+    row = record.model_dump(mode="json")
+    row.update(parsed)
+    return row
+
+
+def rebuild(out: Path) -> dict[str, Any]:
+    """Score the stored responses and write results.json, responses.jsonl and report.md."""
+    files = RunFiles(out)
+    settings, info, instruments = load_run(out)
+    with ResponseStore(files.store) as store:
+        records = list(store.records())
+    grouped: dict[str, list[ResponseRecord]] = defaultdict(list)
+    for rec in records:
+        grouped[rec.instrument].append(rec)
+
+    questions = {
+        name: {q.item_id: q for q in inst.questions(settings.language)}
+        for name, inst in instruments.items()
+    }
+    with files.responses.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            question = questions[rec.instrument][rec.item]
+            if rec.mode == "generate":
+                p = parse_record(rec, question, info.numbers_are_scale_values)
+                extra: dict[str, Any] = {
+                    "status": p.status,
+                    "parse_rule": p.rule,
+                    "position": p.position,
+                    "chosen": None
+                    if p.position is None
+                    else question.options[rec.option_order[p.position]].text,
+                }
+            else:
+                extra = {"label_mass": sum(rec.probs or ())}
+            fh.write(json.dumps(_trace(rec, extra), ensure_ascii=False) + "\n")
+
+    scores = {
+        name: score_instrument(
+            name,
+            instrument,
+            grouped.get(name, []),
+            numbers_are_values=info.numbers_are_scale_values,
+            seed=settings.seed,
+        )
+        for name, instrument in instruments.items()
+    }
+    results: dict[str, Any] = {
+        "psyprobe_version": __version__,
+        "model": info.model_dump(mode="json"),
+        "settings": settings.model_dump(mode="json"),
+        "store": {"file": files.store.name, "n_responses": len(records)},
+        "instruments": {name: s.model_dump(mode="json") for name, s in scores.items()},
+    }
+    files.results.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    files.report.write_text(render_markdown(results), encoding="utf-8")
+    return results

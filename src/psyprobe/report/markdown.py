@@ -1,0 +1,91 @@
+"""report.md: one table per instrument, every number read from results.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _dimension_row(name: str, d: dict[str, Any], show_band: bool, show_type: bool) -> str:
+    ci = d["ci95"]
+    norm = d["norm"]
+    cells = [
+        name,
+        fmt(d["score"]),
+        f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "–",
+        fmt(d["sd"]),
+        f"{fmt(norm['mean'], 2)} ({fmt(norm['sd'], 2)})" if norm else "–",
+        fmt(norm["z"]) if norm else "–",
+        fmt(norm["d"]) if norm else "–",
+        _p(norm["p"]) if norm else "–",
+        str(d["n_items"]),
+        fmt(d["valid_rate"]),
+    ]
+    if show_band:
+        cells.append(d["band"] or "–")
+    if show_type:
+        poles = d["pole_percent"] or {}
+        cells.append(d["letter"] or "–")
+        cells.append(", ".join(f"{k} {v:.1f} %" for k, v in poles.items()) or "–")
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    model, settings = results["model"], results["settings"]
+    lines = [
+        "# psyprobe report",
+        "",
+        f"- model: `{model['spec']}` ({model['backend']}), fingerprint `{model['fingerprint']}`",
+        f"- psyprobe {results['psyprobe_version']}; mode `{settings['mode']}`, orders "
+        f"`{settings['orders']}`, samples {settings['samples']}, temperature "
+        f"{settings['temperature']}, seed {settings['seed']}, template `{settings['template']}`",
+        f"- {results['store']['n_responses']} stored responses in `{results['store']['file']}` "
+        "(raw answers with prompts in `responses.jsonl`)",
+        "",
+        "Score: mean over option orders and samples of each item's keyed value, aggregated as the "
+        "instrument says. SD and the bootstrap 95 % CI are over option orders × samples "
+        "(each order is one respondent). z = (score − norm mean) / norm SD; d and p: one-sample "
+        "Cohen's d and t-test of the respondents' scores against the norm mean. Valid: share of "
+        "answers that chose an option (logprob mode: mean probability on the option labels).",
+    ]
+    for name, inst in results["instruments"].items():
+        dims = inst["dimensions"]
+        show_band = any(d["band"] for d in dims.values())
+        show_type = any(d["letter"] for d in dims.values())
+        header = [
+            "Dimension",
+            "Score",
+            "95% CI",
+            "SD",
+            "Norm mean (SD)",
+            "z",
+            "d",
+            "p",
+            "Items",
+            "Valid",
+        ]
+        header += ["Band"] if show_band else []
+        header += ["Pole", "Pole %"] if show_type else []
+        title = f"{name}" + (f" — {inst['full_name']}" if inst["full_name"] else "")
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            f"{inst['n_prompts']} prompts; aggregation `{inst['aggregation']}`; valid rate "
+            f"{fmt(inst['valid_rate'])}; refusal rate {fmt(inst['refusal_rate'])}"
+            + (f"; type **{inst['type']}**" if inst["type"] else ""),
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
+        lines += [_dimension_row(dn, d, show_band, show_type) for dn, d in dims.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,152 @@
+"""End to end on the real embedded model (SmolLM2-135M-Instruct through llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import psyprobe
+
+pytestmark = pytest.mark.slow
+
+SD3_LATIN = ["--instrument", "sd3", "--orders", "latin"]  # 27 items × 10 orders
+
+
+@pytest.fixture(scope="module")
+def sd3_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sd3") / "run"
+    psyprobe("run", *SD3_LATIN, "--out", str(out))
+    return out
+
+
+def test_run_writes_results_responses_and_report(sd3_run: Path) -> None:
+    results = json.loads((sd3_run / "results.json").read_text())
+    assert results["model"]["spec"] == "smollm2"
+    assert results["model"]["fingerprint"].startswith("sha256:")
+    assert results["psyprobe_version"] and results["settings"]["orders"] == "latin"
+    sd3 = results["instruments"]["sd3"]
+    assert sd3["n_prompts"] == 270 and 0 < sd3["valid_rate"] <= 1
+    for dim in ("Machiavellianism", "Narcissism", "Psychopathy"):
+        d = sd3["dimensions"][dim]
+        assert 1 <= d["score"] <= 5 and d["ci95"][0] <= d["score"] <= d["ci95"][1]
+        assert d["n_items"] == 9 and d["norm"]["mean"] > 0 and d["sd"] >= 0
+    lines = (sd3_run / "responses.jsonl").read_text().splitlines()
+    assert len(lines) == 270
+    first = json.loads(lines[0])
+    assert first["user"].startswith("Instruction:") and len(first["probs"]) == 5
+
+
+def test_report_numbers_match_results(sd3_run: Path) -> None:
+    results = json.loads((sd3_run / "results.json").read_text())
+    report = (sd3_run / "report.md").read_text()
+    for dim, d in results["instruments"]["sd3"]["dimensions"].items():
+        row = next(line for line in report.splitlines() if line.startswith(f"| {dim} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[1]) == round(d["score"], 3)
+        lo, hi = map(float, re.findall(r"-?\d+\.\d+", cells[2]))
+        assert (lo, hi) == (round(d["ci95"][0], 3), round(d["ci95"][1], 3))
+        assert float(cells[3]) == round(d["sd"], 3)
+        assert float(cells[5]) == round(d["norm"]["z"], 3)
+        assert float(cells[9]) == round(d["valid_rate"], 3)
+
+
+def test_report_rebuilds_the_same_outputs_without_a_model(
+    sd3_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from psyprobe.models import llamacpp
+    from psyprobe.report import rebuild
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("report opened a model")
+
+    monkeypatch.setattr(llamacpp.LlamaCppModel, "__init__", no_model)
+    before = {f: (sd3_run / f).read_text() for f in ("results.json", "report.md")}
+    for f in before:
+        (sd3_run / f).unlink()
+    rebuild(sd3_run)
+    assert {f: (sd3_run / f).read_text() for f in before} == before
+
+
+def _stored(store: Path) -> int:
+    try:
+        with sqlite3.connect(store) as db:
+            return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_kill_9_then_resume_asks_nothing_twice_and_scores_identically(
+    tmp_path: Path, sd3_run: Path
+) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "psyprobe", "run", *SD3_LATIN, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while _stored(out / "responses.sqlite") < 64 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = _stored(out / "responses.sqlite")
+    assert 64 <= kept < 270
+
+    resumed = psyprobe("run", *SD3_LATIN, "--out", str(out))
+    assert f"{270 - kept} new answers, 270 stored" in resumed.stderr
+    again = psyprobe("run", *SD3_LATIN, "--out", str(out))
+    assert "0 new answers, 270 stored" in again.stderr
+    # The same answers bit for bit as the uninterrupted run: the scoring call pattern does not
+    # depend on which prompts were asked before.
+    a = json.loads((out / "results.json").read_text())["instruments"]
+    b = json.loads((sd3_run / "results.json").read_text())["instruments"]
+    assert a == b
+
+
+def test_resume_refuses_other_settings(sd3_run: Path) -> None:
+    proc = psyprobe(
+        "run", "--instrument", "sd3", "--orders", "fixed", "--out", str(sd3_run), check=False
+    )
+    assert proc.returncode == 2 and "orders" in proc.stderr
+
+
+def test_generate_mode_parses_and_retries_a_bounded_number_of_times(tmp_path: Path) -> None:
+    out = tmp_path / "gen"
+    psyprobe(
+        "run",
+        "--instrument",
+        "sd3",
+        "--orders",
+        "fixed",
+        "--mode",
+        "generate",
+        "--samples",
+        "2",
+        "--retries",
+        "1",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+    )
+    rows = [json.loads(x) for x in (out / "responses.jsonl").read_text().splitlines()]
+    slots: dict[tuple[str, int], list[dict]] = {}  # type: ignore[type-arg]
+    for r in rows:
+        assert r["raw_text"] is not None and r["decoding"]["temperature"] == 0.7
+        slots.setdefault((r["item"], r["sample"]), []).append(r)
+    assert len(slots) == 27 * 2
+    for attempts in slots.values():
+        assert len(attempts) <= 2  # the first try and at most one retry
+        if len(attempts) == 2:  # retried only because the first answer could not be read
+            assert min(attempts, key=lambda r: r["attempt"])["status"] == "invalid"
+    sd3 = json.loads((out / "results.json").read_text())["instruments"]["sd3"]
+    assert sd3["valid_rate"] > 0.3
