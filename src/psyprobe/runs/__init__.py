@@ -1,0 +1,16 @@
+"""Runs: plan prompts, collect answers durably, resume from the store."""
+
+from psyprobe.records import ResponseRecord
+from psyprobe.runs.runner import STUDY_A, RunFiles, RunSettings, collect, load_run, plan
+from psyprobe.runs.store import ResponseStore
+
+__all__ = [
+    "STUDY_A",
+    "ResponseRecord",
+    "ResponseStore",
+    "RunFiles",
+    "RunSettings",
+    "collect",
+    "load_run",
+    "plan",
+]

@@ -1,0 +1,226 @@
+"""Run a measurement: plan every prompt, ask the model for what the store lacks, keep each answer.
+
+A run directory holds ``run.json`` (settings, model identity, the instruments as asked) and
+``responses.sqlite``; everything else in it is rebuilt from those two by ``psyprobe report``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from psyprobe import __version__
+from psyprobe.errors import UserError
+from psyprobe.instruments import Instrument, builtin_id, load_instrument, parse_instrument
+from psyprobe.models import Mode, Model, ModelInfo, Sampling
+from psyprobe.prompting import TEMPLATES, ItemPrompt, build_prompts
+from psyprobe.records import ResponseRecord, request_key
+from psyprobe.runs.store import ResponseStore
+from psyprobe.scoring.score import parse_record
+
+STUDY_A = ("sd3", "bfi", "fs", "swls")
+BATCH = 32  # prompts per model call: small enough that an interrupt loses little
+
+
+class RunSettings(BaseModel):
+    """Every knob of a run in one place; stored in run.json and compared on resume."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str = "smollm2"
+    instruments: tuple[str, ...] = STUDY_A
+    orders: str = "latin"
+    mode: Mode = "logprob"
+    samples: int = Field(1, ge=1)
+    temperature: float = Field(0.7, ge=0)
+    max_tokens: int = Field(48, ge=1)
+    retries: int = Field(2, ge=0)
+    seed: int = 0
+    template: str = "study-a"
+    language: str = "en"
+
+    def sampling(self) -> Sampling:
+        return Sampling(temperature=self.temperature, max_tokens=self.max_tokens)
+
+    def decoding(self) -> dict[str, Any]:
+        return self.sampling().model_dump() if self.mode == "generate" else {}
+
+
+@dataclass(frozen=True)
+class Request:
+    item_prompt: ItemPrompt
+    sample: int
+    attempt: int
+    seed: int
+    key: str
+
+
+class RunFiles:
+    def __init__(self, out: Path):
+        self.dir = out
+        self.run = out / "run.json"
+        self.store = out / "responses.sqlite"
+        self.results = out / "results.json"
+        self.responses = out / "responses.jsonl"
+        self.report = out / "report.md"
+
+
+def load_run(out: Path) -> tuple[RunSettings, ModelInfo, dict[str, Instrument]]:
+    files = RunFiles(out)
+    if not files.run.is_file():
+        raise UserError(f"{out}: not a run directory (no run.json)")
+    data = json.loads(files.run.read_text())
+    instruments = {
+        name: parse_instrument(raw, f"{files.run}: instruments.{name}")
+        for name, raw in data["instruments"].items()
+    }
+    return RunSettings(**data["settings"]), ModelInfo(**data["model"]), instruments
+
+
+def resolve_instruments(names: Sequence[str]) -> dict[str, Instrument]:
+    out: dict[str, Instrument] = {}
+    for name in names:
+        instrument = load_instrument(name)
+        out[builtin_id(instrument)] = instrument
+    return out
+
+
+def write_run_json(files: RunFiles, settings: RunSettings, info: ModelInfo,
+                    instruments: dict[str, Instrument]) -> None:
+    record: dict[str, Any] = {
+        "psyprobe_version": __version__,
+        "settings": settings.model_dump(mode="json"),
+        "model": info.model_dump(mode="json"),
+        "instruments": {
+            name: inst.model_dump(mode="json", by_alias=True) for name, inst in instruments.items()
+        },
+    }
+    if files.run.is_file():
+        held = json.loads(files.run.read_text())
+        for part in ("settings", "model"):
+            if held[part] != record[part]:
+                changed = sorted(k for k in record[part] if held[part].get(k) != record[part][k])
+                raise UserError(
+                    f"{files.dir}: holds a run with other {part} ({', '.join(changed)}); "
+                    "rerun with the same options to resume, or choose another --out"
+                )
+        return
+    files.dir.mkdir(parents=True, exist_ok=True)
+    files.run.write_text(json.dumps(record, indent=2, ensure_ascii=False))
+
+
+def _seed(settings: RunSettings, ip: ItemPrompt, sample: int, attempt: int) -> int:
+    parts = (settings.seed, ip.instrument, ip.question.item_id, ip.order_index, sample, attempt)
+    text = ":".join(map(str, parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
+
+
+def _request(settings: RunSettings, info: ModelInfo, ip: ItemPrompt, sample: int,
+             attempt: int) -> Request:
+    seed = _seed(settings, ip, sample, attempt) if settings.mode == "generate" else 0
+    key = request_key(
+        info.fingerprint, ip.prompt.system, ip.prompt.user, ip.prompt.labels,
+        settings.mode, settings.decoding(), sample, attempt, seed,
+    )
+    return Request(ip, sample, attempt, seed, key)
+
+
+def plan(settings: RunSettings, instruments: dict[str, Instrument], info: ModelInfo,
+         samples: int) -> list[Request]:
+    template = TEMPLATES[settings.template]
+    requests = []
+    for name, instrument in instruments.items():
+        questions = instrument.questions(settings.language)
+        for ip in build_prompts(name, questions, settings.orders, template, settings.seed):
+            for sample in range(samples):
+                ref = f"{name}/{ip.question.item_id}/{ip.order_index}/{sample}"
+                tagged = dataclasses.replace(ip, prompt=dataclasses.replace(ip.prompt, ref=ref))
+                requests.append(_request(settings, info, tagged, sample, 0))
+    return requests
+
+
+def _batches(requests: list[Request]) -> Iterator[list[Request]]:
+    # Neighbouring prompts in text order share the longest prefixes, which every backend with a
+    # prefix cache (llama.cpp here, vLLM on a server) turns into saved work.
+    ordered = sorted(requests, key=lambda r: (r.item_prompt.prompt.system or "",
+                                              r.item_prompt.prompt.user, r.sample))
+    for i in range(0, len(ordered), BATCH):
+        yield ordered[i : i + BATCH]
+
+
+def _record(req: Request, settings: RunSettings, info: ModelInfo, raw_text: str | None = None,
+            probs: Sequence[float] | None = None) -> ResponseRecord:
+    ip = req.item_prompt
+    return ResponseRecord(
+        key=req.key,
+        instrument=ip.instrument,
+        item=ip.question.item_id,
+        order_index=ip.order_index,
+        option_order=ip.order,
+        sample=req.sample,
+        attempt=req.attempt,
+        mode=settings.mode,
+        system=ip.prompt.system,
+        user=ip.prompt.user,
+        labels=ip.prompt.labels,
+        decoding=settings.decoding(),
+        seed=req.seed,
+        model_fingerprint=info.fingerprint,
+        raw_text=raw_text,
+        probs=tuple(probs) if probs is not None else None,
+    )
+
+
+Progress = Callable[[int, int], None]
+
+
+def collect(settings: RunSettings, model: Model, instruments: dict[str, Instrument],
+            store: ResponseStore, samples: int, progress: Progress | None = None) -> int:
+    """Ask for every planned answer the store lacks; returns how many the model gave now."""
+    info = model.info
+    if settings.mode not in info.modes:
+        raise UserError(f"--mode {settings.mode}: {info.backend} models support "
+                        f"{', '.join(info.modes)}")
+    asked = 0
+    attempts = settings.retries + 1 if settings.mode == "generate" else 1
+    open_slots = plan(settings, instruments, info, samples)
+    for attempt in range(attempts):
+        pending = [r for r in open_slots if not store.has(r.key)]
+        done = 0
+        for batch in _batches(pending):
+            prompts = [r.item_prompt.prompt for r in batch]
+            if settings.mode == "logprob":
+                for req, answer in zip(batch, model.option_probs(prompts), strict=True):
+                    store.add(_record(req, settings, info, probs=answer.probs))
+            else:
+                texts = model.generate(prompts, settings.sampling(), [r.seed for r in batch])
+                for req, text in zip(batch, texts, strict=True):
+                    store.add(_record(req, settings, info, raw_text=text))
+            asked += len(batch)
+            done += len(batch)
+            if progress:
+                progress(done, len(pending))
+        if attempt + 1 == attempts:
+            break
+        # Bounded retries: only answers that could not be read at all are asked again, with a
+        # fresh seed; a refusal is an answer and is kept.
+        stored = {rec.key: rec for rec in store.records()}
+        retry_slots = []
+        for req in open_slots:
+            parsed = parse_record(stored[req.key], req.item_prompt.question,
+                                  info.numbers_are_scale_values)
+            if parsed.status == "invalid" and stored[req.key].raw_text is not None:
+                retry_slots.append(req)
+        if not retry_slots:
+            break
+        open_slots = [
+            _request(settings, info, r.item_prompt, r.sample, attempt + 1) for r in retry_slots
+        ]
+    return asked
