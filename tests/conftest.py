@@ -33,6 +33,23 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+SD3_LATIN = ["--instrument", "sd3", "--orders", "latin"]  # 27 items × 10 orders
+
+
+@pytest.fixture(scope="session")
+def sd3_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SD-3 under the latin design on the embedded model: the reference other runs compare to."""
+    out = tmp_path_factory.mktemp("sd3") / "run"
+    psyprobe("run", *SD3_LATIN, "--out", str(out))
+    return out
+
+
+def dimension_scores(run: Path, instrument: str = "sd3") -> dict[str, float]:
+    results = json.loads((run / "results.json").read_text())
+    dims = results["instruments"][instrument]["dimensions"]
+    return {name: d["score"] for name, d in dims.items()}
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED.is_dir():

@@ -14,18 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import psyprobe
+from conftest import SD3_LATIN, psyprobe
 
 pytestmark = pytest.mark.slow
-
-SD3_LATIN = ["--instrument", "sd3", "--orders", "latin"]  # 27 items × 10 orders
-
-
-@pytest.fixture(scope="module")
-def sd3_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sd3") / "run"
-    psyprobe("run", *SD3_LATIN, "--out", str(out))
-    return out
 
 
 def test_run_writes_results_responses_and_report(sd3_run: Path) -> None:

@@ -15,11 +15,18 @@ from rich.table import Table
 from psyprobe.errors import UserError
 from psyprobe.instruments import builtin_paths, load_instrument, read_instrument
 from psyprobe.models import ALIASES, BACKENDS, Mode, open_model
+from psyprobe.models.registry import BackendOptions
 from psyprobe.models.replay import ReplayModel
 from psyprobe.prompting import check_design
 from psyprobe.report import rebuild
 from psyprobe.runs import STUDY_A, RunFiles, RunSettings, collect
-from psyprobe.runs.runner import resolve_instruments, write_run_json
+from psyprobe.runs.runner import (
+    Estimate,
+    estimate,
+    missing,
+    resolve_instruments,
+    write_run_json,
+)
 from psyprobe.runs.store import ResponseStore
 
 app = typer.Typer(
@@ -34,11 +41,45 @@ console = Console()
 err = Console(stderr=True)
 
 
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="smollm2 | gemma3-270m | gguf:PATH | hf:PATH | openai:MODEL[@URL] | replay:FILE",
+    ),
+]
+BaseUrl = Annotated[str | None, typer.Option(help="Server URL for openai:MODEL")]
+KeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key")]
+Concurrency = Annotated[int, typer.Option(help="Concurrent requests to a server")]
+Timeout = Annotated[float, typer.Option(help="Seconds per server request")]
+MaxRetries = Annotated[int, typer.Option(help="Retries of a failed server request")]
+DType = Annotated[str, typer.Option(help="hf: float32 | bfloat16 | float16")]
+Device = Annotated[str, typer.Option(help="hf: auto | cpu | cuda")]
+
+
+def _backend_options(
+    base_url: str | None,
+    api_key_env: str,
+    concurrency: int,
+    timeout: float,
+    max_retries: int,
+    dtype: str,
+    device: str,
+) -> BackendOptions:
+    return BackendOptions(
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        timeout=timeout,
+        max_retries=max_retries,
+        dtype=dtype,
+        device=device,
+    )
+
+
 @app.command()
 def run(
-    model: Annotated[str, typer.Option(help="Model spec: an alias, gguf:PATH, replay:FILE")] = (
-        "smollm2"
-    ),
+    model: ModelOpt = "smollm2",
     instrument: Annotated[
         list[str] | None,
         typer.Option(
@@ -56,12 +97,34 @@ def run(
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-run"
     ),
+    base_url: BaseUrl = None,
+    api_key_env: KeyEnv = "OPENAI_API_KEY",
+    concurrency: Concurrency = 4,
+    timeout: Timeout = 60.0,
+    max_retries: MaxRetries = 5,
+    dtype: DType = "float32",
+    device: Device = "auto",
+    max_missing: Annotated[
+        float,
+        typer.Option(help="Exit with status 3 when more than this share of answers is missing"),
+    ] = 0.0,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print prompt and token counts (and cost) without asking anything"
+        ),
+    ] = False,
+    price_in: Annotated[float | None, typer.Option(help="Price per million prompt tokens")] = None,
+    price_out: Annotated[float | None, typer.Option(help="Price per million output tokens")] = None,
 ) -> None:
     """Administer instruments to a model and write results.json, responses.jsonl, report.md."""
     if mode not in ("logprob", "generate"):
         raise UserError(f"--mode: {mode!r} is not one of logprob, generate")
     check_design(orders)
-    the_model = open_model(model)
+    options = _backend_options(
+        base_url, api_key_env, concurrency, timeout, max_retries, dtype, device
+    )
+    the_model = open_model(model, options, connect=not dry_run)
     try:
         names = tuple(instrument) if instrument else STUDY_A
         count = samples
@@ -69,9 +132,15 @@ def run(
             # Recorded answers are what they are: one per line, asked in the order they were.
             names = tuple(instrument) if instrument else tuple(the_model.instruments())
             orders, mode, count, retries = "fixed", "generate", the_model.samples(), 0
+        if mode not in the_model.info.modes:
+            err.print(
+                f"note: {getattr(the_model, 'notice', None) or the_model.info.backend} "
+                f"— --mode {mode} is not available, using generate"
+            )
+            mode = "generate"
         mode_: Mode = "generate" if mode == "generate" else "logprob"
         settings = RunSettings(
-            model=model,
+            model=the_model.info.spec,
             instruments=names,
             orders=orders,
             mode=mode_,
@@ -82,6 +151,9 @@ def run(
             seed=seed,
         )
         instruments = resolve_instruments(settings.instruments)
+        if dry_run:
+            _print_estimate(estimate(settings, the_model, instruments), price_in, price_out)
+            return
         files = RunFiles(out)
         write_run_json(files, settings, the_model.info, instruments)
         with (
@@ -111,12 +183,42 @@ def run(
                     "rerun the same command to resume"
                 )
                 raise typer.Exit(130) from None
+            lacking, planned = missing(settings, the_model.info, instruments, store)
     finally:
         the_model.close()
     results = rebuild(out)
     err.print(f"{asked} new answers, {results['store']['n_responses']} stored")
     _summary(results)
     console.print(f"wrote {files.results}, {files.responses}, {files.report}")
+    if lacking:
+        err.print(
+            f"{lacking} of {planned} answers are missing "
+            f"({', '.join(f'{n}× {e}' for e, n in results['store']['failures'].items())})"
+            "; rerun the same command to ask for them again"
+        )
+    if lacking / planned > max_missing:
+        raise typer.Exit(3)
+
+
+def _print_estimate(rows: list[Estimate], price_in: float | None, price_out: float | None) -> None:
+    table = Table("instrument", "prompts", "prompt tokens", "output tokens (at most)")
+    for row in rows:
+        table.add_row(
+            row.instrument,
+            str(row.prompts),
+            f"{row.prompt_tokens}" + ("" if row.tokens_counted else " (estimated)"),
+            str(row.output_tokens),
+        )
+    total_in = sum(r.prompt_tokens for r in rows)
+    total_out = sum(r.output_tokens for r in rows)
+    table.add_row("total", str(sum(r.prompts for r in rows)), str(total_in), str(total_out))
+    console.print(table)
+    if price_in is not None or price_out is not None:
+        cost = total_in / 1e6 * (price_in or 0.0) + total_out / 1e6 * (price_out or 0.0)
+        console.print(
+            f"estimated cost: {cost:.4f} (at {price_in or 0} / {price_out or 0} "
+            "per million prompt / output tokens; output at its maximum length)"
+        )
 
 
 def _summary(results: dict[str, object]) -> None:
@@ -152,6 +254,12 @@ def models() -> None:
     table = Table("spec", "backend", "modes", "what")
     for alias in ALIASES.values():
         table.add_row(alias.name, "llama.cpp", "logprob, generate", alias.description)
+        table.add_row(
+            f"hf:{alias.name}",
+            "transformers",
+            "logprob, generate",
+            "the same weights through transformers (converted once, cached)",
+        )
     for spec, (backend, modes, what) in BACKENDS.items():
         table.add_row(spec, backend, modes, what)
     console.print(table)

@@ -8,7 +8,9 @@ text (``generate`` mode). It knows nothing about instruments, orders or scoring.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -56,20 +58,45 @@ class OptionProbs(BaseModel):
         return float(sum(self.probs))
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A request that got no answer (after the backend's own retries); not cached, re-asked."""
+
+    error: str
+
+
 class Model(Protocol):
     info: ModelInfo
 
-    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs]:
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         """Probability of each of ``prompt.labels`` as the first token of the answer."""
         ...
 
     def generate(
         self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
-    ) -> list[str | None]:
+    ) -> list[str | Failure | None]:
         """One sampled answer per prompt (``None`` where the backend has none to give)."""
         ...
 
+    def count_tokens(self, prompt: Prompt) -> int | None:
+        """Prompt tokens with the backend's own tokenizer, or None where it has none here."""
+        ...
+
     def close(self) -> None: ...
+
+
+def cache_root() -> Path:
+    """Where converted models and assembled weights are kept ($PSYPROBE_CACHE overrides)."""
+    return Path(os.environ.get("PSYPROBE_CACHE") or Path.home() / ".cache" / "psyprobe")
+
+
+def reads_as(token: str, label: str) -> bool:
+    """A token counts for a label when it reads as the label once spaces are stripped.
+
+    Every backend applies this same rule ("3" and " 3" both answer option 3), so logprob scores
+    agree across llama.cpp, transformers and servers that report top_logprobs.
+    """
+    return token.strip() == label
 
 
 def file_fingerprint(path: Path) -> str:

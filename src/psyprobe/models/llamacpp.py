@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from psyprobe.models.base import ModelInfo, OptionProbs, Sampling, file_fingerprint
+from psyprobe.models.base import (
+    Failure,
+    ModelInfo,
+    OptionProbs,
+    Sampling,
+    file_fingerprint,
+    reads_as,
+)
 from psyprobe.prompting import Prompt
 
 Tokens = tuple[int, ...]
@@ -78,8 +85,8 @@ class LlamaCppModel:
         """Every vocabulary entry that reads as the label ("3", " 3"): all count for it."""
         if label not in self._label_ids:
             if not self._label_ids:
-                self._vocab = [self._text([i]).strip() for i in range(self._llm.n_vocab())]
-            self._label_ids[label] = [i for i, t in enumerate(self._vocab) if t == label]
+                self._vocab = [self._text([i]) for i in range(self._llm.n_vocab())]
+            self._label_ids[label] = [i for i, t in enumerate(self._vocab) if reads_as(t, label)]
         return self._label_ids[label]
 
     def _evaluate(self, segments: list[Tokens]) -> np.ndarray:
@@ -101,9 +108,9 @@ class LlamaCppModel:
         logits = np.ctypeslib.as_array(row, shape=(n_vocab,))
         return logits.astype(np.float64)
 
-    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs]:
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         rendered = [self.render(p) for p in prompts]
-        out: list[OptionProbs | None] = [None] * len(prompts)
+        out: list[OptionProbs | Failure | None] = [None] * len(prompts)
         # Visit prompts in text order so that neighbours share the longest prefixes (a
         # depth-first walk of the prompt trie); answers go back in the caller's order.
         for i in sorted(range(len(prompts)), key=rendered.__getitem__):
@@ -118,8 +125,8 @@ class LlamaCppModel:
 
     def generate(
         self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
-    ) -> list[str | None]:
-        out: list[str | None] = []
+    ) -> list[str | Failure | None]:
+        out: list[str | Failure | None] = []
         for prompt, seed in zip(prompts, seeds, strict=True):
             self._cached.clear()  # generation rewrites the KV cache
             reply = self._llm.create_chat_completion(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from psyprobe.errors import UserError
 from psyprobe.instruments.schema import normalize_name
-from psyprobe.models.base import ModelInfo, OptionProbs, Sampling, file_fingerprint
+from psyprobe.models.base import Failure, ModelInfo, OptionProbs, Sampling, file_fingerprint
 from psyprobe.prompting import Prompt
 
 
@@ -58,13 +58,16 @@ class ReplayModel:
     def samples(self) -> int:
         return max(len(v) for v in self.answers.values())
 
-    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs]:
+    def count_tokens(self, prompt: Prompt) -> int | None:
+        return None
+
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         raise UserError("replay: recorded answers have no probabilities; use --mode generate")
 
     def generate(
         self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
-    ) -> list[str | None]:
-        out: list[str | None] = []
+    ) -> list[str | Failure | None]:
+        out: list[str | Failure | None] = []
         for prompt in prompts:
             # ref = "instrument/item/order/sample", set by the runner for exactly this lookup
             instrument, item, _, sample = (prompt.ref or "///").split("/")

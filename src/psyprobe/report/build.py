@@ -27,6 +27,7 @@ def rebuild(out: Path) -> dict[str, Any]:
     settings, info, instruments = load_run(out)
     with ResponseStore(files.store) as store:
         records = list(store.records())
+        failures = store.failures()
     grouped: dict[str, list[ResponseRecord]] = defaultdict(list)
     for rec in records:
         grouped[rec.instrument].append(rec)
@@ -66,7 +67,7 @@ def rebuild(out: Path) -> dict[str, Any]:
         "psyprobe_version": __version__,
         "model": info.model_dump(mode="json"),
         "settings": settings.model_dump(mode="json"),
-        "store": {"file": files.store.name, "n_responses": len(records)},
+        "store": {"file": files.store.name, "n_responses": len(records), "failures": failures},
         "instruments": {name: s.model_dump(mode="json") for name, s in scores.items()},
     }
     files.results.write_text(json.dumps(results, indent=2, ensure_ascii=False))

@@ -50,6 +50,14 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{settings['temperature']}, seed {settings['seed']}, template `{settings['template']}`",
         f"- {results['store']['n_responses']} stored responses in `{results['store']['file']}` "
         "(raw answers with prompts in `responses.jsonl`)",
+        *(
+            [
+                f"- requests that got no answer: "
+                f"{', '.join(f'{n}× {e}' for e, n in results['store']['failures'].items())}"
+            ]
+            if results["store"]["failures"]
+            else []
+        ),
         "",
         "Score: mean over option orders and samples of each item's keyed value, aggregated as the "
         "instrument says. SD and the bootstrap 95 % CI are over option orders × samples "

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from psyprobe import __version__
 from psyprobe.errors import UserError
 from psyprobe.instruments import Instrument, builtin_id, load_instrument, parse_instrument
-from psyprobe.models import Mode, Model, ModelInfo, Sampling
+from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
+from psyprobe.models.base import Failure
 from psyprobe.prompting import TEMPLATES, ItemPrompt, build_prompts
 from psyprobe.records import ResponseRecord, request_key
 from psyprobe.runs.store import ResponseStore
@@ -92,8 +93,9 @@ def resolve_instruments(names: Sequence[str]) -> dict[str, Instrument]:
     return out
 
 
-def write_run_json(files: RunFiles, settings: RunSettings, info: ModelInfo,
-                    instruments: dict[str, Instrument]) -> None:
+def write_run_json(
+    files: RunFiles, settings: RunSettings, info: ModelInfo, instruments: dict[str, Instrument]
+) -> None:
     record: dict[str, Any] = {
         "psyprobe_version": __version__,
         "settings": settings.model_dump(mode="json"),
@@ -122,18 +124,27 @@ def _seed(settings: RunSettings, ip: ItemPrompt, sample: int, attempt: int) -> i
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
 
 
-def _request(settings: RunSettings, info: ModelInfo, ip: ItemPrompt, sample: int,
-             attempt: int) -> Request:
+def _request(
+    settings: RunSettings, info: ModelInfo, ip: ItemPrompt, sample: int, attempt: int
+) -> Request:
     seed = _seed(settings, ip, sample, attempt) if settings.mode == "generate" else 0
     key = request_key(
-        info.fingerprint, ip.prompt.system, ip.prompt.user, ip.prompt.labels,
-        settings.mode, settings.decoding(), sample, attempt, seed,
+        info.fingerprint,
+        ip.prompt.system,
+        ip.prompt.user,
+        ip.prompt.labels,
+        settings.mode,
+        settings.decoding(),
+        sample,
+        attempt,
+        seed,
     )
     return Request(ip, sample, attempt, seed, key)
 
 
-def plan(settings: RunSettings, instruments: dict[str, Instrument], info: ModelInfo,
-         samples: int) -> list[Request]:
+def plan(
+    settings: RunSettings, instruments: dict[str, Instrument], info: ModelInfo, samples: int
+) -> list[Request]:
     template = TEMPLATES[settings.template]
     requests = []
     for name, instrument in instruments.items():
@@ -149,14 +160,21 @@ def plan(settings: RunSettings, instruments: dict[str, Instrument], info: ModelI
 def _batches(requests: list[Request]) -> Iterator[list[Request]]:
     # Neighbouring prompts in text order share the longest prefixes, which every backend with a
     # prefix cache (llama.cpp here, vLLM on a server) turns into saved work.
-    ordered = sorted(requests, key=lambda r: (r.item_prompt.prompt.system or "",
-                                              r.item_prompt.prompt.user, r.sample))
+    ordered = sorted(
+        requests,
+        key=lambda r: (r.item_prompt.prompt.system or "", r.item_prompt.prompt.user, r.sample),
+    )
     for i in range(0, len(ordered), BATCH):
         yield ordered[i : i + BATCH]
 
 
-def _record(req: Request, settings: RunSettings, info: ModelInfo, raw_text: str | None = None,
-            probs: Sequence[float] | None = None) -> ResponseRecord:
+def _record(
+    req: Request,
+    settings: RunSettings,
+    info: ModelInfo,
+    raw_text: str | None = None,
+    probs: Sequence[float] | None = None,
+) -> ResponseRecord:
     ip = req.item_prompt
     return ResponseRecord(
         key=req.key,
@@ -181,13 +199,20 @@ def _record(req: Request, settings: RunSettings, info: ModelInfo, raw_text: str 
 Progress = Callable[[int, int], None]
 
 
-def collect(settings: RunSettings, model: Model, instruments: dict[str, Instrument],
-            store: ResponseStore, samples: int, progress: Progress | None = None) -> int:
+def collect(
+    settings: RunSettings,
+    model: Model,
+    instruments: dict[str, Instrument],
+    store: ResponseStore,
+    samples: int,
+    progress: Progress | None = None,
+) -> int:
     """Ask for every planned answer the store lacks; returns how many the model gave now."""
     info = model.info
     if settings.mode not in info.modes:
-        raise UserError(f"--mode {settings.mode}: {info.backend} models support "
-                        f"{', '.join(info.modes)}")
+        raise UserError(
+            f"--mode {settings.mode}: {info.backend} models support {', '.join(info.modes)}"
+        )
     asked = 0
     attempts = settings.retries + 1 if settings.mode == "generate" else 1
     open_slots = plan(settings, instruments, info, samples)
@@ -196,13 +221,19 @@ def collect(settings: RunSettings, model: Model, instruments: dict[str, Instrume
         done = 0
         for batch in _batches(pending):
             prompts = [r.item_prompt.prompt for r in batch]
-            if settings.mode == "logprob":
-                for req, answer in zip(batch, model.option_probs(prompts), strict=True):
+            answers: Sequence[OptionProbs | str | Failure | None] = (
+                model.option_probs(prompts)
+                if settings.mode == "logprob"
+                else model.generate(prompts, settings.sampling(), [r.seed for r in batch])
+            )
+            for req, answer in zip(batch, answers, strict=True):
+                if isinstance(answer, Failure):
+                    ip = req.item_prompt
+                    store.add_failure(req.key, ip.instrument, ip.question.item_id, answer.error)
+                elif isinstance(answer, OptionProbs):
                     store.add(_record(req, settings, info, probs=answer.probs))
-            else:
-                texts = model.generate(prompts, settings.sampling(), [r.seed for r in batch])
-                for req, text in zip(batch, texts, strict=True):
-                    store.add(_record(req, settings, info, raw_text=text))
+                else:
+                    store.add(_record(req, settings, info, raw_text=answer))
             asked += len(batch)
             done += len(batch)
             if progress:
@@ -214,8 +245,11 @@ def collect(settings: RunSettings, model: Model, instruments: dict[str, Instrume
         stored = {rec.key: rec for rec in store.records()}
         retry_slots = []
         for req in open_slots:
-            parsed = parse_record(stored[req.key], req.item_prompt.question,
-                                  info.numbers_are_scale_values)
+            if req.key not in stored:
+                continue  # a failed request: asked again on the next run, not retried here
+            parsed = parse_record(
+                stored[req.key], req.item_prompt.question, info.numbers_are_scale_values
+            )
             if parsed.status == "invalid" and stored[req.key].raw_text is not None:
                 retry_slots.append(req)
         if not retry_slots:
@@ -224,3 +258,52 @@ def collect(settings: RunSettings, model: Model, instruments: dict[str, Instrume
             _request(settings, info, r.item_prompt, r.sample, attempt + 1) for r in retry_slots
         ]
     return asked
+
+
+def missing(
+    settings: RunSettings, info: ModelInfo, instruments: dict[str, Instrument], store: ResponseStore
+) -> tuple[int, int]:
+    """(planned answers without any stored answer, planned answers)."""
+    planned = plan(settings, instruments, info, settings.samples)
+    return sum(not store.has(r.key) for r in planned), len(planned)
+
+
+class Estimate(BaseModel):
+    instrument: str
+    prompts: int
+    prompt_tokens: int
+    tokens_counted: bool  # False: estimated at 4 characters a token
+    output_tokens: int
+
+
+def estimate(
+    settings: RunSettings, model: Model, instruments: dict[str, Instrument]
+) -> list[Estimate]:
+    """What a run would ask, before any call: prompts, input and output tokens per instrument."""
+    out = []
+    requests = plan(settings, instruments, model.info, settings.samples)
+    per_answer = 1 if settings.mode == "logprob" else settings.max_tokens
+    for name in instruments:
+        mine = [r for r in requests if r.item_prompt.instrument == name]
+        counted = [model.count_tokens(r.item_prompt.prompt) for r in mine]
+        exact = all(c is not None for c in counted)
+        tokens = (
+            sum(c for c in counted if c is not None)
+            if exact
+            else sum(
+                # chat framing adds a few tokens per message; 4 characters a token is the usual
+                # rule of thumb for English text
+                (len(r.item_prompt.prompt.user) + len(r.item_prompt.prompt.system or "")) // 4 + 8
+                for r in mine
+            )
+        )
+        out.append(
+            Estimate(
+                instrument=name,
+                prompts=len(mine),
+                prompt_tokens=tokens,
+                tokens_counted=exact,
+                output_tokens=per_answer * len(mine),
+            )
+        )
+    return out

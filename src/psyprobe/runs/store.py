@@ -30,6 +30,10 @@ class ResponseStore:
         self._db.execute(
             f"CREATE TABLE IF NOT EXISTS responses ({', '.join(_COLUMNS)}, PRIMARY KEY (key))"
         )
+        # Requests that got no answer: kept for the record, never used as a cached answer.
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS failures (key, instrument, item, error, created)"
+        )
 
     def __enter__(self) -> ResponseStore:
         return self
@@ -52,14 +56,30 @@ class ResponseStore:
             f"INSERT OR REPLACE INTO responses VALUES ({', '.join('?' * len(_COLUMNS))})", values
         )
 
+    def add_failure(self, key: str, instrument: str, item: str, error: str) -> None:
+        self._db.execute(
+            "INSERT INTO failures VALUES (?, ?, ?, ?, ?)",
+            (key, instrument, item, error, time.time()),
+        )
+
+    def failures(self) -> dict[str, int]:
+        """Failed requests still without an answer, counted by error."""
+        rows = self._db.execute(
+            "SELECT error, COUNT(DISTINCT key) FROM failures WHERE key NOT IN "
+            "(SELECT key FROM responses) GROUP BY error ORDER BY error"
+        )
+        return {str(error): int(n) for error, n in rows}
+
     def records(self) -> Iterator[ResponseRecord]:
         cursor = self._db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM responses ORDER BY instrument, item, order_index, "
             "sample, attempt"
         )
         for row in cursor:
-            data = {c: json.loads(v) if c in _JSON and v is not None else v for c, v in zip(
-                _COLUMNS, row, strict=True)}
+            data = {
+                c: json.loads(v) if c in _JSON and v is not None else v
+                for c, v in zip(_COLUMNS, row, strict=True)
+            }
             yield ResponseRecord.model_validate(data)
 
     def count(self) -> int:

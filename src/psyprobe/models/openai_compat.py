@@ -1,0 +1,255 @@
+"""Any OpenAI-compatible chat server: OpenAI, vLLM, llama.cpp's server, Ollama, ...
+
+Requests run concurrently up to ``concurrency`` connections. Each request is retried on 429, 5xx,
+timeouts, dropped connections and malformed bodies with exponential backoff and jitter, waiting
+at least as long as the server's ``Retry-After`` asks, at most ``max_retries`` times; then it is
+returned as a ``Failure`` (recorded, not cached, asked again on resume). Logprob mode reads the
+``top_logprobs`` of the first answer token; servers that give none fall back to generate mode.
+The API key is sent in a header and nowhere else: not in the spec, the store or any report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import os
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from psyprobe.errors import UserError
+from psyprobe.models.base import Failure, ModelInfo, OptionProbs, Sampling, reads_as
+from psyprobe.prompting import Prompt
+
+T = TypeVar("T")
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# Ask for this many alternatives where the server allows it (llama.cpp's does); OpenAI and vLLM's
+# default cap at 20, and a label outside the alternatives counts as probability 0.
+TOP_LOGPROBS = (100, 20)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    concurrency: int = 4
+    timeout: float = 60.0  # seconds per request
+    max_retries: int = 5
+    backoff: float = 0.5  # first retry waits about this long, then doubles
+    max_backoff: float = 30.0
+
+
+class OpenAIModel:
+    def __init__(
+        self,
+        spec: str,
+        model: str,
+        base_url: str,
+        api_key: str | None,
+        client: ClientSettings = ClientSettings(),
+    ):
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = client
+        # No weights to hash: identity is the server and the model name it serves.
+        ident = hashlib.sha256(f"openai|{self.base_url}|{model}".encode()).hexdigest()
+        self.info = ModelInfo(
+            spec=spec,
+            backend="openai",
+            fingerprint=f"sha256:{ident}",
+            modes=("logprob", "generate"),
+        )
+        self.notice: str | None = None
+        self.top_logprobs = TOP_LOGPROBS[-1]
+
+    # -- connection checks -------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Fail fast and clearly: unreachable server, bad key, unknown model, no logprobs."""
+        try:
+            reply = httpx.get(
+                f"{self.base_url}/models", headers=self._headers, timeout=self.client.timeout
+            )
+        except httpx.HTTPError as exc:
+            raise UserError(
+                f"--model {self.info.spec}: cannot reach {self.base_url} ({type(exc).__name__})"
+            ) from None
+        if reply.status_code in (401, 403):
+            raise UserError(
+                f"--model {self.info.spec}: the server refused the API key "
+                f"(HTTP {reply.status_code}); set OPENAI_API_KEY or --api-key-env"
+            )
+        if reply.status_code == 200:
+            try:
+                served = [m["id"] for m in reply.json()["data"]]
+            except (ValueError, KeyError, TypeError):
+                served = []
+            if served and self.model not in served:
+                raise UserError(
+                    f"--model {self.info.spec}: {self.base_url} does not serve "
+                    f"{self.model!r} (it serves: {', '.join(served[:10])})"
+                )
+        probe = Prompt(None, "Answer with 1.", ("1",))
+        for top in TOP_LOGPROBS:
+            self.top_logprobs = top
+            answer = asyncio.run(self._gather([probe], self._logprob_request))[0]
+            if not (isinstance(answer, Failure) and answer.error.startswith("HTTP 400")):
+                break
+        if isinstance(answer, Failure):
+            raise UserError(
+                f"--model {self.info.spec}: the server did not answer a test "
+                f"request ({answer.error})"
+            )
+        if answer is None:
+            self.notice = (
+                f"{self.base_url} returns no logprobs for {self.model}; "
+                "logprob mode is not available, using generate mode"
+            )
+            self.info = self.info.model_copy(update={"modes": ("generate",)})
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def count_tokens(self, prompt: Prompt) -> int | None:
+        return None  # the server's tokenizer is not here; callers estimate
+
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
+        answers = asyncio.run(self._gather(prompts, self._logprob_request))
+        return [Failure("the server returned no logprobs") if a is None else a for a in answers]
+
+    def generate(
+        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+    ) -> list[str | Failure | None]:
+        def request(
+            client: httpx.AsyncClient, i: int, prompt: Prompt
+        ) -> Awaitable[str | Failure | None]:
+            return self._generate_request(client, prompt, sampling, seeds[i])
+
+        return list(asyncio.run(self._gather_indexed(prompts, request)))
+
+    def close(self) -> None:
+        pass
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def _gather(
+        self, prompts: Sequence[Prompt], one: Callable[[httpx.AsyncClient, Prompt], Awaitable[T]]
+    ) -> list[T]:
+        return await self._gather_indexed(prompts, lambda c, _i, p: one(c, p))
+
+    async def _gather_indexed(
+        self,
+        prompts: Sequence[Prompt],
+        one: Callable[[httpx.AsyncClient, int, Prompt], Awaitable[T]],
+    ) -> list[T]:
+        limits = httpx.Limits(max_connections=self.client.concurrency)
+        async with httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self.client.timeout,
+            limits=limits,
+        ) as client:
+            gate = asyncio.Semaphore(self.client.concurrency)
+
+            async def guarded(i: int, prompt: Prompt) -> T:
+                async with gate:
+                    return await one(client, i, prompt)
+
+            return list(await asyncio.gather(*(guarded(i, p) for i, p in enumerate(prompts))))
+
+    async def _post(
+        self, client: httpx.AsyncClient, payload: dict[str, Any]
+    ) -> dict[str, Any] | Failure:
+        error = "no attempt"
+        for attempt in range(self.client.max_retries + 1):
+            wait = 0.0
+            try:
+                reply = await client.post("/chat/completions", json=payload)
+            except httpx.TimeoutException:
+                error = "timeout"
+            except httpx.TransportError as exc:
+                error = f"connection error ({type(exc).__name__})"
+            else:
+                if reply.status_code == 200:
+                    try:
+                        body = reply.json()
+                        body["choices"][0]["message"]
+                        return dict(body)
+                    except (ValueError, KeyError, IndexError, TypeError):
+                        error = "malformed response body"
+                elif reply.status_code in RETRY_STATUS:
+                    error = f"HTTP {reply.status_code}"
+                    wait = _retry_after(reply.headers.get("retry-after"))
+                else:
+                    return Failure(f"HTTP {reply.status_code}: {reply.text[:200]}")
+            if attempt < self.client.max_retries:
+                backoff = min(self.client.max_backoff, self.client.backoff * 2**attempt)
+                await asyncio.sleep(max(wait, backoff * random.uniform(0.5, 1.5)))
+        return Failure(f"{error} after {self.client.max_retries + 1} attempts")
+
+    async def _logprob_request(
+        self, client: httpx.AsyncClient, prompt: Prompt
+    ) -> OptionProbs | Failure | None:
+        body = await self._post(
+            client,
+            {
+                "model": self.model,
+                "messages": prompt.messages(),
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": True,
+                "top_logprobs": self.top_logprobs,
+            },
+        )
+        if isinstance(body, Failure):
+            return body
+        try:
+            top = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        except (KeyError, IndexError, TypeError):
+            return None
+        # Labels outside the top alternatives get probability 0; the valid-label mass shows it.
+        return OptionProbs(
+            probs=[
+                sum(math.exp(t["logprob"]) for t in top if reads_as(t["token"], label))
+                for label in prompt.labels
+            ]
+        )
+
+    async def _generate_request(
+        self, client: httpx.AsyncClient, prompt: Prompt, sampling: Sampling, seed: int
+    ) -> str | Failure | None:
+        body = await self._post(
+            client,
+            {
+                "model": self.model,
+                "messages": prompt.messages(),
+                "temperature": sampling.temperature,
+                "max_tokens": sampling.max_tokens,
+                "seed": seed,
+            },
+        )
+        if isinstance(body, Failure):
+            return body
+        return str(body["choices"][0]["message"].get("content") or "")
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0  # an HTTP date: fall back to our own backoff
+
+
+def parse_openai_spec(
+    spec: str, base_url: str | None, api_key_env: str, client: ClientSettings
+) -> OpenAIModel:
+    """``openai:MODEL`` (with --base-url) or ``openai:MODEL@URL``."""
+    rest = spec.split(":", 1)[1]
+    model, _, url = rest.partition("@")
+    url = url or base_url or os.environ.get("OPENAI_BASE_URL") or ""
+    if not model or not url:
+        raise UserError(f"--model {spec}: give the server as openai:MODEL@URL or --base-url URL")
+    key = os.environ.get(api_key_env)
+    return OpenAIModel(f"openai:{model}@{url}", model, url, key, client)

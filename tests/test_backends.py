@@ -1,0 +1,142 @@
+"""The same weights give the same answers through every backend.
+
+Tolerances (SD-3 dimension scores, 1–5 scale):
+- OpenAI backend against `python -m llama_cpp.server`: 1e-6 in logprob mode — the same runtime
+  computes the same logits; the server is asked for 100 alternatives, so no label is cut off.
+- transformers on the GGUF weights dequantised to float32: 0.1 — llama.cpp multiplies Q4_1
+  weights by activations quantised to 8 bits, transformers by float weights; per-label
+  probabilities differ by up to about 0.04.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import SD3_LATIN, dimension_scores, psyprobe
+from psyprobe.instruments import load_instrument
+from psyprobe.models.llama_server import llama_server as serve
+from psyprobe.models.registry import ALIASES
+from psyprobe.prompting import TEMPLATES, build_prompts
+
+pytestmark = pytest.mark.slow
+SECRET = "sk-psyprobe-test-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def llama_server() -> Iterator[str]:
+    """A real llama.cpp OpenAI-compatible server on the bundled SmolLM2 weights."""
+    with serve(ALIASES["smollm2"].path(), "smollm2") as url:
+        yield url
+
+
+def test_openai_backend_logprob_agrees_with_embedded(
+    llama_server: str, sd3_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    out = tmp_path / "served"
+    psyprobe(
+        "run",
+        "--model",
+        f"openai:smollm2@{llama_server}",
+        *SD3_LATIN,
+        "--concurrency",
+        "2",
+        "--out",
+        str(out),
+    )
+    served, embedded = dimension_scores(out), dimension_scores(sd3_run)
+    for dim, score in embedded.items():
+        assert served[dim] == pytest.approx(score, abs=1e-6)
+    # the key travelled in a header only: nothing written holds it
+    for path in out.iterdir():
+        assert SECRET.encode() not in path.read_bytes(), path.name
+
+
+def test_openai_backend_generate_agrees_with_embedded(llama_server: str, tmp_path: Path) -> None:
+    greedy = [
+        "--instrument",
+        "sd3",
+        "--orders",
+        "fixed",
+        "--mode",
+        "generate",
+        "--temperature",
+        "0",
+        "--retries",
+        "0",
+    ]
+    psyprobe(
+        "run",
+        "--model",
+        f"openai:smollm2@{llama_server}",
+        *greedy,
+        "--out",
+        str(tmp_path / "served"),
+    )
+    psyprobe("run", *greedy, "--out", str(tmp_path / "embedded"))
+
+    def texts(run: Path) -> dict[str, str]:
+        rows = [json.loads(x) for x in (run / "responses.jsonl").read_text().splitlines()]
+        return {r["item"]: r["raw_text"] for r in rows}
+
+    served, embedded = texts(tmp_path / "served"), texts(tmp_path / "embedded")
+    same = sum(served[k] == embedded[k] for k in embedded)
+    assert same >= 0.9 * len(embedded)  # greedy decoding: the same text, bar rare float ties
+    a, b = dimension_scores(tmp_path / "served"), dimension_scores(tmp_path / "embedded")
+    for dim in a:
+        assert a[dim] == pytest.approx(b[dim], abs=0.5)
+
+
+def test_hf_backend_agrees_with_embedded(sd3_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hf"
+    psyprobe("run", "--model", "hf:smollm2", *SD3_LATIN, "--out", str(out))
+    hf, embedded = dimension_scores(out), dimension_scores(sd3_run)
+    for dim, score in embedded.items():
+        assert hf[dim] == pytest.approx(score, abs=0.1)
+
+
+def test_hf_batched_equals_unbatched() -> None:
+    from psyprobe.models.hf import HFModel
+
+    model = HFModel("hf:smollm2", ALIASES["smollm2"].path(), batch_size=4)
+    questions = load_instrument("bfi").questions()[:2] + load_instrument("swls").questions()[:2]
+    prompts = [p.prompt for p in build_prompts("x", questions, "fixed", TEMPLATES["study-a"])]
+    texts = [model.render(p) for p in prompts]
+    assert len({len(model.tokenizer(t)["input_ids"]) for t in texts}) > 1  # padding happens
+    batched = model.next_token_logprobs(texts)
+    for i, text in enumerate(texts):
+        alone = model.next_token_logprobs([text])[0]
+        assert float((batched[i].exp() - alone.exp()).abs().max()) <= 1e-4
+        assert float((batched[i] - alone).abs().max()) <= 1e-3
+
+
+def test_dry_run_counts_prompts_and_tokens_without_asking(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    proc = psyprobe("run", "--dry-run", "--instrument", "sd3", "--orders", "all", "--out", str(out))
+    assert not out.exists()
+    row = next(line for line in proc.stdout.splitlines() if line.strip("│ ").startswith("sd3"))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells[1] == "3240" and int(cells[2]) > 3240 * 50  # 27 items × 120 orders, counted
+    proc = psyprobe(
+        "run",
+        "--dry-run",
+        "--model",
+        "openai:gpt-x@http://127.0.0.1:9/v1",
+        "--instrument",
+        "sd3",
+        "--price-in",
+        "2",
+        "--price-out",
+        "8",
+    )
+    assert "(estimated)" in proc.stdout and "estimated cost" in proc.stdout
+
+
+def test_models_lists_aliases_and_backends() -> None:
+    out = psyprobe("models").stdout
+    for name in ("smollm2", "gemma3-270m", "gguf:PATH", "hf:PATH", "openai:MODEL", "replay:FILE"):
+        assert name in out

@@ -1,0 +1,162 @@
+"""The OpenAI backend against a deliberately faulty local server (a fake that isolates the
+retry loop): 429 with Retry-After, 500, malformed JSON, slow answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import psyprobe, write_json
+
+INSTRUMENT = {
+    "name": "Two",
+    "scale": {"min": 1, "max": 2, "labels": ["No", "Yes"]},
+    "dimensions": ["D"],
+    "items": [{"id": i, "text": f"Statement {i}.", "dimension": "D"} for i in range(1, 5)],
+}
+OK = {
+    "choices": [
+        {
+            "message": {"content": "1"},
+            "logprobs": {
+                "content": [
+                    {
+                        "token": "1",
+                        "logprob": -0.1,
+                        "top_logprobs": [
+                            {"token": "1", "logprob": -0.1},
+                            {"token": "2", "logprob": -2.4},
+                        ],
+                    }
+                ]
+            },
+        }
+    ]
+}
+
+
+class FaultyServer(ThreadingHTTPServer):
+    """First request for statement k fails in the k-th way; later requests succeed, unless the
+    statement is listed in ``always_fail``."""
+
+    def __init__(self, always_fail: set[int]):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.always_fail = always_fail
+        self.seen: dict[int, list[float]] = defaultdict(list)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: FaultyServer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._send(200, json.dumps({"data": [{"id": "m"}]}).encode())
+
+    def do_POST(self) -> None:
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        user = payload["messages"][-1]["content"]
+        item = next((i for i in range(1, 5) if f"Statement {i}." in user), 0)
+        self.server.seen[item].append(time.monotonic())
+        first = len(self.server.seen[item]) == 1
+        if item in self.server.always_fail:
+            self._send(500, b'{"error": "boom"}')
+        elif first and item == 1:
+            self._send(429, b'{"error": "slow down"}', {"Retry-After": "1"})
+        elif first and item == 2:
+            self._send(500, b'{"error": "internal"}')
+        elif first and item == 3:
+            self._send(200, b'{"choices": [{"mess')
+        elif first and item == 4:
+            time.sleep(1.5)  # beyond the client's timeout
+            self._send(200, json.dumps(OK).encode())
+        else:
+            self._send(200, json.dumps(OK).encode())
+
+
+def serve(always_fail: set[int]) -> Iterator[FaultyServer]:
+    server = FaultyServer(always_fail)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def flaky() -> Iterator[FaultyServer]:
+    yield from serve(set())
+
+
+@pytest.fixture
+def broken() -> Iterator[FaultyServer]:
+    yield from serve({2, 3})
+
+
+def _run(server: FaultyServer, tmp_path: Path, *extra: str) -> tuple[int, str, Path]:
+    inst = write_json(tmp_path / "two.json", INSTRUMENT)
+    out = tmp_path / "run"
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    proc = psyprobe(
+        "run",
+        "--model",
+        f"openai:m@{url}",
+        "--instrument",
+        str(inst),
+        "--orders",
+        "fixed",
+        "--timeout",
+        "0.5",
+        *extra,
+        "--out",
+        str(out),
+        check=False,
+    )
+    return proc.returncode, proc.stderr, out
+
+
+def test_retries_every_fault_and_finishes(flaky: FaultyServer, tmp_path: Path) -> None:
+    code, stderr, out = _run(flaky, tmp_path, "--max-retries", "3")
+    assert code == 0, stderr
+    for item in (1, 2, 3, 4):
+        assert len(flaky.seen[item]) == 2  # one fault, one retry
+    retry_after = flaky.seen[1][1] - flaky.seen[1][0]
+    assert retry_after >= 1.0  # the server's Retry-After was honoured
+    results = json.loads((out / "results.json").read_text())
+    assert results["store"]["n_responses"] == 4 and results["store"]["failures"] == {}
+    assert results["instruments"]["two"]["dimensions"]["D"]["score"] == pytest.approx(
+        (0.9048 * 1 + 0.0907 * 2) / (0.9048 + 0.0907), abs=1e-3
+    )
+
+
+def test_records_failures_and_exits_by_threshold(broken: FaultyServer, tmp_path: Path) -> None:
+    code, stderr, out = _run(broken, tmp_path, "--max-retries", "1")
+    assert code == 3
+    assert "2 of 4 answers are missing" in stderr and "HTTP 500 after 2 attempts" in stderr
+    assert len(broken.seen[2]) == 2  # bounded: the first try and one retry
+    results = json.loads((out / "results.json").read_text())
+    assert results["store"] == {
+        "file": "responses.sqlite",
+        "n_responses": 2,
+        "failures": {"HTTP 500 after 2 attempts": 2},
+    }
+    assert "no answer" in (out / "report.md").read_text()
+    # the same run tolerating half the answers missing succeeds, and asks only for the missing
+    code, _, _ = _run(broken, tmp_path, "--max-retries", "1", "--max-missing", "0.5")
+    assert code == 0
+    assert len(broken.seen[1]) == 2 and len(broken.seen[2]) == 4  # item 1 was never re-asked
