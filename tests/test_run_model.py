@@ -47,7 +47,9 @@ def test_report_numbers_match_results(sd3_run: Path) -> None:
         assert (lo, hi) == (round(d["ci95"][0], 3), round(d["ci95"][1], 3))
         assert float(cells[3]) == round(d["sd"], 3)
         assert float(cells[5]) == round(d["norm"]["z"], 3)
-        assert float(cells[9]) == round(d["valid_rate"], 3)
+        assert cells[8] == ("–" if d["alpha"] is None else f"{d['alpha']:.3f}")
+        assert float(cells[11]) == round(d["valid_rate"], 3)
+        assert cells[12] == d["validity"]
 
 
 def test_report_rebuilds_the_same_outputs_without_a_model(

@@ -19,6 +19,8 @@ from psyprobe.models.registry import BackendOptions
 from psyprobe.models.replay import ReplayModel
 from psyprobe.prompting import check_design
 from psyprobe.report import rebuild
+from psyprobe.report.compare import write_comparison
+from psyprobe.report.markdown import fmt, fmt_p
 from psyprobe.runs import STUDY_A, RunFiles, RunSettings, collect
 from psyprobe.runs.runner import (
     Estimate,
@@ -246,6 +248,44 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory")]) -> 
     results = rebuild(run_dir)
     _summary(results)
     console.print(f"rebuilt {RunFiles(run_dir).report}")
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Run directories; the first is the baseline")
+    ],
+    out: Annotated[Path, typer.Option(help="Where compare.md and compare.json go")] = Path(
+        "psyprobe-compare"
+    ),
+) -> None:
+    """Per dimension: each run against the first — difference, Welch CI and test, Holm-corrected."""
+    if len(run_dirs) < 2:
+        raise UserError("compare: give at least two run directories")
+    runs, rows = write_comparison(run_dirs, out)
+    several = len(runs) > 2  # with two runs every row is versus the second
+    table = Table(
+        "instrument",
+        "dimension",
+        *[r.model for r in runs],
+        *(["vs"] * several),
+        "Δ",
+        "95% CI",
+        "p (Holm)",
+    )
+    for r in rows:
+        ci = f"[{fmt(r.ci95[0], 2)}, {fmt(r.ci95[1], 2)}]" if r.ci95 else "–"
+        table.add_row(
+            r.instrument,
+            r.dimension,
+            *[fmt(s, 2) for s in r.scores],
+            *([r.versus] * several),
+            fmt(r.diff, 2),
+            ci,
+            fmt_p(r.p_holm),
+        )
+    console.print(table)
+    console.print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}")
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -97,6 +97,16 @@ def reads_as(token: str, label: str) -> bool:
     agree across llama.cpp, transformers and servers that report top_logprobs.
     """
     return token.strip() == label
+
+
+def plain_prompt(prompt: Prompt, tokenize: Callable[[str], Sequence[int]]) -> str:
+    """The text a base model (no chat template) continues, as study A prompted GPT-3.
+
+    Where the tokenizer spells " 1" as a space token and then "1" (SentencePiece models such as
+    Gemma), the space goes into the prompt, so that the next token is the label itself.
+    """
+    text = prompt.plain_text()
+    return text + " " if len(tokenize(" 1")) > len(tokenize("1")) else text
 
 
 def file_fingerprint(path: Path) -> str:

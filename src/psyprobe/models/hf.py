@@ -23,6 +23,7 @@ from psyprobe.models.base import (
     Sampling,
     cache_root,
     file_fingerprint,
+    plain_prompt,
     reads_as,
 )
 from psyprobe.prompting import Prompt
@@ -104,6 +105,10 @@ class HFModel:
         self._vocab: list[str] = []
 
     def render(self, prompt: Prompt) -> str:
+        if not self.tokenizer.chat_template:  # a base model continues the plain text
+            return plain_prompt(
+                prompt, lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            )
         return str(
             self.tokenizer.apply_chat_template(
                 prompt.messages(), tokenize=False, add_generation_prompt=True

@@ -21,6 +21,7 @@ from psyprobe.models.base import (
     OptionProbs,
     Sampling,
     file_fingerprint,
+    plain_prompt,
     reads_as,
 )
 from psyprobe.prompting import Prompt
@@ -47,9 +48,8 @@ class LlamaCppModel:
             seed=0,
         )
         template = self._llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise ValueError(f"{path}: the GGUF file has no chat template")
-        self._format = Jinja2ChatFormatter(
+        # A base model has no chat template: it continues the plain prompt text.
+        self._format = template and Jinja2ChatFormatter(
             template,
             eos_token=self._text([self._llm.token_eos()]),
             bos_token=self._text([self._llm.token_bos()]),
@@ -63,6 +63,8 @@ class LlamaCppModel:
         return self._llm.detokenize(tokens).decode("utf-8", errors="replace")
 
     def render(self, prompt: Prompt) -> str:
+        if not self._format:
+            return plain_prompt(prompt, lambda text: self._tokenize(text, first=False))
         return str(self._format(messages=prompt.messages()).prompt)  # type: ignore[arg-type]
 
     def count_tokens(self, prompt: Prompt) -> int:
@@ -129,6 +131,15 @@ class LlamaCppModel:
         out: list[str | Failure | None] = []
         for prompt, seed in zip(prompts, seeds, strict=True):
             self._cached.clear()  # generation rewrites the KV cache
+            if not self._format:
+                completion = self._llm.create_completion(
+                    self.render(prompt),
+                    temperature=sampling.temperature,
+                    max_tokens=sampling.max_tokens,
+                    seed=seed,
+                )
+                out.append(str(completion["choices"][0]["text"]))  # type: ignore[index]
+                continue
             reply = self._llm.create_chat_completion(
                 messages=prompt.messages(),  # type: ignore[arg-type]
                 temperature=sampling.temperature,

@@ -72,6 +72,11 @@ BACKENDS = {
         "any OpenAI-compatible server; key from $OPENAI_API_KEY",
     ),
     "replay:FILE": ("replay", "generate", "answers recorded elsewhere, one JSON object a line"),
+    "sim:TRAIT=V,...": (
+        "sim",
+        "logprob, generate",
+        "a simulated respondent with a known profile and response style",
+    ),
 }
 
 
@@ -111,6 +116,10 @@ def open_model(spec: str, options: BackendOptions | None = None, connect: bool =
     if spec in ALIASES:
         return LlamaCppModel(spec, ALIASES[spec].path())
     kind, sep, rest = spec.partition(":")
+    if spec.startswith("sim:"):
+        from psyprobe.models.sim import SimModel
+
+        return SimModel(spec)
     if not sep or not rest:
         raise UserError(
             f"--model {spec!r}: not a known alias ({', '.join(ALIASES)}) or spec "

@@ -69,8 +69,8 @@ class ReplayModel:
     ) -> list[str | Failure | None]:
         out: list[str | Failure | None] = []
         for prompt in prompts:
-            # ref = "instrument/item/order/sample", set by the runner for exactly this lookup
-            instrument, item, _, sample = (prompt.ref or "///").split("/")
+            # ref = "instrument/item/order/sample/shown order", set by the runner for lookups
+            instrument, item, _, sample, _ = (prompt.ref or "////").split("/")
             recorded = self.answers.get((normalize_name(instrument), item), [])
             out.append(recorded[int(sample)] if int(sample or 0) < len(recorded) else None)
         return out

@@ -65,9 +65,14 @@ class Prompt:
     system: str | None
     user: str
     labels: tuple[str, ...]
-    # Where the prompt came from ("sd3/12/0/0"); ignored by models, used only to look up
-    # recorded answers (replay).
+    # Where the prompt came from ("sd3/12/0/0/4-3-2-1-0": instrument, item, order index, sample,
+    # option order); real models ignore it, replay and sim answer from it.
     ref: str | None = None
+
+    def plain_text(self) -> str:
+        """For base models without a chat template: the text to continue, as study A gave
+        GPT-3 (it ends with "Answer:")."""
+        return f"{self.system}\n\n{self.user}" if self.system else self.user
 
     def messages(self) -> list[dict[str, str]]:
         head = [{"role": "system", "content": self.system}] if self.system else []

@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from psyprobe import __version__
+from psyprobe.instruments import Instrument
 from psyprobe.records import ResponseRecord
+from psyprobe.report.figures import draw_all
+from psyprobe.report.html import render_html
 from psyprobe.report.markdown import render_markdown
 from psyprobe.runs.runner import RunFiles, load_run
 from psyprobe.runs.store import ResponseStore
-from psyprobe.scoring.score import parse_record, score_instrument
+from psyprobe.scoring.matrix import parse_record
+from psyprobe.scoring.score import score_instrument
 
 
 def _trace(record: ResponseRecord, parsed: dict[str, Any]) -> dict[str, Any]:
@@ -72,4 +76,19 @@ def rebuild(out: Path) -> dict[str, Any]:
     }
     files.results.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     files.report.write_text(render_markdown(results), encoding="utf-8")
+    figures = draw_all(
+        results, {name: option_labels(inst) for name, inst in instruments.items()}, files.figures
+    )
+    files.html.write_text(render_html(results, figures), encoding="utf-8")
     return results
+
+
+def option_labels(instrument: Instrument) -> list[str]:
+    """Names for the canonical options, for the position heat map."""
+    question = instrument.questions()[0]
+    if question.format == "likert":
+        return [o.text for o in question.options]
+    if question.format == "bipolar":
+        n = len(question.options)
+        return ["1 (left)", *map(str, range(2, n)), f"{n} (right)"]
+    return [f"option {o.key or i + 1}" for i, o in enumerate(question.options)]

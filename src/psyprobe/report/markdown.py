@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from psyprobe.scoring.diagnostics import KEY_FLAG
+
+METHOD_NOTE = (
+    "Score: mean over option orders and samples of each item's keyed value, aggregated as the "
+    "instrument says. SD and the bootstrap 95 % CI are over option orders × samples (each order "
+    "is one respondent). z = (score − norm mean) / norm SD; d and p: one-sample Cohen's d and "
+    "t-test of the respondents' scores against the norm mean. Valid: share of answers that chose "
+    "an option (logprob mode: mean probability on the option labels). α: Cronbach's alpha, ω: "
+    "McDonald's omega (one-factor model), over respondents. Validity: ok, weak or no_signal from "
+    "position bias (> 0.3), acquiescence (beyond ±0.4), content sensitivity (< 0.05), valid rate "
+    "(< 0.5, < 0.2) and the number of option orders; the reasons are listed under each table."
+)
+
 
 def fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def _p(p: float | None) -> str:
+def fmt_p(p: float | None) -> str:
     if p is None:
         return "–"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
@@ -26,9 +39,12 @@ def _dimension_row(name: str, d: dict[str, Any], show_band: bool, show_type: boo
         f"{fmt(norm['mean'], 2)} ({fmt(norm['sd'], 2)})" if norm else "–",
         fmt(norm["z"]) if norm else "–",
         fmt(norm["d"]) if norm else "–",
-        _p(norm["p"]) if norm else "–",
+        fmt_p(norm["p"]) if norm else "–",
+        fmt(d["alpha"]),
+        fmt(d["omega"]),
         str(d["n_items"]),
         fmt(d["valid_rate"]),
+        d["validity"],
     ]
     if show_band:
         cells.append(d["band"] or "–")
@@ -59,11 +75,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             else []
         ),
         "",
-        "Score: mean over option orders and samples of each item's keyed value, aggregated as the "
-        "instrument says. SD and the bootstrap 95 % CI are over option orders × samples "
-        "(each order is one respondent). z = (score − norm mean) / norm SD; d and p: one-sample "
-        "Cohen's d and t-test of the respondents' scores against the norm mean. Valid: share of "
-        "answers that chose an option (logprob mode: mean probability on the option labels).",
+        METHOD_NOTE,
     ]
     for name, inst in results["instruments"].items():
         dims = inst["dimensions"]
@@ -88,12 +100,32 @@ def render_markdown(results: dict[str, Any]) -> str:
             "",
             f"## {title}",
             "",
-            f"{inst['n_prompts']} prompts; aggregation `{inst['aggregation']}`; valid rate "
-            f"{fmt(inst['valid_rate'])}; refusal rate {fmt(inst['refusal_rate'])}"
+            f"{inst['n_prompts']} prompts in {inst['n_orders']} option order(s); aggregation "
+            f"`{inst['aggregation']}`; valid rate {fmt(inst['valid_rate'])}; refusal rate "
+            f"{fmt(inst['refusal_rate'])}; position bias {fmt(inst['position_bias'])}; "
+            f"acquiescence {fmt(inst['acquiescence'])}; content sensitivity "
+            f"{fmt(inst['content_sensitivity'])}; kappa between repeats {fmt(inst['kappa'])}"
             + (f"; type **{inst['type']}**" if inst["type"] else ""),
             "",
             "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header),
         ]
         lines += [_dimension_row(dn, d, show_band, show_type) for dn, d in dims.items()]
+        notes = [
+            f"- **{dn}** ({d['validity']}): {'; '.join(d['validity_reasons'])}."
+            for dn, d in dims.items()
+            if d["validity_reasons"]
+        ]
+        suspects = [
+            f"{it['item']} ({dn}, r = {fmt(it['item_total_r'], 2)})"
+            for dn, d in dims.items()
+            for it in d["items"]
+            if it["key_suspect"]
+        ]
+        if suspects:
+            notes.append(
+                "- Items whose answers run against their key (corrected item-total "
+                f"r < {KEY_FLAG}): {', '.join(suspects)}."
+            )
+        lines += ["", *notes] if notes else []
     return "\n".join(lines) + "\n"

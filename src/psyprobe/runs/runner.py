@@ -24,7 +24,7 @@ from psyprobe.models.base import Failure
 from psyprobe.prompting import TEMPLATES, ItemPrompt, build_prompts
 from psyprobe.records import ResponseRecord, request_key
 from psyprobe.runs.store import ResponseStore
-from psyprobe.scoring.score import parse_record
+from psyprobe.scoring.matrix import parse_record
 
 STUDY_A = ("sd3", "bfi", "fs", "swls")
 BATCH = 32  # prompts per model call: small enough that an interrupt loses little
@@ -71,6 +71,8 @@ class RunFiles:
         self.results = out / "results.json"
         self.responses = out / "responses.jsonl"
         self.report = out / "report.md"
+        self.html = out / "report.html"
+        self.figures = out / "figures"
 
 
 def load_run(out: Path) -> tuple[RunSettings, ModelInfo, dict[str, Instrument]]:
@@ -151,7 +153,8 @@ def plan(
         questions = instrument.questions(settings.language)
         for ip in build_prompts(name, questions, settings.orders, template, settings.seed):
             for sample in range(samples):
-                ref = f"{name}/{ip.question.item_id}/{ip.order_index}/{sample}"
+                shown = "-".join(map(str, ip.order))
+                ref = f"{name}/{ip.question.item_id}/{ip.order_index}/{sample}/{shown}"
                 tagged = dataclasses.replace(ip, prompt=dataclasses.replace(ip.prompt, ref=ref))
                 requests.append(_request(settings, info, tagged, sample, 0))
     return requests

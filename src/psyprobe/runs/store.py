@@ -27,6 +27,9 @@ class ResponseStore:
         # that was answered.
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL still survives a killed process (the WAL is written before the
+        # commit returns); it only stops waiting for the disk after every answer.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             f"CREATE TABLE IF NOT EXISTS responses ({', '.join(_COLUMNS)}, PRIMARY KEY (key))"
         )

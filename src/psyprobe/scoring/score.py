@@ -17,9 +17,20 @@ import numpy as np
 from pydantic import BaseModel
 from scipy import stats
 
-from psyprobe.instruments import Dimension, Instrument, Question
+from psyprobe.instruments import Dimension, Instrument
 from psyprobe.records import ResponseRecord
-from psyprobe.scoring.parse import ParsedAnswer, parse_answer
+from psyprobe.scoring.diagnostics import (
+    OMEGA_BOOTSTRAP,
+    ItemCheck,
+    Validity,
+    acquiescence,
+    content_sensitivity,
+    fleiss_kappa,
+    position_bias,
+    reliability,
+    verdict,
+)
+from psyprobe.scoring.matrix import AnswerMatrix
 
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -45,6 +56,14 @@ class DimensionScore(BaseModel):
     band: str | None = None
     letter: str | None = None
     pole_percent: dict[str, float] | None = None
+    alpha: float | None = None
+    alpha_ci95: tuple[float, float] | None = None
+    omega: float | None = None
+    omega_ci95: tuple[float, float] | None = None
+    position_bias: float | None = None
+    validity: Validity = "ok"
+    validity_reasons: list[str] = []
+    items: list[ItemCheck] = []
 
 
 class InstrumentScore(BaseModel):
@@ -57,41 +76,12 @@ class InstrumentScore(BaseModel):
     refusal_rate: float
     dimensions: dict[str, DimensionScore]
     type: str | None = None
-
-
-def parse_record(
-    record: ResponseRecord, question: Question, numbers_are_values: bool
-) -> ParsedAnswer:
-    shown = [question.options[i] for i in record.option_order]
-    agree = None
-    if question.format == "likert":
-        agree = record.option_order.index(len(question.options) - 1)
-    return parse_answer(
-        record.raw_text,
-        [o.text for o in shown],
-        statement=question.text if question.format == "likert" else None,
-        agree_position=agree,
-        keys=[o.key for o in shown],
-        numbers=[o.value for o in shown] if numbers_are_values else None,
-    )
-
-
-def _final_attempts(
-    records: Sequence[ResponseRecord], numbers_are_values: bool, questions: dict[str, Question]
-) -> dict[tuple[str, int, int], tuple[ResponseRecord, ParsedAnswer | None]]:
-    """Per (item, order, sample): the first attempt that answered, else the last attempt."""
-    chosen: dict[tuple[str, int, int], tuple[ResponseRecord, ParsedAnswer | None]] = {}
-    for rec in sorted(records, key=lambda r: r.attempt):
-        slot = (rec.item, rec.order_index, rec.sample)
-        parsed = (
-            parse_record(rec, questions[rec.item], numbers_are_values)
-            if (rec.mode == "generate")
-            else None
-        )
-        held = chosen.get(slot)
-        if held is None or (held[1] is not None and held[1].status == "invalid"):
-            chosen[slot] = (rec, parsed)
-    return chosen
+    n_orders: int = 0
+    position_bias: float | None = None
+    position_table: list[list[float | None]] = []  # option (scale order) × position shown
+    acquiescence: float | None = None
+    content_sensitivity: float | None = None
+    kappa: float | None = None  # Fleiss' kappa between repeats on each item's modal choice
 
 
 def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
@@ -118,6 +108,14 @@ def _clean(x: float | np.floating | None) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
+def respondent_scores(m: AnswerMatrix, dimension: str) -> np.ndarray:
+    """Each respondent's (order × sample) score on one dimension; those with no answer dropped."""
+    if not m.respondents:
+        return np.array([])
+    scores = _aggregate(m.keyed[:, m.columns(dimension)], m.dimensions[dimension])
+    return np.asarray(scores[np.isfinite(scores)])
+
+
 def score_instrument(
     name: str,
     instrument: Instrument,
@@ -125,48 +123,26 @@ def score_instrument(
     *,
     numbers_are_values: bool = False,
     seed: int = 0,
+    omega_resamples: int = OMEGA_BOOTSTRAP,
 ) -> InstrumentScore:
-    questions = {q.item_id: q for q in instrument.questions()}
-    dims = {d.id: d for d in instrument.dimensions()}
-    answers = _final_attempts(records, numbers_are_values, questions)
-    respondents = sorted({(order, sample) for _, order, sample in answers})
-    r_index = {r: i for i, r in enumerate(respondents)}
-    items = list(questions)
-    i_index = {item: j for j, item in enumerate(items)}
-
-    values = np.full((len(respondents), len(items)), np.nan)
-    weight = np.zeros((len(respondents), len(items)))  # share of a valid answer per prompt
-    refusals = 0
-    for (item, order, sample), (rec, parsed) in answers.items():
-        q = questions[item]
-        dim = dims[q.dimension]
-        keyed = np.array([dim.keyed(q.options[i].value, q.reverse) for i in rec.option_order])
-        r, j = r_index[(order, sample)], i_index[item]
-        if rec.probs is not None:
-            probs = np.asarray(rec.probs)
-            if probs.sum() > 0:
-                # Expected value over the labels, renormalised; the mass itself is the
-                # probabilistic analogue of a parse success.
-                values[r, j] = float(probs @ keyed / probs.sum())
-                weight[r, j] = float(probs.sum())
-        elif parsed is not None:
-            refusals += parsed.status == "refusal"
-            if parsed.position is not None:
-                values[r, j] = keyed[parsed.position]
-                weight[r, j] = 1.0
+    m = AnswerMatrix.build(instrument, records, numbers_are_values)
+    dims = m.dimensions
+    respondents, values, weight = m.respondents, m.keyed, m.weight
 
     rng = np.random.default_rng(seed)
     boot = rng.integers(0, max(len(respondents), 1), size=(BOOTSTRAP_RESAMPLES, len(respondents)))
     dimensions: dict[str, DimensionScore] = {}
+    n_orders = len({order for order, _ in respondents})
+    acq = acquiescence(m)
+    content = content_sensitivity(m.raw)
     for dim_id, dim in dims.items():
-        cols = [i_index[q.item_id] for q in questions.values() if q.dimension == dim_id]
+        cols = m.columns(dim_id)
         sub = values[:, cols]
         item_means = _nanmean(sub, axis=0) if len(respondents) else np.full(len(cols), np.nan)
         score = (
             _clean(float(_aggregate(item_means, dim))) if not np.all(np.isnan(item_means)) else None
         )
-        per_resp = _aggregate(sub, dim) if len(respondents) else np.array([])
-        per_resp = per_resp[np.isfinite(per_resp)]
+        per_resp = respondent_scores(m, dim_id)
         sd = _clean(np.std(per_resp, ddof=1)) if len(per_resp) > 1 else None
         ci: tuple[float, float] | None = None
         if score is not None and len(respondents) > 1:
@@ -183,7 +159,9 @@ def score_instrument(
             d = p = None
             if sd and len(per_resp) > 1:
                 d = (float(np.mean(per_resp)) - dim.norm.mean) / sd
-                p = _clean(stats.ttest_1samp(per_resp, dim.norm.mean).pvalue)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # near-identical scores
+                    p = _clean(stats.ttest_1samp(per_resp, dim.norm.mean).pvalue)
             norm = NormComparison(
                 mean=dim.norm.mean,
                 sd=dim.norm.sd,
@@ -208,21 +186,42 @@ def score_instrument(
             )
             high_pct = 100.0 * (score - lo_s) / (hi_s - lo_s)
             pole_percent = {high: high_pct, low: 100.0 - high_pct}
+        dim_valid = float(weight[:, cols].mean()) if weight.size else 0.0
+        dim_matrix = m.select(cols)
+        dim_position, _ = position_bias(dim_matrix)
+        rel = reliability(sub, [m.questions[j].item_id for j in cols], seed, omega_resamples)
+        validity, reasons = verdict(
+            valid_rate=dim_valid,
+            position=dim_position,
+            acquiescence_index=acq,
+            content=content,
+            alpha=rel.alpha,
+            n_orders=n_orders,
+        )
         dimensions[dim_id] = DimensionScore(
             score=score,
             sd=sd,
             ci95=ci,
             n_items=len(cols),
             n_respondents=len(per_resp),
-            valid_rate=float(weight[:, cols].mean()) if weight.size else 0.0,
+            valid_rate=dim_valid,
             norm=norm,
             band=band,
             letter=letter,
             pole_percent=pole_percent,
+            alpha=rel.alpha,
+            alpha_ci95=rel.alpha_ci95,
+            omega=rel.omega,
+            omega_ci95=rel.omega_ci95,
+            position_bias=dim_position,
+            validity=validity,
+            validity_reasons=reasons,
+            items=rel.items,
         )
 
+    overall_position, table = position_bias(m)
     type_letters = [d.letter for d in dimensions.values() if d.letter]
-    fmt = next(iter(questions.values())).format
+    fmt = m.questions[0].format
     return InstrumentScore(
         name=name,
         full_name=instrument.full_name,
@@ -230,7 +229,13 @@ def score_instrument(
         aggregation=next(iter(dims.values())).aggregation,
         n_prompts=len(records),
         valid_rate=float(weight.mean()) if weight.size else 0.0,
-        refusal_rate=refusals / max(len(answers), 1),
+        refusal_rate=m.refusals / max(m.n_answers, 1),
         dimensions=dimensions,
         type="".join(type_letters) if type_letters and len(type_letters) == len(dims) else None,
+        n_orders=n_orders,
+        position_bias=overall_position,
+        position_table=table,
+        acquiescence=acq,
+        content_sensitivity=content,
+        kappa=fleiss_kappa(m),
     )

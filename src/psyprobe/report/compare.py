@@ -1,0 +1,166 @@
+"""Compare runs: per dimension, each run against the first, with tests corrected for multiplicity.
+
+The unit of replication is the respondent (option order × sample) of each run, as in a run's own
+CI. The test is Welch's t on respondent scores; its 95 % CI is Welch's. p-values are corrected by
+Holm's method over every comparison in the table.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+from scipy import stats
+
+from psyprobe.report.markdown import fmt, fmt_p
+from psyprobe.runs.runner import RunFiles, load_run
+from psyprobe.runs.store import ResponseStore
+from psyprobe.scoring.matrix import AnswerMatrix
+from psyprobe.scoring.score import respondent_scores
+
+
+class RunSummary(BaseModel):
+    label: str
+    run_dir: str
+    model: str
+    fingerprint: str
+
+
+class Comparison(BaseModel):
+    instrument: str
+    dimension: str
+    scores: list[float | None]  # one per run, in the order given
+    diff: float | None  # this run − the first run
+    ci95: tuple[float, float] | None
+    t: float | None
+    p: float | None
+    p_holm: float | None
+    versus: str  # the run compared with the first
+
+
+def _load(
+    run_dir: Path,
+) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], dict[str, dict[str, float | None]]]:
+    _, info, instruments = load_run(run_dir)
+    results = json.loads(RunFiles(run_dir).results.read_text())
+    with ResponseStore(RunFiles(run_dir).store) as store:
+        records = list(store.records())
+    per_resp: dict[str, dict[str, np.ndarray]] = {}
+    for name, inst in instruments.items():
+        m = AnswerMatrix.build(
+            inst, [r for r in records if r.instrument == name], info.numbers_are_scale_values
+        )
+        per_resp[name] = {dim: respondent_scores(m, dim) for dim in m.dimensions}
+    scores = {
+        name: {dim: d["score"] for dim, d in inst["dimensions"].items()}
+        for name, inst in results["instruments"].items()
+    }
+    summary = RunSummary(
+        label=f"{info.spec} ({run_dir.name})",
+        run_dir=str(run_dir),
+        model=info.spec,
+        fingerprint=info.fingerprint,
+    )
+    return summary, per_resp, scores
+
+
+def compare_runs(run_dirs: list[Path]) -> tuple[list[RunSummary], list[Comparison]]:
+    from statsmodels.stats.multitest import multipletests
+
+    loaded = [_load(d) for d in run_dirs]
+    runs = [summary for summary, _, _ in loaded]
+    _, base_resp, base_scores = loaded[0]
+    rows: list[Comparison] = []
+    for name, dims in base_scores.items():
+        for dim in dims:
+            scores = [s.get(name, {}).get(dim) for _, _, s in loaded]
+            for (summary, resp, _), score in zip(loaded[1:], scores[1:], strict=True):
+                a = base_resp[name][dim]
+                b = resp.get(name, {}).get(dim, np.array([]))
+                row = Comparison(
+                    instrument=name,
+                    dimension=dim,
+                    scores=scores,
+                    diff=None,
+                    ci95=None,
+                    t=None,
+                    p=None,
+                    p_holm=None,
+                    versus=summary.label,
+                )
+                baseline = dims[dim]
+                if score is not None and baseline is not None:
+                    row.diff = score - baseline
+                if len(a) > 1 and len(b) > 1 and (a.std() > 0 or b.std() > 0):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        test = stats.ttest_ind(b, a, equal_var=False)
+                        ci = test.confidence_interval(0.95)
+                    row.t, row.p = float(test.statistic), float(test.pvalue)
+                    row.ci95 = (float(ci.low), float(ci.high))
+                rows.append(row)
+    tested = [r for r in rows if r.p is not None]
+    if tested:
+        adjusted = multipletests([r.p for r in tested], method="holm")[1]
+        for row, p in zip(tested, adjusted, strict=True):
+            row.p_holm = float(p)
+    return runs, rows
+
+
+def render_comparison(runs: list[RunSummary], rows: list[Comparison]) -> str:
+    header = [
+        "Instrument",
+        "Dimension",
+        *[r.label for r in runs],
+        "vs",
+        "Δ",
+        "95% CI",
+        "t",
+        "p",
+        "p (Holm)",
+    ]
+    lines = [
+        "# psyprobe comparison",
+        "",
+        f"Baseline: {runs[0].label}. Δ = run − baseline; Welch's t on respondent scores (option "
+        "orders × samples); p corrected by Holm over every row.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for r in rows:
+        ci = f"[{fmt(r.ci95[0])}, {fmt(r.ci95[1])}]" if r.ci95 else "–"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r.instrument,
+                    r.dimension,
+                    *[fmt(s) for s in r.scores],
+                    r.versus,
+                    fmt(r.diff),
+                    ci,
+                    fmt(r.t, 2),
+                    fmt_p(r.p),
+                    fmt_p(r.p_holm),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(run_dirs: list[Path], out: Path) -> tuple[list[RunSummary], list[Comparison]]:
+    runs, rows = compare_runs(run_dirs)
+    out.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {
+        "runs": [r.model_dump() for r in runs],
+        "comparisons": [r.model_dump(mode="json") for r in rows],
+    }
+    (out / "compare.json").write_text(json.dumps(payload, indent=2))
+    (out / "compare.md").write_text(render_comparison(runs, rows))
+    return runs, rows

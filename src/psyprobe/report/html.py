@@ -1,0 +1,38 @@
+"""report.html: the markdown report's tables plus the figures, in one self-contained file."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from psyprobe.report.markdown import METHOD_NOTE, fmt, fmt_p
+from psyprobe.scoring.diagnostics import KEY_FLAG
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    data: str  # base64 PNG, inlined so the page opens offline and travels as one file
+
+
+def render_html(results: dict[str, Any], figures: dict[str, list[Path]]) -> str:
+    env = Environment(
+        loader=PackageLoader("psyprobe.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+    )
+    inlined = {
+        name: [Figure(p.stem, base64.b64encode(p.read_bytes()).decode()) for p in paths]
+        for name, paths in figures.items()
+    }
+    return env.get_template("report.html.j2").render(
+        results=results,
+        figures=inlined,
+        f=fmt,
+        p=fmt_p,
+        method_note=METHOD_NOTE,
+        key_flag=KEY_FLAG,
+    )
