@@ -41,7 +41,8 @@ CONTENT_NO_SIGNAL = 0.05
 VALID_NO_SIGNAL = 0.2
 VALID_WEAK = 0.5
 ALPHA_RELIABLE = 0.7
-KEY_FLAG = -0.1  # corrected item-total correlation below this contradicts the item's key
+KEY_FLAG = -0.1
+LOADING_AGAINST_KEY = 0.3  # corrected item-total correlation below this contradicts the item's key
 OMEGA_BOOTSTRAP = 100  # resamples for ω's CI: each refits the factor model (~15 ms)
 
 
@@ -104,6 +105,11 @@ def mcdonald_omega(values: np.ndarray) -> float | None:
     loadings, uniqueness = fa.components_[0], fa.noise_variance_
     if loadings.sum() < 0:  # the factor's sign is arbitrary
         loadings = -loadings
+    if loadings.min() < -LOADING_AGAINST_KEY:
+        # Items load against their keyed direction: the common factor is not the keyed trait
+        # (a position habit loads forward and reversed items with opposite signs), and ω of the
+        # keyed sum would describe that factor instead. Withheld; the item checks say which.
+        return None
     common = loadings.sum() ** 2
     omega = common / (common + uniqueness.sum())
     return float(omega) if np.isfinite(omega) else None
