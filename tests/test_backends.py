@@ -142,3 +142,18 @@ def test_models_lists_aliases_and_backends() -> None:
     out = psyprobe("models").stdout
     for name in ("smollm2", "gemma3-270m", "gguf:PATH", "hf:PATH", "openai:MODEL", "replay:FILE"):
         assert name in out
+
+
+def test_hf_shared_prefixes_equal_the_unshared_computation() -> None:
+    from psyprobe.models.hf import HFModel
+
+    model = HFModel("hf:smollm2", ALIASES["smollm2"].path())
+    questions = load_instrument("sd3").questions()[:6] + load_instrument("bfi").questions()[:6]
+    prompts = [p.prompt for p in build_prompts("x", questions, "latin", TEMPLATES["study-a"])]
+    texts = [model.render(p) for p in prompts]
+    shared = model.shared_prefix_logprobs(texts)
+    assert model.tokens_evaluated < 0.5 * sum(
+        len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts
+    )  # the prefixes really were shared
+    plain = model.next_token_logprobs(texts)
+    assert float((shared - plain).abs().max()) <= 1e-4

@@ -15,8 +15,9 @@ class PromptTemplate(BaseModel):
 
     The numbers are the labels the model answers with: numeric labels were the most consistent in
     study B, and a single-token label is what logprob scoring reads at the answer position. The
-    options come before the statement, as in study A, which also lets every item asked under one
-    order share the same prompt prefix.
+    options (and the reply instruction) come before the statement, as in study A, so every item
+    asked under one order shares the whole prompt up to its statement: a backend with prefix reuse
+    computes that part once per order.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -28,22 +29,22 @@ class PromptTemplate(BaseModel):
     likert: str = (
         "Instruction: Do you {inline} with the following statement? Why?\n"
         "Options:\n{numbered}\n"
-        "Statement: {statement}\n"
         "Reply with the number of your option first.\n"
+        "Statement: {statement}\n"
         "Answer:"
     )
     forced_choice: str = (
         "Instruction: Which option comes closest to how you usually feel or act? Why?\n"
         "Options:\n{numbered}\n"
-        "Question: {statement}\n"
         "Reply with the number of your option first.\n"
+        "Question: {statement}\n"
         "Answer:"
     )
     bipolar: str = (
         "Instruction: Which option describes you best? Why?\n"
         "Options:\n{numbered}\n"
-        "Question: {statement}\n"
         "Reply with the number of your option first.\n"
+        "Question: {statement}\n"
         "Answer:"
     )
 

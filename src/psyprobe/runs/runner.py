@@ -160,15 +160,15 @@ def plan(
     return requests
 
 
-def _batches(requests: list[Request]) -> Iterator[list[Request]]:
+def _batches(requests: list[Request], size: int) -> Iterator[list[Request]]:
     # Neighbouring prompts in text order share the longest prefixes, which every backend with a
     # prefix cache (llama.cpp here, vLLM on a server) turns into saved work.
     ordered = sorted(
         requests,
         key=lambda r: (r.item_prompt.prompt.system or "", r.item_prompt.prompt.user, r.sample),
     )
-    for i in range(0, len(ordered), BATCH):
-        yield ordered[i : i + BATCH]
+    for i in range(0, len(ordered), size):
+        yield ordered[i : i + size]
 
 
 def _record(
@@ -222,7 +222,8 @@ def collect(
     for attempt in range(attempts):
         pending = [r for r in open_slots if not store.has(r.key)]
         done = 0
-        for batch in _batches(pending):
+        # A backend that shares prefixes across a batch says how many it can use at once.
+        for batch in _batches(pending, max(BATCH, getattr(model, "preferred_batch", BATCH))):
             prompts = [r.item_prompt.prompt for r in batch]
             answers: Sequence[OptionProbs | str | Failure | None] = (
                 model.option_probs(prompts)
