@@ -30,6 +30,7 @@ from psyprobe.prompting import Prompt
 
 DTYPES = ("float32", "bfloat16", "float16")
 SHARED_MIN = 16  # tokens a group of prompts must share for prefix reuse to pay
+SUFFIX_BATCH = 24  # suffixes run together after a shared prefix (sorted by length)
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -112,7 +113,7 @@ class HFModel:
         dtype: str = "float32",
         device: str = "auto",
         batch_size: int = 8,
-        group_size: int = 64,
+        group_size: int = 128,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -207,38 +208,48 @@ class HFModel:
         return out
 
     def _suffix_batch(self, prefix: list[int], suffixes: list[list[int]]) -> Any:
+        import copy
+
         import torch
 
         body = self.model.base_model
+        out = torch.empty((len(suffixes), len(self.tokenizer)), dtype=torch.float64)
         with torch.inference_mode():
-            cache = body(
+            prefix_cache = body(
                 input_ids=torch.tensor([prefix], device=self.device), use_cache=True
             ).past_key_values
-            cache.batch_repeat_interleave(len(suffixes))
-            width = max(map(len, suffixes))
-            pad = self.tokenizer.pad_token_id
-            batch = torch.tensor(
-                [s + [pad] * (width - len(s)) for s in suffixes], device=self.device
-            )
-            mask = torch.tensor(
-                [[1] * (len(prefix) + len(s)) + [0] * (width - len(s)) for s in suffixes],
-                device=self.device,
-            )
-            # Right padding: real tokens never attend to the pads that follow them.
-            positions = torch.arange(len(prefix), len(prefix) + width, device=self.device)
-            hidden = body(
-                input_ids=batch,
-                attention_mask=mask,
-                past_key_values=cache,
-                position_ids=positions.expand(len(suffixes), -1),
-                use_cache=True,
-            ).last_hidden_state
-            last = hidden[torch.arange(len(suffixes)), [len(s) - 1 for s in suffixes]]
-            logits = self.model.get_output_embeddings()(last)
-            cap = getattr(self.model.config, "final_logit_softcapping", None)
-            if cap:
-                logits = torch.tanh(logits / cap) * cap
-        return torch.log_softmax(logits.double(), dim=-1).cpu()
+            # Suffixes of similar length ride together, so little is spent on padding.
+            by_length = sorted(range(len(suffixes)), key=lambda i: len(suffixes[i]))
+            for start in range(0, len(by_length), SUFFIX_BATCH):
+                rows = by_length[start : start + SUFFIX_BATCH]
+                part = [suffixes[i] for i in rows]
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(len(part))
+                width = max(map(len, part))
+                pad = self.tokenizer.pad_token_id
+                batch = torch.tensor(
+                    [s + [pad] * (width - len(s)) for s in part], device=self.device
+                )
+                mask = torch.tensor(
+                    [[1] * (len(prefix) + len(s)) + [0] * (width - len(s)) for s in part],
+                    device=self.device,
+                )
+                # Right padding: real tokens never attend to the pads that follow them.
+                positions = torch.arange(len(prefix), len(prefix) + width, device=self.device)
+                hidden = body(
+                    input_ids=batch,
+                    attention_mask=mask,
+                    past_key_values=cache,
+                    position_ids=positions.expand(len(part), -1),
+                    use_cache=True,
+                ).last_hidden_state
+                last = hidden[torch.arange(len(part)), [len(s) - 1 for s in part]]
+                logits = self.model.get_output_embeddings()(last)
+                cap = getattr(self.model.config, "final_logit_softcapping", None)
+                if cap:
+                    logits = torch.tanh(logits / cap) * cap
+                out[rows] = torch.log_softmax(logits.double(), dim=-1).cpu()
+        return out
 
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         probs = self.shared_prefix_logprobs([self.render(p) for p in prompts]).exp()

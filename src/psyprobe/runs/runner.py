@@ -131,7 +131,9 @@ def _request(
 ) -> Request:
     seed = _seed(settings, ip, sample, attempt) if settings.mode == "generate" else 0
     key = request_key(
-        info.fingerprint,
+        # The same weights through another runtime answer slightly differently (llama.cpp's
+        # quantised matmuls vs float transformers), so the runtime is part of the identity.
+        f"{info.backend}|{info.fingerprint}",
         ip.prompt.system,
         ip.prompt.user,
         ip.prompt.labels,
