@@ -82,3 +82,14 @@ def test_prompt_shows_options_in_the_order_recorded() -> None:
             line.split(". ", 1)[1] for line in ip.prompt.user.splitlines() if line[:1].isdigit()
         ]
         assert listed == [question.options[i].text for i in ip.order]
+
+
+def test_statement_first_template_moves_only_the_statement() -> None:
+    question = load_instrument("sd3").questions()[0]
+    a, b = (
+        build_prompts("sd3", [question], "fixed", TEMPLATES[name])[0].prompt.user
+        for name in ("study-a", "statement-first")
+    )
+    assert sorted(a.splitlines()) == sorted(b.splitlines())
+    assert b.splitlines()[1] == f"Statement: {question.text}"
+    assert a.splitlines()[-2] == f"Statement: {question.text}"

@@ -17,7 +17,7 @@ from psyprobe.instruments import builtin_paths, load_instrument, read_instrument
 from psyprobe.models import ALIASES, BACKENDS, Mode, open_model
 from psyprobe.models.registry import BackendOptions
 from psyprobe.models.replay import ReplayModel
-from psyprobe.prompting import check_design
+from psyprobe.prompting import TEMPLATES, check_design
 from psyprobe.report import rebuild
 from psyprobe.report.compare import write_comparison
 from psyprobe.report.markdown import fmt, fmt_p
@@ -96,6 +96,10 @@ def run(
     max_tokens: Annotated[int, typer.Option(help="Answer length limit (generate)")] = 48,
     retries: Annotated[int, typer.Option(help="Re-asks of an unreadable answer (generate)")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for orders, sampling and bootstrap")] = 0,
+    template: Annotated[
+        str,
+        typer.Option(help="Prompt wording: study-a (options, then statement) | statement-first"),
+    ] = "study-a",
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-run"
     ),
@@ -123,6 +127,8 @@ def run(
     if mode not in ("logprob", "generate"):
         raise UserError(f"--mode: {mode!r} is not one of logprob, generate")
     check_design(orders)
+    if template not in TEMPLATES:
+        raise UserError(f"--template: {template!r} is not one of {', '.join(TEMPLATES)}")
     options = _backend_options(
         base_url, api_key_env, concurrency, timeout, max_retries, dtype, device
     )
@@ -151,6 +157,7 @@ def run(
             max_tokens=max_tokens,
             retries=retries,
             seed=seed,
+            template=template,
         )
         instruments = resolve_instruments(settings.instruments)
         if dry_run:

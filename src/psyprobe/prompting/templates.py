@@ -56,7 +56,25 @@ class PromptTemplate(BaseModel):
         return str(template.format(inline=inline, numbered=numbered, statement=question.text))
 
 
-TEMPLATES = {"study-a": PromptTemplate()}
+def _statement_first(body: str) -> str:
+    """The same wording with the statement moved up to follow the instruction line."""
+    head, rest = body.split("\n", 1)
+    statement_line = next(line for line in rest.split("\n") if "{statement}" in line)
+    rest = rest.replace(statement_line + "\n", "")
+    return f"{head}\n{statement_line}\n{rest}"
+
+
+STUDY_A = PromptTemplate()
+# Statement before the options: every order of one item then shares the statement, the trie
+# branching starts at the option list. Whether that moves scores is measured (bench/RESULTS.md),
+# not assumed, and it is not study A's order.
+STATEMENT_FIRST = PromptTemplate(
+    name="statement-first",
+    likert=_statement_first(STUDY_A.likert),
+    forced_choice=_statement_first(STUDY_A.forced_choice),
+    bipolar=_statement_first(STUDY_A.bipolar),
+)
+TEMPLATES = {t.name: t for t in (STUDY_A, STATEMENT_FIRST)}
 
 
 @dataclass(frozen=True)
