@@ -94,8 +94,11 @@ def pole_bars(name: str, inst: dict[str, Any], path: Path) -> Path:
     """Percent toward each pole per dichotomy (MBTI-style, OEJTS)."""
     dims = [(dim, d) for dim, d in inst["dimensions"].items() if d["pole_percent"]]
     fig, ax = plt.subplots(figsize=(7, 0.7 * len(dims) + 1.4))
-    for y, (_, d) in enumerate(dims):
-        (left, lpct), (right, rpct) = sorted(d["pole_percent"].items())
+    for y, (dim, d) in enumerate(dims):
+        # Left and right as the dimension is named ("EI": E left, I right).
+        (left, lpct), (right, rpct) = sorted(
+            d["pole_percent"].items(), key=lambda kv: (dim.find(kv[0]), kv[0])
+        )
         ax.barh(y, -lpct, color="#8073ac")
         ax.barh(y, rpct, color="#e08214")
         ax.text(-lpct - 2, y, f"{left} {lpct:.0f} %", va="center", ha="right")
