@@ -47,7 +47,7 @@ def measure(
     ((name, inst),) = instruments.items()
     store_path = tmp_path / f"{abs(hash((model_spec, orders, mode, samples, seed)))}.sqlite"
     with ResponseStore(store_path) as store:
-        collect(settings, model, instruments, store, samples)
+        collect(settings, model, instruments, store)
         records = list(store.records())
     return score_instrument(name, inst, records, seed=seed, omega_resamples=0)
 

@@ -183,7 +183,6 @@ def run(
                     the_model,
                     instruments,
                     store,
-                    settings.samples,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
             except KeyboardInterrupt:

@@ -42,11 +42,8 @@ def parse_instrument(raw: Any, source: str) -> Instrument:
     """Validate a decoded JSON document; ``source`` names it in errors."""
     if not isinstance(raw, dict):
         raise InstrumentError(f"{source}: the file must hold a JSON object")
-    fmt = (
-        raw.get("format", {}).get("type", "likert")
-        if isinstance(raw.get("format"), dict)
-        else ("likert")
-    )
+    spec = raw.get("format")
+    fmt = spec.get("type", "likert") if isinstance(spec, dict) else "likert"
     cls = FORMATS.get(fmt)
     if cls is None:
         raise InstrumentError(

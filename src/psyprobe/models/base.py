@@ -46,7 +46,7 @@ class Sampling(BaseModel):
 
 
 class OptionProbs(BaseModel):
-    """Next-token probability of each label (by position) and the raw top alternatives."""
+    """Next-token probability of each label, by the position the label was shown at."""
 
     model_config = ConfigDict(frozen=True)
 

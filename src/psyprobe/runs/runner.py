@@ -147,14 +147,14 @@ def _request(
 
 
 def plan(
-    settings: RunSettings, instruments: dict[str, Instrument], info: ModelInfo, samples: int
+    settings: RunSettings, instruments: dict[str, Instrument], info: ModelInfo
 ) -> list[Request]:
     template = TEMPLATES[settings.template]
     requests = []
     for name, instrument in instruments.items():
         questions = instrument.questions(settings.language)
         for ip in build_prompts(name, questions, settings.orders, template, settings.seed):
-            for sample in range(samples):
+            for sample in range(settings.samples):
                 shown = "-".join(map(str, ip.order))
                 ref = f"{name}/{ip.question.item_id}/{ip.order_index}/{sample}/{shown}"
                 tagged = dataclasses.replace(ip, prompt=dataclasses.replace(ip.prompt, ref=ref))
@@ -209,7 +209,6 @@ def collect(
     model: Model,
     instruments: dict[str, Instrument],
     store: ResponseStore,
-    samples: int,
     progress: Progress | None = None,
 ) -> int:
     """Ask for every planned answer the store lacks; returns how many the model gave now."""
@@ -220,7 +219,7 @@ def collect(
         )
     asked = 0
     attempts = settings.retries + 1 if settings.mode == "generate" else 1
-    open_slots = plan(settings, instruments, info, samples)
+    open_slots = plan(settings, instruments, info)
     for attempt in range(attempts):
         pending = [r for r in open_slots if not store.has(r.key)]
         done = 0
@@ -270,7 +269,7 @@ def missing(
     settings: RunSettings, info: ModelInfo, instruments: dict[str, Instrument], store: ResponseStore
 ) -> tuple[int, int]:
     """(planned answers without any stored answer, planned answers)."""
-    planned = plan(settings, instruments, info, settings.samples)
+    planned = plan(settings, instruments, info)
     return sum(not store.has(r.key) for r in planned), len(planned)
 
 
@@ -287,7 +286,7 @@ def estimate(
 ) -> list[Estimate]:
     """What a run would ask, before any call: prompts, input and output tokens per instrument."""
     out = []
-    requests = plan(settings, instruments, model.info, settings.samples)
+    requests = plan(settings, instruments, model.info)
     per_answer = 1 if settings.mode == "logprob" else settings.max_tokens
     for name in instruments:
         mine = [r for r in requests if r.item_prompt.instrument == name]
