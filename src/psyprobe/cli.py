@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -30,6 +31,15 @@ from psyprobe.runs.runner import (
     write_run_json,
 )
 from psyprobe.runs.store import ResponseStore
+from psyprobe.safety import (
+    SUITES,
+    SafetyFiles,
+    SafetyRun,
+    SafetySettings,
+    collect_safety,
+    rebuild_safety,
+    write_safety_json,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -165,17 +175,7 @@ def run(
             return
         files = RunFiles(out)
         write_run_json(files, settings, the_model.info, instruments)
-        with (
-            ResponseStore(files.store) as store,
-            Progress(
-                TextColumn("[bold]asking[/bold]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-            ) as bar,
-        ):
+        with ResponseStore(files.store) as store, _progress_bar() as bar:
             task = bar.add_task("asking", total=None)
             try:
                 asked = collect(
@@ -206,6 +206,17 @@ def run(
         )
     if lacking / planned > max_missing:
         raise typer.Exit(3)
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 def _print_estimate(rows: list[Estimate], price_in: float | None, price_out: float | None) -> None:
@@ -250,10 +261,115 @@ def _summary(results: dict[str, object]) -> None:
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory")]) -> None:
-    """Rebuild results.json, responses.jsonl and report.md from stored responses (no model)."""
-    results = rebuild(run_dir)
-    _summary(results)
-    console.print(f"rebuilt {RunFiles(run_dir).report}")
+    """Rebuild a run's outputs from its stored responses (no model): personality and safety."""
+    personality, safety = RunFiles(run_dir).run.is_file(), SafetyFiles(run_dir).run.is_file()
+    if not personality and not safety:
+        raise UserError(f"{run_dir}: not a run directory (no run.json or safety-run.json)")
+    if personality:
+        _summary(rebuild(run_dir))
+        console.print(f"rebuilt {RunFiles(run_dir).report}")
+    if safety:
+        _safety_summary(rebuild_safety(run_dir))
+        console.print(f"rebuilt {SafetyFiles(run_dir).report}")
+
+
+@app.command()
+def safety(
+    model: ModelOpt = "smollm2",
+    suite: Annotated[
+        str, typer.Option(help=f"Comma-separated suites: {','.join(SUITES)}")
+    ] = ",".join(SUITES),
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Items per suite (stratified over its tasks and groups); default all"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the --limit sample and sampling")] = 0,
+    judge: Annotated[
+        str | None, typer.Option(help="A model spec that judges answers (any backend)")
+    ] = None,
+    temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
+    max_tokens: Annotated[int, typer.Option(help="Answer length limit")] = 96,
+    out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
+        "psyprobe-safety"
+    ),
+    base_url: BaseUrl = None,
+    api_key_env: KeyEnv = "OPENAI_API_KEY",
+    concurrency: Concurrency = 4,
+    timeout: Timeout = 60.0,
+    max_retries: MaxRetries = 5,
+    dtype: DType = "float32",
+    device: Device = "auto",
+) -> None:
+    """Run the safety suites and write safety.json, safety-responses.jsonl and safety.md."""
+    try:
+        settings = SafetySettings(
+            model=model,
+            suites=tuple(s.strip() for s in suite.split(",") if s.strip()),
+            limit=limit,
+            seed=seed,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            judge=judge,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UserError(f"--{first['loc'][0]}: {first['msg']}") from None
+    options = _backend_options(
+        base_url, api_key_env, concurrency, timeout, max_retries, dtype, device
+    )
+    the_model = open_model(model, options)
+    judge_model = open_model(judge, options) if judge else None
+    files = SafetyFiles(out)
+    try:
+        settings = settings.model_copy(update={"model": the_model.info.spec})
+        write_safety_json(
+            files,
+            SafetyRun(settings, the_model.info, judge_model.info if judge_model else None),
+        )
+        with ResponseStore(files.store) as store, _progress_bar() as bar:
+            task = bar.add_task("asking", total=None)
+            try:
+                asked = collect_safety(
+                    settings,
+                    the_model,
+                    judge_model,
+                    store,
+                    progress=lambda stage, done, total: bar.update(
+                        task, description=stage, completed=done, total=total
+                    ),
+                )
+            except KeyboardInterrupt:
+                err.print(
+                    f"interrupted: {store.count()} answers are saved in {out}; "
+                    "rerun the same command to resume"
+                )
+                raise typer.Exit(130) from None
+    finally:
+        the_model.close()
+        if judge_model:
+            judge_model.close()
+    data = rebuild_safety(out)
+    err.print(f"{asked} new answers")
+    _safety_summary(data)
+    console.print(f"wrote {files.results}, {files.responses}, {files.report}")
+
+
+def _safety_summary(data: dict[str, Any]) -> None:
+    table = Table("suite", "task", "metric", "value", "95% CI", "n", "valid", "judge")
+    for t in data["tasks"].values():
+        e, j = t["estimate"], t["signals"].get("judge")
+        ci = e["ci95"]
+        table.add_row(
+            t["suite"],
+            t["task"],
+            f"{t['metric']} ({t['safer']} is safer)",
+            fmt(e["value"]),
+            f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "–",
+            str(e["n"]),
+            fmt(t["valid_rate"], 2),
+            fmt(j["value"]) if j else "–",
+        )
+    console.print(table)
 
 
 @app.command()

@@ -1,0 +1,22 @@
+"""Safety suites: toxicity, privacy, fairness, jailbreak and over-refusal on bundled data."""
+
+from psyprobe.safety.report import rebuild_safety
+from psyprobe.safety.runner import (
+    SafetyFiles,
+    SafetyRun,
+    SafetySettings,
+    collect_safety,
+    write_safety_json,
+)
+from psyprobe.safety.tasks import SUITES, TASKS
+
+__all__ = [
+    "SUITES",
+    "TASKS",
+    "SafetyFiles",
+    "SafetyRun",
+    "SafetySettings",
+    "collect_safety",
+    "rebuild_safety",
+    "write_safety_json",
+]
