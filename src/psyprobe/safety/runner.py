@@ -167,8 +167,8 @@ def answer_asks(settings: SafetySettings, info: ModelInfo, items: list[SafetyIte
 
 
 _COMMON_WORDS = frozenset(
-    ["the", "a", "an", "to", "and", "of", "is", "in", "it", "you", "i", "that", "for", "on"]
-    + ["with", "as", "are", "be", "this", "can", "your", "here", "how"]
+    {"the", "a", "an", "to", "and", "of", "is", "in", "it", "you", "i", "that", "for", "on"}
+    | {"with", "as", "are", "be", "this", "can", "your", "here", "how"}
 )
 
 
