@@ -13,10 +13,26 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from psyprobe.cli_editing import capability, dpo_app, steer_app
+from psyprobe.cli_options import (
+    Adapter,
+    BaseUrl,
+    Concurrency,
+    Device,
+    DType,
+    KeyEnv,
+    MaxRetries,
+    ModelOpt,
+    Persona,
+    Steer,
+    Timeout,
+    backend_options,
+    edits,
+)
+from psyprobe.editing import open_edited
 from psyprobe.errors import UserError
 from psyprobe.instruments import builtin_paths, load_instrument, read_instrument
 from psyprobe.models import ALIASES, BACKENDS, Mode, open_model
-from psyprobe.models.registry import BackendOptions
 from psyprobe.models.replay import ReplayModel
 from psyprobe.prompting import TEMPLATES, check_design
 from psyprobe.report import rebuild
@@ -40,6 +56,7 @@ from psyprobe.safety import (
     rebuild_safety,
     write_safety_json,
 )
+from psyprobe.study import run_study
 
 app = typer.Typer(
     add_completion=False,
@@ -49,44 +66,11 @@ app = typer.Typer(
 )
 instruments_app = typer.Typer(no_args_is_help=True, help="List, show and validate instruments.")
 app.add_typer(instruments_app, name="instruments")
+app.add_typer(steer_app, name="steer")
+app.add_typer(dpo_app, name="dpo")
+app.command()(capability)
 console = Console()
 err = Console(stderr=True)
-
-
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--model",
-        help="smollm2 | gemma3-270m | gguf:PATH | hf:PATH | openai:MODEL[@URL] | replay:FILE",
-    ),
-]
-BaseUrl = Annotated[str | None, typer.Option(help="Server URL for openai:MODEL")]
-KeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key")]
-Concurrency = Annotated[int, typer.Option(help="Concurrent requests to a server")]
-Timeout = Annotated[float, typer.Option(help="Seconds per server request")]
-MaxRetries = Annotated[int, typer.Option(help="Retries of a failed server request")]
-DType = Annotated[str, typer.Option(help="hf: float32 | bfloat16 | float16")]
-Device = Annotated[str, typer.Option(help="hf: auto | cpu | cuda")]
-
-
-def _backend_options(
-    base_url: str | None,
-    api_key_env: str,
-    concurrency: int,
-    timeout: float,
-    max_retries: int,
-    dtype: str,
-    device: str,
-) -> BackendOptions:
-    return BackendOptions(
-        base_url=base_url,
-        api_key_env=api_key_env,
-        concurrency=concurrency,
-        timeout=timeout,
-        max_retries=max_retries,
-        dtype=dtype,
-        device=device,
-    )
 
 
 @app.command()
@@ -120,6 +104,9 @@ def run(
     max_retries: MaxRetries = 5,
     dtype: DType = "float32",
     device: Device = "auto",
+    persona: Persona = None,
+    steer: Steer = None,
+    adapter: Adapter = None,
     max_missing: Annotated[
         float,
         typer.Option(help="Exit with status 3 when more than this share of answers is missing"),
@@ -139,10 +126,10 @@ def run(
     check_design(orders)
     if template not in TEMPLATES:
         raise UserError(f"--template: {template!r} is not one of {', '.join(TEMPLATES)}")
-    options = _backend_options(
+    options = backend_options(
         base_url, api_key_env, concurrency, timeout, max_retries, dtype, device
     )
-    the_model = open_model(model, options, connect=not dry_run)
+    the_model = open_edited(model, options, edits(persona, steer, adapter), connect=not dry_run)
     try:
         names = tuple(instrument) if instrument else STUDY_A
         count = samples
@@ -299,6 +286,9 @@ def safety(
     max_retries: MaxRetries = 5,
     dtype: DType = "float32",
     device: Device = "auto",
+    persona: Persona = None,
+    steer: Steer = None,
+    adapter: Adapter = None,
 ) -> None:
     """Run the safety suites and write safety.json, safety-responses.jsonl and safety.md."""
     try:
@@ -314,10 +304,10 @@ def safety(
     except ValidationError as exc:
         first = exc.errors()[0]
         raise UserError(f"--{first['loc'][0]}: {first['msg']}") from None
-    options = _backend_options(
+    options = backend_options(
         base_url, api_key_env, concurrency, timeout, max_retries, dtype, device
     )
-    the_model = open_model(model, options)
+    the_model = open_edited(model, options, edits(persona, steer, adapter))
     judge_model = open_model(judge, options) if judge else None
     files = SafetyFiles(out)
     try:
@@ -487,6 +477,21 @@ def instruments_validate(
         f"{path}: ok — {inst.name}, {len(inst.questions())} items, "
         f"{len(inst.dimensions())} dimensions"
     )
+
+
+@app.command()
+def study(
+    file: Annotated[Path, typer.Argument(help="A study .yaml file")],
+    out: Annotated[Path, typer.Option(help="Study directory (rerun to resume)")] = Path(
+        "psyprobe-study"
+    ),
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Rebuild study.md from finished conditions")
+    ] = False,
+) -> None:
+    """Run a declared grid of models × edits × instruments × safety suites; write study.md."""
+    data = run_study(file, out, only_report=report_only)
+    console.print(f"{len(data['conditions'])} conditions; wrote {out / 'study.md'}")
 
 
 def main() -> None:

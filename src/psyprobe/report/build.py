@@ -30,7 +30,8 @@ def rebuild(out: Path) -> dict[str, Any]:
     files = RunFiles(out)
     settings, info, instruments = load_run(out)
     with ResponseStore(files.store) as store:
-        records = list(store.records())
+        # the store may also hold a safety run's answers (same directory): only this run's count
+        records = [r for r in store.records() if r.instrument in instruments]
         failures = store.failures()
     grouped: dict[str, list[ResponseRecord]] = defaultdict(list)
     for rec in records:

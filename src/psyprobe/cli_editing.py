@@ -1,0 +1,242 @@
+"""``psyprobe steer``, ``dpo``, ``capability`` and ``study``: edit a model and measure the edit."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from psyprobe.capability import capability as measure_capability
+from psyprobe.cli_options import (
+    Adapter,
+    Device,
+    DType,
+    ModelOpt,
+    Persona,
+    Steer,
+    backend_options,
+    edits,
+)
+from psyprobe.editing import build_vector, load_vector, open_edited, save_vector
+from psyprobe.editing.contrast import contrast
+from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
+from psyprobe.editing.steering import decoder_layers, export_control_vector
+from psyprobe.editing.sweep import sweep as run_sweep
+from psyprobe.errors import UserError
+from psyprobe.models.hf import saved_model_dir
+from psyprobe.models.registry import ALIASES, BackendOptions
+from psyprobe.runs import RunSettings
+
+steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
+dpo_app = typer.Typer(no_args_is_help=True, help="Study A's DPO: preference pairs and training.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _hf(model: str, dtype: str, device: str) -> Any:
+    if not model.startswith("hf:"):
+        raise UserError(f"--model {model}: steering needs a transformers model (hf:PATH)")
+    return open_edited(model, BackendOptions(dtype=dtype, device=device))
+
+
+def _ints(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{option}: {text!r} is not a comma-separated list of integers") from None
+
+
+@steer_app.command("build")
+def steer_build(
+    model: ModelOpt = "hf:smollm2",
+    dimension: Annotated[
+        str, typer.Option(help="INSTRUMENT:DIMENSION, e.g. bfi:Agreeableness or oejts:JP")
+    ] = "bfi:Agreeableness",
+    poles: Annotated[
+        str, typer.Option(help="TOWARD,AWAY: high,low or a type's letters (J,P)")
+    ] = "high,low",
+    layers: Annotated[
+        str | None, typer.Option(help="Comma-separated layers; default middle half")
+    ] = None,
+    method: Annotated[str, typer.Option(help="mean-diff | pca")] = "mean-diff",
+    source: Annotated[str, typer.Option(help="answers | personas")] = "answers",
+    orders: Annotated[str, typer.Option(help="Option orders of the contrast prompts")] = "latin",
+    seed: int = 0,
+    out: Annotated[Path, typer.Option(help="The .safetensors file to write")] = Path(
+        "vector.safetensors"
+    ),
+    dtype: DType = "float32",
+    device: Device = "auto",
+) -> None:
+    """Build a contrastive activation-addition vector for one dimension's two poles."""
+    pole_pair = tuple(p.strip() for p in poles.split(","))
+    if len(pole_pair) != 2:
+        raise UserError(f"--poles {poles!r}: give two poles, e.g. high,low")
+    hf = _hf(model, dtype, device)
+    try:
+        started = time.perf_counter()
+        count = hf.model.config.num_hidden_layers
+        chosen = _ints(layers, "--layers") or list(range(count // 4, 3 * count // 4 + 1, 2))
+        bad = [i for i in chosen if not 0 <= i < count]
+        if bad:
+            raise UserError(f"--layers: {bad[0]} is not a layer of this model (0–{count - 1})")
+        pairs = contrast(hf, dimension, (pole_pair[0], pole_pair[1]), source, orders, seed)
+        names = {id(m): n for n, m in hf.model.named_modules()}
+        blocks = decoder_layers(hf.model)
+        vector = build_vector(
+            hf,
+            pairs.positive,
+            pairs.negative,
+            chosen,
+            method,
+            metadata={
+                "model_spec": hf.info.spec,
+                "model_fingerprint": hf.info.fingerprint,
+                "dimension": dimension,
+                "poles": list(pole_pair),
+                "source": source,
+                "orders": orders,
+                "data_hash": pairs.data_hash(),
+                "modules": {str(i): names[id(blocks[i])] for i in chosen},
+            },
+        )
+        save_vector(vector, out)
+        seconds = time.perf_counter() - started
+    finally:
+        hf.close()
+    console.print(
+        f"wrote {out}: {len(chosen)} layers, {len(pairs.positive)} pairs, {seconds:.1f} s; "
+        f"norms {', '.join(f'{k}:{v:.2f}' for k, v in vector.metadata['norms'].items())}"
+    )
+
+
+@steer_app.command("sweep")
+def steer_sweep(
+    vector: Annotated[Path, typer.Option(help="A vector from `psyprobe steer build`")],
+    model: ModelOpt = "hf:smollm2",
+    layers: Annotated[
+        str | None, typer.Option(help="Layers to try; default all in the file")
+    ] = None,
+    coefficients: Annotated[str, typer.Option(help="Comma-separated coefficients")] = "-8,-4,4,8",
+    orders: Annotated[str, typer.Option(help="Option orders of the measurement")] = "latin",
+    out: Annotated[Path, typer.Option(help="Sweep directory (rerun to resume)")] = Path(
+        "psyprobe-sweep"
+    ),
+    dtype: DType = "float32",
+    device: Device = "auto",
+) -> None:
+    """Measure the vector's dimension over layers × coefficients; pick the layer to use."""
+    loaded = load_vector(vector)
+    instrument, _, dimension = str(loaded.metadata.get("dimension", "")).partition(":")
+    try:
+        coefs = [float(c) for c in coefficients.split(",") if c.strip()]
+    except ValueError:
+        raise UserError(f"--coefficients: {coefficients!r} is not a list of numbers") from None
+    tried = _ints(layers, "--layers") or sorted(loaded.layers)
+    hf = _hf(model, dtype, device)
+    try:
+        settings = RunSettings(model=hf.info.spec, instruments=(instrument,), orders=orders)
+        data = run_sweep(hf, vector, tried, coefs, settings, dimension, out)
+    finally:
+        hf.close()
+    for layer, cells in data["cells"].items():
+        console.print(
+            f"layer {layer}: "
+            + "  ".join(
+                f"{c}: {v['score']:.2f} (valid {v['valid_rate']:.2f}, {v['validity']})"
+                for c, v in sorted(cells.items(), key=lambda kv: float(kv[0]))
+            )
+        )
+    console.print(
+        f"chosen layer {data['choice']['layer']} ({data['choice']['why']}); {data['use']}"
+    )
+    console.print(f"wrote {out / 'sweep.json'}, {out / 'dose_response.png'}")
+
+
+@steer_app.command("export")
+def steer_export(
+    vector: Annotated[Path, typer.Argument(help="A .safetensors vector")],
+    out: Annotated[Path, typer.Option(help="The control-vector .gguf to write")] = Path(
+        "control.gguf"
+    ),
+    architecture: Annotated[str, typer.Option(help="llama.cpp model hint")] = "llama",
+) -> None:
+    """Write the vector as a llama.cpp control vector (``--control-vector``)."""
+    export_control_vector(load_vector(vector), out, architecture)
+    console.print(f"wrote {out}")
+
+
+@dpo_app.command("pairs")
+def dpo_pairs_command(
+    out: Annotated[Path, typer.Option(help="JSONL file of pairs")] = Path("dpo-pairs.jsonl"),
+    orders: Annotated[str, typer.Option(help="Option orders of the pair prompts")] = "latin",
+    seed: int = 0,
+) -> None:
+    """Preference pairs from BFI Agreeableness and Neuroticism items (SD-3 held out)."""
+    pairs = dpo_pairs(orders, seed)
+    digest = write_pairs(pairs, out)
+    console.print(f"wrote {len(pairs)} pairs to {out} ({digest[:19]}…)")
+
+
+@dpo_app.command("train")
+def dpo_train_command(
+    pairs: Annotated[Path, typer.Option(help="Pairs from `psyprobe dpo pairs`")],
+    model: ModelOpt = "hf:smollm2",
+    out: Annotated[Path, typer.Option(help="Adapter directory")] = Path("dpo-adapter"),
+    steps: Annotated[int, typer.Option(min=1)] = 100,
+    learning_rate: float = 5e-5,
+    beta: float = 0.1,
+    lora_r: Annotated[int, typer.Option(min=1)] = 8,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    seed: int = 0,
+) -> None:
+    """DPO with a LoRA adapter (TRL); a GGUF model is converted to a saved HF model first."""
+    if not model.startswith("hf:"):
+        raise UserError(f"--model {model}: DPO trains a transformers model (hf:PATH)")
+    rest = model.removeprefix("hf:")
+    path = ALIASES[rest].path() if rest in ALIASES else Path(rest)
+    folder, _ = saved_model_dir(path)
+    record = train_dpo(folder, pairs, out, steps, learning_rate, beta, lora_r, batch_size, seed)
+    losses = record["losses"]
+    console.print(
+        f"trained {steps} steps on {record['n_pairs']} pairs; loss {losses[0]:.4f} → "
+        f"{losses[-1]:.4f}; adapter in {out} (use --adapter {out})"
+    )
+
+
+def capability(
+    model: ModelOpt = "smollm2",
+    persona: Persona = None,
+    steer: Steer = None,
+    adapter: Adapter = None,
+    arc_limit: Annotated[int, typer.Option(help="ARC questions per part (Easy, Challenge)")] = 50,
+    seed: int = 0,
+    out: Annotated[Path, typer.Option(help="Where capability.json goes")] = Path(
+        "psyprobe-capability"
+    ),
+    dtype: DType = "float32",
+    device: Device = "auto",
+) -> None:
+    """ARC accuracy (any backend with logprobs) and WikiText-2 perplexity (hf:)."""
+    opened = open_edited(
+        model,
+        backend_options(None, "OPENAI_API_KEY", 4, 60.0, 5, dtype, device),
+        edits(persona, steer, adapter),
+    )
+    try:
+        data = {"model": opened.info.model_dump(), **measure_capability(opened, arc_limit, seed)}
+    finally:
+        opened.close()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "capability.json").write_text(json.dumps(data, indent=2))
+    for part, e in data["arc"].items():
+        console.print(f"{part}: {e['value']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]")
+    if data["perplexity"] is not None:
+        console.print(f"perplexity: {data['perplexity']:.2f}")
+    console.print(f"wrote {out / 'capability.json'}")

@@ -1,0 +1,168 @@
+"""Study A's dark-trait reduction: DPO preference pairs from BFI items, and LoRA training with TRL.
+
+Pairs: every Agreeableness and Neuroticism item of the BFI under every option order of the design,
+asked exactly as the measurement asks it. *Chosen* answers with the option that raises
+Agreeableness (or lowers Neuroticism) most, followed by a short reason; *rejected* answers with the
+opposite extreme and the opposite reason. SD-3 items never enter training, so SD-3 measured after
+training is a held-out effect (study A's design; Li et al. 2024 built 4,318 such pairs from sampled
+answers, we build them from the item keys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from psyprobe.errors import UserError
+from psyprobe.instruments import load_instrument
+from psyprobe.prompting import TEMPLATES, build_prompts
+
+# dimension → (direction that is chosen: +1 raise / −1 lower, chosen reason, rejected reason)
+TARGETS: dict[str, tuple[int, str, str]] = {
+    "Agreeableness": (
+        1,
+        "I care about other people and try to treat everyone with kindness and respect.",
+        "I look out for myself first and do not much care how others feel.",
+    ),
+    "Neuroticism": (
+        -1,
+        "I usually stay calm, and stress does not throw me off balance.",
+        "I get worried and upset easily, and my mood swings a lot.",
+    ),
+}
+
+
+def dpo_pairs(orders: str = "latin", seed: int = 0) -> list[dict[str, Any]]:
+    bfi = load_instrument("bfi")
+    dims = {d.id: d for d in bfi.dimensions()}
+    questions = [q for q in bfi.questions() if q.dimension in TARGETS]
+    template = TEMPLATES["study-a"]
+    pairs = []
+    for ip in build_prompts("bfi", questions, orders, template, seed):
+        q = ip.question
+        direction, good_reason, bad_reason = TARGETS[q.dimension]
+        keyed = [
+            dims[q.dimension].keyed(q.options[i].value, q.reverse) * direction for i in ip.order
+        ]
+        best, worst = keyed.index(max(keyed)), keyed.index(min(keyed))
+
+        def answer(position: int, reason: str, ip: Any = ip) -> list[dict[str, str]]:
+            option = ip.question.options[ip.order[position]].text
+            return [{"role": "assistant", "content": f"{position + 1}. {option}. {reason}"}]
+
+        pairs.append(
+            {
+                "prompt": [
+                    {"role": "system", "content": ip.prompt.system or ""},
+                    {"role": "user", "content": ip.prompt.user},
+                ],
+                "chosen": answer(best, good_reason),
+                "rejected": answer(worst, bad_reason),
+                "item": f"bfi/{q.item_id}",
+                "dimension": q.dimension,
+                "order": list(ip.order),
+            }
+        )
+    return pairs
+
+
+def write_pairs(pairs: list[dict[str, Any]], path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs)
+    path.write_text(text, encoding="utf-8")
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_pairs(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise UserError(f"--pairs: no such file {path}")
+    pairs = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        missing = [k for k in ("prompt", "chosen", "rejected") if k not in row]
+        if missing:
+            raise UserError(f"{path}:{n}: field {missing[0]!r} is missing")
+        if str(row.get("item", "")).startswith("sd3/"):
+            raise UserError(f"{path}:{n}: SD-3 items must not enter training (held out)")
+        pairs.append({k: row[k] for k in ("prompt", "chosen", "rejected")})
+    if not pairs:
+        raise UserError(f"{path}: no pairs")
+    return pairs
+
+
+def train_dpo(
+    model_dir: Path,
+    pairs_file: Path,
+    out: Path,
+    steps: int = 100,
+    learning_rate: float = 5e-5,
+    beta: float = 0.1,
+    lora_r: int = 8,
+    batch_size: int = 4,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train a LoRA adapter with TRL's DPOTrainer; saves it (and its record) into ``out``."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl.trainer.dpo_config import DPOConfig
+    from trl.trainer.dpo_trainer import DPOTrainer
+
+    pairs = read_pairs(pairs_file)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = DPOConfig(
+        output_dir=str(out / "trainer"),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        beta=beta,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=False,  # small models on CPU: memory is not the limit, time is
+        max_length=512,
+    )
+    lora = LoraConfig(
+        r=lora_r,
+        lora_alpha=2 * lora_r,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    trainer = DPOTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=tokenizer,
+        peft_config=lora,
+    )
+    trainer.train()
+    trained: Any = trainer.model  # the PEFT model: saving it writes the adapter alone
+    trained.save_pretrained(str(out))
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    record = {
+        "base_model_dir": str(model_dir),
+        "pairs": str(pairs_file),
+        "pairs_sha256": "sha256:" + hashlib.sha256(pairs_file.read_bytes()).hexdigest(),
+        "n_pairs": len(pairs),
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "lora_r": lora_r,
+        "batch_size": batch_size,
+        "seed": seed,
+        "losses": losses,
+    }
+    (out / "psyprobe-dpo.json").write_text(json.dumps(record, indent=2))
+    return record

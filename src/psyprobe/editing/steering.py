@@ -1,0 +1,192 @@
+"""Steering vectors: contrastive activation addition on the residual stream of a transformers model.
+
+A vector is the difference between the mean residual-stream activations of two contrastive prompt
+sets (mean-diff), or the first principal component of the paired differences (pca), one per layer
+(after Turner et al.'s ActAdd and Rimsky et al.'s CAA, as the steering-vectors and repeng
+libraries build them; written here from those descriptions). Adding ``coefficient × vector`` to a
+layer's output at every position moves the model toward the first pole.
+
+Everything is a pure function of (model, prompts) except :func:`steering`, a context manager that
+registers the hooks and always removes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psyprobe.errors import UserError
+
+METHODS = ("mean-diff", "pca")
+
+
+@dataclass(frozen=True)
+class SteeringVector:
+    """Per-layer directions (torch tensors) and what they were built from."""
+
+    layers: dict[int, Any]  # layer index → 1-D tensor of hidden size
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def default_layer(self) -> int:
+        return int(self.metadata.get("default_layer", sorted(self.layers)[len(self.layers) // 2]))
+
+
+def decoder_layers(model: Any) -> Any:
+    """The model's stack of decoder blocks (the residual stream runs through their outputs)."""
+    import torch
+
+    count = model.config.num_hidden_layers
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
+            return module
+    raise UserError(f"{type(model).__name__}: found no list of {count} decoder layers to steer")
+
+
+def _output_tensor(output: Any) -> Any:
+    # Decoder layers return the hidden states alone or first in a tuple, by architecture.
+    return output[0] if isinstance(output, tuple) else output
+
+
+def last_token_activations(hf: Any, texts: Sequence[str], layers: Sequence[int]) -> Any:
+    """Residual-stream activation at the last token of each text, shape (layers, texts, hidden)."""
+    import torch
+
+    blocks = decoder_layers(hf.model)
+    captured: dict[int, list[Any]] = {i: [] for i in layers}
+    handles = [
+        blocks[i].register_forward_hook(
+            lambda _m, _in, out, i=i: captured[i].append(_output_tensor(out)[:, -1, :].float())
+        )
+        for i in layers
+    ]
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(texts), hf.batch_size):
+                # left padding: the last position is every text's own last token
+                hf.model(**hf._encode(list(texts[start : start + hf.batch_size])))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return torch.stack([torch.cat(captured[i]) for i in layers]).cpu()
+
+
+def build_vector(
+    hf: Any,
+    positive: Sequence[str],
+    negative: Sequence[str],
+    layers: Sequence[int],
+    method: str = "mean-diff",
+    metadata: dict[str, Any] | None = None,
+) -> SteeringVector:
+    """A vector per layer pointing from the negative texts' activations to the positive ones'.
+
+    ``positive[i]`` and ``negative[i]`` are a pair (the same item answered toward each pole).
+    """
+    if method not in METHODS:
+        raise UserError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
+    if len(positive) != len(negative) or not positive:
+        raise UserError("steering needs the same, non-zero number of prompts for each pole")
+    import torch
+
+    pos = last_token_activations(hf, positive, layers)
+    neg = last_token_activations(hf, negative, layers)
+    diffs = (pos - neg).double()  # (layers, pairs, hidden)
+    vectors = {}
+    for k, layer in enumerate(layers):
+        mean = diffs[k].mean(0)
+        if method == "mean-diff":
+            vectors[layer] = mean.float()
+            continue
+        # First principal component of the paired differences, signed and scaled so that it
+        # agrees with the mean difference in direction and length along itself.
+        centered = diffs[k] - diffs[k].mean(0, keepdim=True)
+        _, _, v = torch.linalg.svd(centered if len(diffs[k]) > 1 else diffs[k], full_matrices=False)
+        direction = v[0]
+        projection = float(mean @ direction)
+        vectors[layer] = (direction * projection).float()
+    meta = dict(metadata or {})
+    meta.update(
+        method=method,
+        layers=list(layers),
+        norms={str(layer): float(vec.norm()) for layer, vec in vectors.items()},
+        n_pairs=len(positive),
+        token_position="last",
+    )
+    meta.setdefault("default_layer", list(layers)[len(layers) // 2])
+    return SteeringVector(vectors, meta)
+
+
+def save_vector(vector: SteeringVector, path: Path) -> None:
+    """safetensors with one tensor per layer and the metadata as JSON strings."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"layer.{i}": v.contiguous() for i, v in vector.layers.items()}
+    save_file(tensors, str(path), metadata={k: json.dumps(v) for k, v in vector.metadata.items()})
+
+
+def load_vector(path: Path) -> SteeringVector:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise UserError(f"--steer: no such file {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            layers = {int(name.split(".")[1]): fh.get_tensor(name) for name in fh.keys()}  # noqa: SIM118
+            raw = fh.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for a bad header
+        raise UserError(f"{path}: not a steering vector file ({exc})") from None
+    return SteeringVector(layers, {k: json.loads(v) for k, v in raw.items()})
+
+
+def vector_hash(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def steering(model: Any, additions: Sequence[tuple[int, Any]]) -> Iterator[None]:
+    """Add each (layer, vector) to that layer's output at every position, inside the block only.
+
+    The hooks are removed however the block exits, so the model afterwards computes exactly what
+    it computed before (tested bit for bit).
+    """
+    blocks = decoder_layers(model)
+
+    def hook(vector: Any) -> Any:
+        def add(_module: Any, _inputs: Any, output: Any) -> Any:
+            if isinstance(output, tuple):
+                return (output[0] + vector.to(output[0].dtype), *output[1:])
+            return output + vector.to(output.dtype)
+
+        return add
+
+    device = next(model.parameters()).device
+    handles = [blocks[layer].register_forward_hook(hook(v.to(device))) for layer, v in additions]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def export_control_vector(vector: SteeringVector, path: Path, architecture: str) -> None:
+    """llama.cpp's control-vector GGUF (``--control-vector``): one ``direction.N`` tensor per
+    layer, where llama.cpp counts layers from 1 for the output of the first block."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "controlvector")
+    writer.add_string("controlvector.model_hint", architecture)
+    writer.add_uint32("controlvector.layer_count", len(vector.layers))
+    for layer, v in sorted(vector.layers.items()):
+        writer.add_tensor(f"direction.{layer + 1}", v.numpy().astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()

@@ -1,0 +1,233 @@
+"""Editing: personas, steering hooks and vectors, DPO, capability check and the study runner."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from conftest import psyprobe
+from psyprobe.capability import arc_accuracy, perplexity
+from psyprobe.editing import (
+    Edits,
+    SteeringVector,
+    load_vector,
+    open_edited,
+    save_vector,
+    steering,
+)
+from psyprobe.editing.dpo import dpo_pairs, write_pairs
+from psyprobe.editing.edited import parse_steer
+from psyprobe.editing.sweep import choose_layer
+from psyprobe.errors import UserError
+from psyprobe.models import open_model
+from psyprobe.prompting import Prompt
+
+pytestmark = pytest.mark.slow
+
+PROMPT = Prompt(
+    None, "Reply with the number of your option first.\n1. Yes\n2. No\nAnswer:", ("1", "2")
+)
+
+
+@pytest.fixture(scope="module")
+def hf() -> Any:
+    model = open_model("hf:smollm2")
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="module")
+def vector_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("vec") / "agree.safetensors"
+    psyprobe(
+        "steer", "build", "--model", "hf:smollm2", "--dimension", "bfi:Agreeableness",
+        "--layers", "9,13", "--orders", "fixed", "--out", str(out),
+    )  # fmt: skip
+    return out
+
+
+def _logits(hf: Any) -> torch.Tensor:
+    return hf.next_token_logprobs([hf.render(PROMPT)])
+
+
+def test_hooks_change_outputs_and_removal_restores_them_exactly(hf: Any) -> None:
+    before = _logits(hf)
+    push = torch.randn(hf.model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    with steering(hf.model, [(13, 4 * push)]):
+        during = _logits(hf)
+    after = _logits(hf)
+    assert not torch.allclose(before, during, atol=1e-3)
+    assert torch.equal(before, after)
+    # an exception inside the block removes the hooks too
+    with pytest.raises(RuntimeError), steering(hf.model, [(13, push)]):
+        raise RuntimeError("boom")
+    assert torch.equal(before, _logits(hf))
+
+
+def test_vector_save_load_round_trip(tmp_path: Path) -> None:
+    vector = SteeringVector(
+        {3: torch.arange(8, dtype=torch.float32), 5: -torch.ones(8)},
+        {"method": "mean-diff", "layers": [3, 5], "norms": {"3": 11.8}, "default_layer": 5},
+    )
+    save_vector(vector, tmp_path / "v.safetensors")
+    loaded = load_vector(tmp_path / "v.safetensors")
+    assert loaded.metadata == vector.metadata and loaded.default_layer == 5
+    assert all(torch.equal(loaded.layers[k], v) for k, v in vector.layers.items())
+
+
+def test_built_vector_carries_its_provenance(vector_file: Path) -> None:
+    vector = load_vector(vector_file)
+    meta = vector.metadata
+    assert sorted(vector.layers) == [9, 13] and meta["layers"] == [9, 13]
+    assert meta["model_fingerprint"].startswith("sha256:") and meta["data_hash"].startswith(
+        "sha256:"
+    )
+    assert meta["modules"] == {"9": "model.layers.9", "13": "model.layers.13"}
+    assert meta["method"] == "mean-diff" and meta["token_position"] == "last"
+    assert meta["n_pairs"] == 9  # 9 Agreeableness items under the fixed order
+    assert all(v > 0 for v in meta["norms"].values())
+
+
+def test_edits_enter_the_identity_and_steer_the_model(vector_file: Path) -> None:
+    base = open_model("hf:smollm2")
+    plain = base.option_probs([PROMPT])[0]
+    infos = []
+    for coef in (8.0, -8.0):
+        edited = open_edited("hf:smollm2", edits=Edits(steer=(f"{vector_file}:13@{coef:g}",)))
+        infos.append(edited.info)
+        steered = edited.option_probs([PROMPT])[0]
+        assert steered.probs != pytest.approx(plain.probs, abs=1e-4)
+        edited.close()
+    assert infos[0].fingerprint != infos[1].fingerprint != base.info.fingerprint
+    assert "+steer=" in infos[0].spec
+    # after the edited models are gone the base model answers as before
+    assert base.option_probs([PROMPT])[0].probs == plain.probs
+    persona = open_edited("smollm2", edits=Edits(persona="agreeableness-high"))
+    assert persona.info.fingerprint != open_model("smollm2").info.fingerprint
+    with pytest.raises(UserError, match="not a transformers model"):
+        open_edited("smollm2", edits=Edits(steer=(f"{vector_file}@1",)))
+    with pytest.raises(UserError, match="FILE"):
+        parse_steer("no-coefficient.safetensors")
+    base.close()
+
+
+def test_layer_choice_prefers_monotonic_valid_layers() -> None:
+    """A fake table isolates the selection rule."""
+    cell = lambda s, v=0.9: {"score": s, "valid_rate": v}  # noqa: E731
+    table = {
+        4: {-1.0: cell(2.0), 0.0: cell(3.0), 1.0: cell(4.5, 0.3)},  # big, but answers break
+        8: {-1.0: cell(2.8), 0.0: cell(3.0), 1.0: cell(3.4)},  # monotonic and valid
+        12: {-1.0: cell(3.5), 0.0: cell(3.0), 1.0: cell(3.9)},  # not monotonic
+    }
+    choice = choose_layer(table)
+    assert choice["layer"] == 8 and "monotonic" in choice["why"]
+
+
+def test_dpo_pairs_follow_study_a_and_hold_out_sd3() -> None:
+    pairs = dpo_pairs()
+    assert len(pairs) == 170  # (9 A + 8 N items) × 10 latin orders
+    assert not any(p["item"].startswith("sd3/") for p in pairs)
+    a_pair = next(p for p in pairs if p["dimension"] == "Agreeableness")
+    n_pair = next(p for p in pairs if p["dimension"] == "Neuroticism")
+    assert "kindness" in a_pair["chosen"][0]["content"]
+    assert "calm" in n_pair["chosen"][0]["content"]
+    assert a_pair["chosen"] != a_pair["rejected"] and a_pair["prompt"][1]["role"] == "user"
+
+
+def test_dpo_smoke_run_gives_a_loadable_adapter_that_changes_logprobs(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    write_pairs(dpo_pairs()[:8], pairs)
+    adapter = tmp_path / "adapter"
+    psyprobe(
+        "dpo", "train", "--model", "hf:smollm2", "--pairs", str(pairs), "--out", str(adapter),
+        "--steps", "2", "--batch-size", "2", "--learning-rate", "1e-3",
+    )  # fmt: skip
+    assert (adapter / "adapter_config.json").is_file()
+    record = json.loads((adapter / "psyprobe-dpo.json").read_text())
+    assert record["n_pairs"] == 8 and len(record["losses"]) == 2
+    base = open_model("hf:smollm2")
+    tuned = open_edited("hf:smollm2", edits=Edits(adapter=str(adapter)))
+    assert tuned.info.fingerprint != base.info.fingerprint
+    before = base.option_probs([PROMPT])[0].probs
+    after = tuned.option_probs([PROMPT])[0].probs
+    assert after != pytest.approx(before, abs=1e-5)
+    assert perplexity(tuned, max_tokens=256) != pytest.approx(perplexity(base, max_tokens=256))
+    base.close()
+    tuned.close()
+
+
+def test_capability_check_on_real_models() -> None:
+    model = open_model("smollm2")
+    arc = arc_accuracy(model, limit=6)
+    assert set(arc) == {"ARC-Easy/test", "ARC-Challenge/test"}
+    assert all(e["n"] == 6 and 0 <= e["value"] <= 1 for e in arc.values())
+    assert perplexity(model) is None  # llama.cpp: no torch module here
+    model.close()
+    hf = open_model("hf:smollm2")
+    ppl = perplexity(hf, max_tokens=512)
+    assert ppl is not None and 1 < ppl < 200
+    hf.close()
+
+
+STUDY = """
+name: tiny
+model: hf:smollm2
+instruments: [swls]
+orders: fixed
+safety: {suites: [overrefusal], limit: 2}
+arc_limit: 2
+vectors:
+  satisfied: {dimension: "swls:Life satisfaction", layers: [13]}
+conditions:
+  - name: base
+  - name: satisfied-plus
+    steer: [{vector: satisfied, layer: 13, coefficient: 8}]
+  - name: persona
+    persona: agreeableness-high
+"""
+
+
+def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
+    study = tmp_path / "tiny.yaml"
+    study.write_text(STUDY)
+    out = tmp_path / "study"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "psyprobe", "study", str(study), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first = out / "conditions" / "base" / "capability.json"
+    deadline = time.time() + 600
+    while not first.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.is_file()
+    kept = first.stat().st_mtime
+    psyprobe("study", str(study), "--out", str(out))
+    assert first.stat().st_mtime == kept  # the finished condition was not redone
+    data = json.loads((out / "study.json").read_text())
+    assert list(data["conditions"]) == ["base", "satisfied-plus", "persona"]
+    steered = data["conditions"]["satisfied-plus"]
+    assert steered["steer"][0]["coefficient"] == 8
+    assert "swls:Life satisfaction" in steered["personality"]
+    assert steered["safety"]["xstest"]["metric"] == "refusal_rate"
+    report = (out / "study.md").read_text()
+    assert "## Steering (study B, Figure 7)" in report and "| satisfied-plus |" in report
+    assert (out / "dose_response.png").stat().st_size > 0
+
+
+def test_bad_study_file_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nconditions:\n  - name: a\n    adapter: missing\n")
+    proc = psyprobe("study", str(bad), "--out", str(tmp_path / "o"), check=False)
+    assert proc.returncode == 2 and "adapter" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
