@@ -177,27 +177,11 @@ def test_capability_check_on_real_models() -> None:
     hf.close()
 
 
-STUDY = """
-name: tiny
-model: hf:smollm2
-instruments: [swls]
-orders: fixed
-safety: {suites: [overrefusal], limit: 2}
-arc_limit: 2
-vectors:
-  satisfied: {dimension: "swls:Life satisfaction", layers: [13]}
-conditions:
-  - name: base
-  - name: satisfied-plus
-    steer: [{vector: satisfied, layer: 13, coefficient: 8}]
-  - name: persona
-    persona: agreeableness-high
-"""
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "closed-loop-reduced.yaml"
 
 
 def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
-    study = tmp_path / "tiny.yaml"
-    study.write_text(STUDY)
+    study = STUDY
     out = tmp_path / "study"
     proc = subprocess.Popen(
         [sys.executable, "-m", "psyprobe", "study", str(study), "--out", str(out)],
@@ -215,13 +199,14 @@ def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
     psyprobe("study", str(study), "--out", str(out))
     assert first.stat().st_mtime == kept  # the finished condition was not redone
     data = json.loads((out / "study.json").read_text())
-    assert list(data["conditions"]) == ["base", "satisfied-plus", "persona"]
+    assert list(data["conditions"]) == ["base", "satisfied-plus", "persona", "dpo"]
     steered = data["conditions"]["satisfied-plus"]
     assert steered["steer"][0]["coefficient"] == 8
     assert "swls:Life satisfaction" in steered["personality"]
     assert steered["safety"]["xstest"]["metric"] == "refusal_rate"
     report = (out / "study.md").read_text()
     assert "## Steering (study B, Figure 7)" in report and "| satisfied-plus |" in report
+    assert "## DPO before → after (study A, Table 5)" in report
     assert (out / "dose_response.png").stat().st_size > 0
 
 
