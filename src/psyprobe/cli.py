@@ -50,11 +50,9 @@ from psyprobe.runs.store import ResponseStore
 from psyprobe.safety import (
     SUITES,
     SafetyFiles,
-    SafetyRun,
     SafetySettings,
-    collect_safety,
     rebuild_safety,
-    write_safety_json,
+    run_safety,
 )
 from psyprobe.study import run_study
 
@@ -311,26 +309,21 @@ def safety(
     judge_model = open_model(judge, options) if judge else None
     files = SafetyFiles(out)
     try:
-        settings = settings.model_copy(update={"model": the_model.info.spec})
-        write_safety_json(
-            files,
-            SafetyRun(settings, the_model.info, judge_model.info if judge_model else None),
-        )
-        with ResponseStore(files.store) as store, _progress_bar() as bar:
+        with _progress_bar() as bar:
             task = bar.add_task("asking", total=None)
             try:
-                asked = collect_safety(
+                asked = run_safety(
+                    out,
                     settings,
                     the_model,
                     judge_model,
-                    store,
                     progress=lambda stage, done, total: bar.update(
                         task, description=stage, completed=done, total=total
                     ),
                 )
             except KeyboardInterrupt:
                 err.print(
-                    f"interrupted: {store.count()} answers are saved in {out}; "
+                    f"interrupted: answers so far are saved in {out}; "
                     "rerun the same command to resume"
                 )
                 raise typer.Exit(130) from None

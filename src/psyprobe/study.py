@@ -28,15 +28,7 @@ from psyprobe.models import open_model
 from psyprobe.models.hf import saved_model_dir
 from psyprobe.models.registry import ALIASES
 from psyprobe.runs import RunSettings
-from psyprobe.runs.store import ResponseStore
-from psyprobe.safety import (
-    SafetyFiles,
-    SafetyRun,
-    SafetySettings,
-    collect_safety,
-    rebuild_safety,
-    write_safety_json,
-)
+from psyprobe.safety import SafetySettings, rebuild_safety, run_safety
 
 
 class _Strict(BaseModel):
@@ -193,9 +185,7 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
                 limit=study.safety.limit,
                 seed=study.seed,
             )
-            write_safety_json(SafetyFiles(folder), SafetyRun(safety, model.info, None))
-            with ResponseStore(SafetyFiles(folder).store) as store:
-                collect_safety(safety, model, None, store)
+            run_safety(folder, safety, model)
             rebuild_safety(folder)
         cap = folder / "capability.json"
         if study.arc_limit is not None and not cap.is_file():

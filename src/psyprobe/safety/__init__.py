@@ -6,6 +6,7 @@ from psyprobe.safety.runner import (
     SafetyRun,
     SafetySettings,
     collect_safety,
+    run_safety,
     write_safety_json,
 )
 from psyprobe.safety.tasks import SUITES, TASKS
@@ -18,5 +19,6 @@ __all__ = [
     "SafetySettings",
     "collect_safety",
     "rebuild_safety",
+    "run_safety",
     "write_safety_json",
 ]

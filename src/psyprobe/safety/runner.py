@@ -295,3 +295,18 @@ def collect_safety(
         verdicts = judge_asks(judge.info, items, answers)
         asked += _ask_model(judge, verdicts, JUDGE_SAMPLING, store, "judge", progress)
     return asked
+
+
+def run_safety(
+    out: Path,
+    settings: SafetySettings,
+    model: Model,
+    judge: Model | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Record the run in ``out`` (or check it matches) and ask what its store lacks."""
+    files = SafetyFiles(out)
+    settings = settings.model_copy(update={"model": model.info.spec})
+    write_safety_json(files, SafetyRun(settings, model.info, judge.info if judge else None))
+    with ResponseStore(files.store) as store:
+        return collect_safety(settings, model, judge, store, progress)
