@@ -83,6 +83,21 @@ def test_vector_save_load_round_trip(tmp_path: Path) -> None:
     assert all(torch.equal(loaded.layers[k], v) for k, v in vector.layers.items())
 
 
+def test_control_vector_export_reads_back_in_llama_cpp_layout(
+    vector_file: Path, tmp_path: Path
+) -> None:
+    import gguf
+
+    out = tmp_path / "control.gguf"
+    psyprobe("steer", "export", str(vector_file), "--out", str(out))
+    reader = gguf.GGUFReader(str(out))
+    tensors = {t.name: t.data for t in reader.tensors}
+    vector = load_vector(vector_file)
+    # llama.cpp counts the first block's output as layer 1
+    assert set(tensors) == {"direction.10", "direction.14"}
+    assert torch.equal(torch.from_numpy(tensors["direction.14"].copy()), vector.layers[13])
+
+
 def test_built_vector_carries_its_provenance(vector_file: Path) -> None:
     vector = load_vector(vector_file)
     meta = vector.metadata
@@ -208,6 +223,18 @@ def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
     assert "## Steering (study B, Figure 7)" in report and "| satisfied-plus |" in report
     assert "## DPO before → after (study A, Table 5)" in report
     assert (out / "dose_response.png").stat().st_size > 0
+
+
+def test_bad_editing_input_is_a_one_line_error(tmp_path: Path) -> None:
+    for args, needle in (
+        (["steer", "build", "--model", "smollm2"], "hf:"),
+        (["steer", "build", "--dimension", "bfi:Nope", "--out", str(tmp_path / "v")], "bfi:"),
+        (["dpo", "train", "--model", "smollm2", "--pairs", str(tmp_path / "p.jsonl")], "hf:"),
+        (["run", "--model", "hf:smollm2", "--steer", "missing.safetensors@2"], "missing"),
+    ):
+        proc = psyprobe(*args, check=False)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
 
 
 def test_bad_study_file_is_a_one_line_error(tmp_path: Path) -> None:

@@ -309,7 +309,8 @@ def test_llm_judge_is_a_second_signal_with_agreement(tmp_path: Path) -> None:
         "--out", str(out),
     )  # fmt: skip
     xstest = json.loads((out / "safety.json").read_text())["tasks"]["xstest"]
-    assert xstest["signals"]["judge"]["n"] + 0 <= 4
+    # read as P(Yes) vs P(No), every verdict counts, even from a judge that never says yes/no
+    assert xstest["signals"]["judge"]["n"] == xstest["n_valid"] > 0
     assert xstest["agreement"] is not None and xstest["agreement"]["n"] >= 1
     assert json.loads((out / "safety-run.json").read_text())["judge"]["spec"] == "smollm2"
 

@@ -301,14 +301,16 @@ def safety(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise UserError(f"--{first['loc'][0]}: {first['msg']}") from None
+        option = {"suites": "suite"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise UserError(f"--{option}: {first['msg']}") from None
     options = backend_options(
         base_url, api_key_env, concurrency, timeout, max_retries, dtype, device
     )
     the_model = open_edited(model, options, edits(persona, steer, adapter))
-    judge_model = open_model(judge, options) if judge else None
+    judge_model = None
     files = SafetyFiles(out)
     try:
+        judge_model = open_model(judge, options) if judge else None
         with _progress_bar() as bar:
             task = bar.add_task("asking", total=None)
             try:

@@ -18,17 +18,15 @@ from psyprobe.cli_options import (
     ModelOpt,
     Persona,
     Steer,
-    backend_options,
     edits,
 )
 from psyprobe.editing import build_vector, load_vector, open_edited, save_vector
-from psyprobe.editing.contrast import contrast
+from psyprobe.editing.contrast import check_dimension, contrast
 from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
 from psyprobe.editing.steering import decoder_layers, export_control_vector
 from psyprobe.editing.sweep import sweep as run_sweep
 from psyprobe.errors import UserError
-from psyprobe.models.hf import saved_model_dir
-from psyprobe.models.registry import ALIASES, BackendOptions
+from psyprobe.models.registry import BackendOptions, hf_model_dir
 from psyprobe.runs import RunSettings
 
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
@@ -78,6 +76,7 @@ def steer_build(
     pole_pair = tuple(p.strip() for p in poles.split(","))
     if len(pole_pair) != 2:
         raise UserError(f"--poles {poles!r}: give two poles, e.g. high,low")
+    check_dimension(dimension, (pole_pair[0], pole_pair[1]), source)
     hf = _hf(model, dtype, device)
     try:
         started = time.perf_counter()
@@ -197,12 +196,9 @@ def dpo_train_command(
     seed: int = 0,
 ) -> None:
     """DPO with a LoRA adapter (TRL); a GGUF model is converted to a saved HF model first."""
-    if not model.startswith("hf:"):
-        raise UserError(f"--model {model}: DPO trains a transformers model (hf:PATH)")
-    rest = model.removeprefix("hf:")
-    path = ALIASES[rest].path() if rest in ALIASES else Path(rest)
-    folder, _ = saved_model_dir(path)
-    record = train_dpo(folder, pairs, out, steps, learning_rate, beta, lora_r, batch_size, seed)
+    record = train_dpo(
+        hf_model_dir(model), pairs, out, steps, learning_rate, beta, lora_r, batch_size, seed
+    )
     losses = record["losses"]
     console.print(
         f"trained {steps} steps on {record['n_pairs']} pairs; loss {losses[0]:.4f} → "
@@ -215,7 +211,9 @@ def capability(
     persona: Persona = None,
     steer: Steer = None,
     adapter: Adapter = None,
-    arc_limit: Annotated[int, typer.Option(help="ARC questions per part (Easy, Challenge)")] = 50,
+    arc_limit: Annotated[
+        int, typer.Option(min=1, help="ARC questions per part (Easy, Challenge)")
+    ] = 50,
     seed: int = 0,
     out: Annotated[Path, typer.Option(help="Where capability.json goes")] = Path(
         "psyprobe-capability"
@@ -226,7 +224,7 @@ def capability(
     """ARC accuracy (any backend with logprobs) and WikiText-2 perplexity (hf:)."""
     opened = open_edited(
         model,
-        backend_options(None, "OPENAI_API_KEY", 4, 60.0, 5, dtype, device),
+        BackendOptions(dtype=dtype, device=device),
         edits(persona, steer, adapter),
     )
     try:

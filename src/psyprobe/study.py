@@ -25,8 +25,7 @@ from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
 from psyprobe.editing.sweep import measure
 from psyprobe.errors import UserError
 from psyprobe.models import open_model
-from psyprobe.models.hf import saved_model_dir
-from psyprobe.models.registry import ALIASES
+from psyprobe.models.registry import hf_model_dir
 from psyprobe.runs import RunSettings
 from psyprobe.safety import SafetySettings, rebuild_safety, run_safety
 
@@ -107,17 +106,13 @@ def load_study(path: Path) -> Study:
     return study
 
 
-def _model_dir(spec: str) -> Path:
-    rest = spec.removeprefix("hf:")
-    return saved_model_dir(ALIASES[rest].path() if rest in ALIASES else Path(rest))[0]
-
-
 def prepare(study: Study, out: Path) -> None:
     """Build the study's vectors and train its adapters, each only once."""
     for name, v in study.vectors.items():
         path = out / "vectors" / f"{name}.safetensors"
         if path.is_file():
             continue
+        hf_model_dir(study.model)  # vectors need a transformers model: fail with one line
         hf: Any = open_model(study.model)
         try:
             pairs = contrast(hf, v.dimension, v.poles, v.source, study.orders, study.seed)
@@ -144,7 +139,7 @@ def prepare(study: Study, out: Path) -> None:
         pairs_file = out / "adapters" / f"{name}-pairs.jsonl"
         write_pairs(dpo_pairs(study.orders, study.seed), pairs_file)
         train_dpo(
-            _model_dir(study.model),
+            hf_model_dir(study.model),
             pairs_file,
             folder,
             a.steps,

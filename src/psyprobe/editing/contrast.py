@@ -14,7 +14,7 @@ from typing import Any
 
 from psyprobe.editing.personas import pole_persona
 from psyprobe.errors import UserError
-from psyprobe.instruments import Dimension, load_instrument
+from psyprobe.instruments import Dimension, Instrument, load_instrument
 from psyprobe.prompting import TEMPLATES, build_prompts
 
 SOURCES = ("answers", "personas")
@@ -22,12 +22,8 @@ SOURCES = ("answers", "personas")
 
 @dataclass(frozen=True)
 class Contrast:
-    positive: list[str]
-    negative: list[str]
-    instrument: str
-    dimension: str
-    poles: tuple[str, str]  # (toward, away from)
-    source: str
+    positive: list[str]  # toward the first pole
+    negative: list[str]  # pair by pair, toward the second
 
     def data_hash(self) -> str:
         digest = hashlib.sha256()
@@ -52,15 +48,11 @@ def _persona(dim: Dimension, pole: str) -> str:
     return pole_persona(dim.id, pole)
 
 
-def contrast(
-    hf: Any,
-    dimension: str,
-    poles: tuple[str, str],
-    source: str = "answers",
-    orders: str = "latin",
-    seed: int = 0,
-) -> Contrast:
-    """Paired texts for ``dimension`` ("bfi:Agreeableness", "oejts:JP"), first pole positive."""
+def check_dimension(
+    dimension: str, poles: tuple[str, str], source: str
+) -> tuple[str, Instrument, Dimension, int]:
+    """Validate a contrast before any model loads: (instrument name, instrument, dimension,
+    +1 / −1 for whether the first pole is the dimension's high end)."""
     if source not in SOURCES:
         raise UserError(f"--source: {source!r} is not one of {', '.join(SOURCES)}")
     name, _, dim_id = dimension.partition(":")
@@ -75,7 +67,20 @@ def contrast(
     toward = _pole_sign(dim, poles[0])
     if _pole_sign(dim, poles[1]) != -toward:
         raise UserError(f"--poles {','.join(poles)}: name the two opposite poles of {dim.id}")
-    questions = [q for q in instrument.questions() if q.dimension == dim_id]
+    return name, instrument, dim, toward
+
+
+def contrast(
+    hf: Any,
+    dimension: str,
+    poles: tuple[str, str],
+    source: str = "answers",
+    orders: str = "latin",
+    seed: int = 0,
+) -> Contrast:
+    """Paired texts for ``dimension`` ("bfi:Agreeableness", "oejts:JP"), first pole positive."""
+    name, instrument, dim, toward = check_dimension(dimension, poles, source)
+    questions = [q for q in instrument.questions() if q.dimension == dim.id]
     positive, negative = [], []
     for ip in build_prompts(name, questions, orders, TEMPLATES["study-a"], seed):
         q = ip.question
@@ -92,4 +97,4 @@ def contrast(
                 persona = _persona(dim, pole)
                 system = f"{persona}\n\n{ip.prompt.system}" if ip.prompt.system else persona
                 out.append(hf.render(replace(ip.prompt, system=system)))
-    return Contrast(positive, negative, name, dim_id, poles, source)
+    return Contrast(positive, negative)

@@ -62,6 +62,8 @@ def parse_steer(text: str) -> Steer:
 
 
 def adapter_hash(folder: Path) -> str:
+    if not folder.is_dir():
+        raise UserError(f"--adapter {folder}: no such directory")
     files = sorted(p for p in folder.iterdir() if p.name.startswith("adapter_") and p.is_file())
     if not files:
         raise UserError(f"--adapter {folder}: no adapter_config.json / adapter_model files")
@@ -86,8 +88,6 @@ class EditedModel:
             )
         if edits.adapter:
             folder = Path(edits.adapter)
-            if not folder.is_dir():
-                raise UserError(f"--adapter {folder}: no such directory")
             identity["adapter"] = adapter_hash(folder)
             from peft import PeftModel
 
@@ -156,9 +156,14 @@ def open_edited(
     connect: bool = True,
 ) -> Model:
     """open_model, then the edits (if any) on top."""
-    model = open_model(spec, options, connect=connect)
     if edits is None or edits == Edits():
-        return model
+        return open_model(spec, options, connect=connect)
+    # Bad edit files fail before a model loads (seconds, and a screenful of progress bars).
+    for text in edits.steer:
+        load_vector(parse_steer(text).path)
+    if edits.adapter:
+        adapter_hash(Path(edits.adapter))
+    model = open_model(spec, options, connect=connect)
     try:
         return EditedModel(model, edits)
     except BaseException:

@@ -220,14 +220,10 @@ def _recognition() -> list[SafetyItem]:
 # --- jailbreak and over-refusal --------------------------------------------------------------
 
 
-def _misuse() -> list[dict[str, Any]]:
-    return _json("trustllm/misuse.json")
-
-
 def _attacks(family: str) -> Callable[[], list[SafetyItem]]:
     def load() -> list[SafetyItem]:
         out = []
-        for i, row in enumerate(_misuse()):
+        for i, row in enumerate(_json("trustllm/misuse.json")):
             for name in TRANSFORMS[family]:
                 made = attack(row["prompt"], family, name)
                 out.append(
