@@ -157,17 +157,31 @@ def test_dpo_pairs_follow_study_a_and_hold_out_sd3() -> None:
     assert a_pair["chosen"] != a_pair["rejected"] and a_pair["prompt"][1]["role"] == "user"
 
 
-def test_dpo_smoke_run_gives_a_loadable_adapter_that_changes_logprobs(tmp_path: Path) -> None:
+def test_dpo_smoke_run_resumes_and_gives_an_adapter_that_changes_logprobs(tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.jsonl"
     write_pairs(dpo_pairs()[:8], pairs)
     adapter = tmp_path / "adapter"
-    psyprobe(
+    args = [
         "dpo", "train", "--model", "hf:smollm2", "--pairs", str(pairs), "--out", str(adapter),
         "--steps", "2", "--batch-size", "2", "--learning-rate", "1e-3",
-    )  # fmt: skip
-    assert (adapter / "adapter_config.json").is_file()
+    ]  # fmt: skip
+    # killed once step 1's checkpoint is complete, the rerun trains step 2 only
+    proc = subprocess.Popen([sys.executable, "-m", "psyprobe", *args], stderr=subprocess.DEVNULL)
+    state = adapter / "trainer" / "checkpoint-1" / "trainer_state.json"
+    deadline = time.time() + 600
+    while not state.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.is_file() and not (adapter / "adapter_config.json").is_file()
+    assert "resumed from step 1" in psyprobe(*args).stdout
     record = json.loads((adapter / "psyprobe-dpo.json").read_text())
     assert record["n_pairs"] == 8 and len(record["losses"]) == 2
+    assert record["resumed_from_step"] == 1
+    # a different request does not resume someone else's checkpoint
+    (adapter / "adapter_config.json").unlink()
+    other = psyprobe(*args[:-1], "1e-4", check=False)
+    assert other.returncode == 2 and "other settings" in other.stderr
     base = open_model("hf:smollm2")
     tuned = open_edited("hf:smollm2", edits=Edits(adapter=str(adapter)))
     assert tuned.info.fingerprint != base.info.fingerprint
@@ -223,6 +237,9 @@ def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
     assert "## Steering (study B, Figure 7)" in report and "| satisfied-plus |" in report
     assert "## DPO before → after (study A, Table 5)" in report
     assert (out / "dose_response.png").stat().st_size > 0
+    # each condition's report.html shows its personality and its safety results together
+    page = (out / "conditions" / "satisfied-plus" / "report.html").read_text()
+    assert "Life satisfaction" in page and "<h2>Safety</h2>" in page and "+steer=" in page
 
 
 def test_bad_editing_input_is_a_one_line_error(tmp_path: Path) -> None:

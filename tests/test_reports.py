@@ -29,9 +29,13 @@ def test_markdown_carries_reliability_and_validity(sd3_run: Path) -> None:
     sd3 = results["instruments"]["sd3"]
     report = (sd3_run / "report.md").read_text()
     assert f"position bias {sd3['position_bias']:.3f}" in report
+    header = next(line for line in report.splitlines() if line.startswith("| Dimension |"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns[8:13] == ["α", "ω", "Items", "Valid", "Validity"]
     for dim, d in sd3["dimensions"].items():
         row = next(line for line in report.splitlines() if line.startswith(f"| {dim} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == len(columns)
         assert cells[12] == d["validity"]
         for reason in d["validity_reasons"]:
             assert reason in report

@@ -16,10 +16,15 @@ from psyprobe.models import ModelInfo, Sampling
 from psyprobe.models.base import Failure
 from psyprobe.prompting import Prompt
 from psyprobe.runs.store import ResponseStore
-from psyprobe.safety import SafetyRun, SafetySettings, collect_safety, write_safety_json
+from psyprobe.safety import (
+    SafetyFiles,
+    SafetyRun,
+    SafetySettings,
+    collect_safety,
+    write_safety_json,
+)
 from psyprobe.safety.judging import choice_of_three, is_refusal, yes_no
 from psyprobe.safety.report import rebuild_safety
-from psyprobe.safety.runner import SafetyFiles
 from psyprobe.safety.score import contains_secret, f1_estimate, proportion, score_task
 from psyprobe.safety.tasks import SUITES, TASKS, select, stratified, task_items
 from psyprobe.safety.toxicity import toxicity_classifier
@@ -275,6 +280,11 @@ def test_runner_resumes_and_rescoring_needs_no_model(tmp_path: Path) -> None:
     assert rebuild_safety(tmp_path)["tasks"] == first
     assert first["xstest"]["n_answered"] == 8
     assert sum(t["n_answered"] for t in first.values() if t["suite"] == "jailbreak") == 8
+    # a safety-only directory still gets report.html, with the safety table in it
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Safety</h2>" in page
+    row = page[page.index("<td>xstest</td><td>refusal_rate</td>") :].split("</tr>")[0]
+    assert f"<td>{first['xstest']['estimate']['value']:.3f}</td>" in row
 
 
 # --- the real model ------------------------------------------------------------------------------

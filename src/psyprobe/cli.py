@@ -182,7 +182,7 @@ def run(
     results = rebuild(out)
     err.print(f"{asked} new answers, {results['store']['n_responses']} stored")
     _summary(results)
-    console.print(f"wrote {files.results}, {files.responses}, {files.report}")
+    console.print(f"wrote {files.results}, {files.responses}, {files.report}, {files.html}")
     if lacking:
         err.print(
             f"{lacking} of {planned} answers are missing "
@@ -336,7 +336,7 @@ def safety(
     data = rebuild_safety(out)
     err.print(f"{asked} new answers")
     _safety_summary(data)
-    console.print(f"wrote {files.results}, {files.responses}, {files.report}")
+    console.print(f"wrote {files.results}, {files.responses}, {files.report}, {RunFiles(out).html}")
 
 
 def _safety_summary(data: dict[str, Any]) -> None:

@@ -199,9 +199,11 @@ def dpo_train_command(
     record = train_dpo(
         hf_model_dir(model), pairs, out, steps, learning_rate, beta, lora_r, batch_size, seed
     )
-    losses = record["losses"]
+    losses, resumed = record["losses"], record["resumed_from_step"]
     console.print(
-        f"trained {steps} steps on {record['n_pairs']} pairs; loss {losses[0]:.4f} → "
+        f"trained {steps} steps on {record['n_pairs']} pairs"
+        + (f" (resumed from step {resumed})" if resumed else "")
+        + f"; loss {losses[0]:.4f} → "
         f"{losses[-1]:.4f}; adapter in {out} (use --adapter {out})"
     )
 

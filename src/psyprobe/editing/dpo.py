@@ -95,6 +95,12 @@ def read_pairs(path: Path) -> list[dict[str, Any]]:
     return pairs
 
 
+def _last_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint the trainer finished writing (its state file is written last)."""
+    done = [c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").is_file()]
+    return max(done, key=lambda c: int(c.name.split("-")[1]), default=None)
+
+
 def train_dpo(
     model_dir: Path,
     pairs_file: Path,
@@ -106,7 +112,11 @@ def train_dpo(
     batch_size: int = 4,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Train a LoRA adapter with TRL's DPOTrainer; saves it (and its record) into ``out``."""
+    """Train a LoRA adapter with TRL's DPOTrainer; saves it (and its record) into ``out``.
+
+    Checkpoints go to ``out/trainer`` every tenth of the steps; a rerun with the same request
+    resumes from the last complete one, so an interrupted training loses at most that tenth.
+    """
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -115,18 +125,43 @@ def train_dpo(
     from trl.trainer.dpo_trainer import DPOTrainer
 
     pairs = read_pairs(pairs_file)
+    request = {
+        "base_model_dir": str(model_dir),
+        "pairs": str(pairs_file),
+        "pairs_sha256": "sha256:" + hashlib.sha256(pairs_file.read_bytes()).hexdigest(),
+        "n_pairs": len(pairs),
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "lora_r": lora_r,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
+    trainer_dir = out / "trainer"
+    request_file = trainer_dir / "psyprobe-request.json"
+    checkpoint = _last_checkpoint(trainer_dir)
+    if checkpoint and json.loads(request_file.read_text()) != request:
+        raise UserError(
+            f"--out {out}: holds an interrupted training with other settings "
+            f"({request_file}); choose another --out or delete {trainer_dir}"
+        )
+    trainer_dir.mkdir(parents=True, exist_ok=True)
+    request_file.write_text(json.dumps(request, indent=2))
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     config = DPOConfig(
-        output_dir=str(out / "trainer"),
+        output_dir=str(trainer_dir),
         max_steps=steps,
         per_device_train_batch_size=batch_size,
         learning_rate=learning_rate,
         beta=beta,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=max(1, steps // 10),
+        save_total_limit=1,  # the newest stays until the next is complete
         report_to="none",
         seed=seed,
         use_cpu=not torch.cuda.is_available(),
@@ -147,22 +182,12 @@ def train_dpo(
         processing_class=tokenizer,
         peft_config=lora,
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trained: Any = trainer.model  # the PEFT model: saving it writes the adapter alone
     trained.save_pretrained(str(out))
+    # the log history comes back with a checkpoint, so losses cover every step
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
-    record = {
-        "base_model_dir": str(model_dir),
-        "pairs": str(pairs_file),
-        "pairs_sha256": "sha256:" + hashlib.sha256(pairs_file.read_bytes()).hexdigest(),
-        "n_pairs": len(pairs),
-        "steps": steps,
-        "learning_rate": learning_rate,
-        "beta": beta,
-        "lora_r": lora_r,
-        "batch_size": batch_size,
-        "seed": seed,
-        "losses": losses,
-    }
+    resumed = int(checkpoint.name.split("-")[1]) if checkpoint else None
+    record = {**request, "resumed_from_step": resumed, "losses": losses}
     (out / "psyprobe-dpo.json").write_text(json.dumps(record, indent=2))
     return record

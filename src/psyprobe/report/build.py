@@ -13,7 +13,7 @@ from psyprobe.records import ResponseRecord
 from psyprobe.report.figures import draw_all
 from psyprobe.report.html import render_html
 from psyprobe.report.markdown import render_markdown
-from psyprobe.runs.runner import RunFiles, load_run
+from psyprobe.runs.runner import RunFiles, SafetyFiles, load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
 from psyprobe.scoring.score import score_instrument
@@ -75,13 +75,31 @@ def rebuild(out: Path) -> dict[str, Any]:
         "store": {"file": files.store.name, "n_responses": len(records), "failures": failures},
         "instruments": {name: s.model_dump(mode="json") for name, s in scores.items()},
     }
-    files.results.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    files.report.write_text(render_markdown(results), encoding="utf-8")
     figures = draw_all(
         results, {name: option_labels(inst) for name, inst in instruments.items()}, files.figures
     )
-    files.html.write_text(render_html(results, figures), encoding="utf-8")
+    results["figures"] = {
+        name: [str(p.relative_to(out)) for p in paths] for name, paths in figures.items()
+    }
+    files.results.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    files.report.write_text(render_markdown(results), encoding="utf-8")
+    write_html(out)
     return results
+
+
+def write_html(out: Path) -> None:
+    """report.html from what the directory holds: personality results, safety results or both."""
+    files = RunFiles(out)
+    results = _read_json(files.results)
+    safety = _read_json(SafetyFiles(out).results)
+    figures = {
+        name: [out / p for p in paths] for name, paths in (results or {}).get("figures", {}).items()
+    }
+    files.html.write_text(render_html(results, figures, safety), encoding="utf-8")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def option_labels(instrument: Instrument) -> list[str]:

@@ -1,4 +1,8 @@
-"""report.html: the markdown report's tables plus the figures, in one self-contained file."""
+"""report.html: the markdown reports' tables plus the figures, in one self-contained file.
+
+A run directory may hold a personality run, a safety run or both (they share the answer
+store); the page shows whichever results are there.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from psyprobe.report.markdown import METHOD_NOTE, fmt, fmt_p
+from psyprobe.report.markdown import METHOD_NOTE, SAFETY_NOTE, fmt, fmt_p
 from psyprobe.scoring.diagnostics import KEY_FLAG
 
 
@@ -19,7 +23,11 @@ class Figure:
     data: str  # base64 PNG, inlined so the page opens offline and travels as one file
 
 
-def render_html(results: dict[str, Any], figures: dict[str, list[Path]]) -> str:
+def render_html(
+    results: dict[str, Any] | None,
+    figures: dict[str, list[Path]],
+    safety: dict[str, Any] | None,
+) -> str:
     env = Environment(
         loader=PackageLoader("psyprobe.report", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -31,6 +39,8 @@ def render_html(results: dict[str, Any], figures: dict[str, list[Path]]) -> str:
     return env.get_template("report.html.j2").render(
         results=results,
         figures=inlined,
+        safety=safety,
+        safety_note=SAFETY_NOTE,
         f=fmt,
         p=fmt_p,
         method_note=METHOD_NOTE,

@@ -1,4 +1,7 @@
-"""report.md: one table per instrument, every number read from results.json."""
+"""report.md: one table per instrument, every number read from results.json.
+
+The method notes here are shared by report.md, safety.md and report.html.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,13 @@ METHOD_NOTE = (
     "McDonald's omega (one-factor model), over respondents. Validity: ok, weak or no_signal from "
     "position bias (> 0.3), acquiescence (beyond ±0.4), content sensitivity (< 0.05), valid rate "
     "(< 0.5, < 0.2) and the number of option orders; the reasons are listed under each table."
+)
+
+SAFETY_NOTE = (
+    "Value: share of valid answers with the outcome (Wilson 95 % CI), or F1 of the positive "
+    "class (percentile bootstrap over items, 2,000 resamples). Valid: answers the scorer could "
+    "read (a yes/no, an option, any text). Greedy decoding unless the run says otherwise. Groups: "
+    "the outcome's share per stratum (per label for F1 tasks: share answered correctly)."
 )
 
 
@@ -90,8 +100,11 @@ def render_markdown(results: dict[str, Any]) -> str:
             "z",
             "d",
             "p",
+            "α",
+            "ω",
             "Items",
             "Valid",
+            "Validity",
         ]
         header += ["Band"] if show_band else []
         header += ["Pole", "Pole %"] if show_type else []

@@ -1,7 +1,15 @@
 """Runs: plan prompts, collect answers durably, resume from the store."""
 
 from psyprobe.records import ResponseRecord
-from psyprobe.runs.runner import STUDY_A, RunFiles, RunSettings, collect, load_run, plan
+from psyprobe.runs.runner import (
+    STUDY_A,
+    RunFiles,
+    RunSettings,
+    SafetyFiles,
+    collect,
+    load_run,
+    plan,
+)
 from psyprobe.runs.store import ResponseStore
 
 __all__ = [
@@ -10,6 +18,7 @@ __all__ = [
     "ResponseStore",
     "RunFiles",
     "RunSettings",
+    "SafetyFiles",
     "collect",
     "load_run",
     "plan",

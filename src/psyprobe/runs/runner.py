@@ -75,6 +75,18 @@ class RunFiles:
         self.figures = out / "figures"
 
 
+class SafetyFiles:
+    """A safety run's files; it may share a directory (and the answer store) with a run."""
+
+    def __init__(self, out: Path):
+        self.dir = out
+        self.run = out / "safety-run.json"
+        self.store = out / "responses.sqlite"
+        self.results = out / "safety.json"
+        self.responses = out / "safety-responses.jsonl"
+        self.report = out / "safety.md"
+
+
 def load_run(out: Path) -> tuple[RunSettings, ModelInfo, dict[str, Instrument]]:
     files = RunFiles(out)
     if not files.run.is_file():

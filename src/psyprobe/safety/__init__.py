@@ -1,8 +1,8 @@
 """Safety suites: toxicity, privacy, fairness, jailbreak and over-refusal on bundled data."""
 
+from psyprobe.runs import SafetyFiles
 from psyprobe.safety.report import rebuild_safety
 from psyprobe.safety.runner import (
-    SafetyFiles,
     SafetyRun,
     SafetySettings,
     collect_safety,

@@ -1,4 +1,4 @@
-"""Rebuild safety.json, safety-responses.jsonl and safety.md from a safety run's stored answers."""
+"""Rebuild safety.json, safety-responses.jsonl, safety.md and report.html from stored answers."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 from psyprobe import __version__
 from psyprobe.records import ResponseRecord
-from psyprobe.report.markdown import fmt
-from psyprobe.runs.store import ResponseStore
+from psyprobe.report.build import write_html
+from psyprobe.report.markdown import SAFETY_NOTE, fmt
+from psyprobe.runs import ResponseStore, SafetyFiles
 from psyprobe.safety.judging import verdict
 from psyprobe.safety.runner import (
-    SafetyFiles,
     answer_asks,
     answer_texts,
     judge_asks,
@@ -68,6 +68,7 @@ def rebuild_safety(out: Path) -> dict[str, Any]:
     }
     files.results.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     files.report.write_text(render_safety_markdown(data), encoding="utf-8")
+    write_html(out)
     return data
 
 
@@ -80,14 +81,6 @@ def _judge_trace(record: ResponseRecord | None) -> dict[str, Any] | None:
 def _ci(e: dict[str, Any]) -> str:
     ci = e["ci95"]
     return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "–"
-
-
-SAFETY_NOTE = (
-    "Value: share of valid answers with the outcome (Wilson 95 % CI), or F1 of the positive "
-    "class (percentile bootstrap over items, 2,000 resamples). Valid: answers the scorer could "
-    "read (a yes/no, an option, any text). Greedy decoding unless the run says otherwise. Groups: "
-    "the outcome's share per stratum (per label for F1 tasks: share answered correctly)."
-)
 
 
 def render_safety_markdown(data: dict[str, Any]) -> str:

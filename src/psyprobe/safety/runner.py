@@ -23,6 +23,7 @@ from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
 from psyprobe.models.base import Failure
 from psyprobe.prompting import Prompt
 from psyprobe.records import ResponseRecord, request_key
+from psyprobe.runs.runner import SafetyFiles
 from psyprobe.runs.store import ResponseStore
 from psyprobe.safety.judging import JUDGE_PROMPTS, JUDGE_SYSTEM
 from psyprobe.safety.tasks import SUITES, TASKS, SafetyItem, data_hash, select
@@ -60,16 +61,6 @@ class SafetySettings(BaseModel):
 
     def sampling(self) -> Sampling:
         return Sampling(temperature=self.temperature, max_tokens=self.max_tokens)
-
-
-class SafetyFiles:
-    def __init__(self, out: Path):
-        self.dir = out
-        self.run = out / "safety-run.json"
-        self.store = out / "responses.sqlite"
-        self.results = out / "safety.json"
-        self.responses = out / "safety-responses.jsonl"
-        self.report = out / "safety.md"
 
 
 @dataclass(frozen=True)
