@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,20 @@ def psyprobe(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
     if check and proc.returncode != 0:
         raise AssertionError(f"psyprobe {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def kill_when(ready: Callable[[], bool], *args: str, timeout: float = 600) -> None:
+    """Start the command line; kill -9 it once ``ready()`` holds (or it ends, or time is up)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "psyprobe", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def write_json(path: Path, data: Any) -> Path:

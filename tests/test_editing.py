@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from conftest import psyprobe
+from conftest import kill_when, psyprobe
 from psyprobe.capability import arc_accuracy, perplexity
 from psyprobe.editing import (
     Edits,
@@ -166,20 +162,14 @@ def test_dpo_smoke_run_resumes_and_gives_an_adapter_that_changes_logprobs(tmp_pa
         "--steps", "2", "--batch-size", "2", "--learning-rate", "1e-3",
     ]  # fmt: skip
     # killed once step 1's checkpoint is complete, the rerun trains step 2 only
-    proc = subprocess.Popen([sys.executable, "-m", "psyprobe", *args], stderr=subprocess.DEVNULL)
     state = adapter / "trainer" / "checkpoint-1" / "trainer_state.json"
-    deadline = time.time() + 600
-    while not state.is_file() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(state.is_file, *args)
     assert state.is_file() and not (adapter / "adapter_config.json").is_file()
     assert "resumed from step 1" in psyprobe(*args).stdout
     record = json.loads((adapter / "psyprobe-dpo.json").read_text())
     assert record["n_pairs"] == 8 and len(record["losses"]) == 2
     assert record["resumed_from_step"] == 1
     # a different request does not resume someone else's checkpoint
-    (adapter / "adapter_config.json").unlink()
     other = psyprobe(*args[:-1], "1e-4", check=False)
     assert other.returncode == 2 and "other settings" in other.stderr
     base = open_model("hf:smollm2")
@@ -212,17 +202,8 @@ STUDY = Path(__file__).resolve().parents[1] / "studies" / "closed-loop-reduced.y
 def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
     study = STUDY
     out = tmp_path / "study"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "psyprobe", "study", str(study), "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     first = out / "conditions" / "base" / "capability.json"
-    deadline = time.time() + 600
-    while not first.is_file() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(first.is_file, "study", str(study), "--out", str(out))
     assert first.is_file()
     kept = first.stat().st_mtime
     psyprobe("study", str(study), "--out", str(out))

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SD3_LATIN, psyprobe
+from conftest import SD3_LATIN, kill_when, psyprobe
 
 pytestmark = pytest.mark.slow
 
@@ -81,16 +76,7 @@ def test_kill_9_then_resume_asks_nothing_twice_and_scores_identically(
     tmp_path: Path, sd3_run: Path
 ) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "psyprobe", "run", *SD3_LATIN, "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while _stored(out / "responses.sqlite") < 64 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(lambda: _stored(out / "responses.sqlite") >= 64, "run", *SD3_LATIN, "--out", str(out))
     kept = _stored(out / "responses.sqlite")
     assert 64 <= kept < 270
 
