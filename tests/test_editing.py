@@ -217,6 +217,11 @@ def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
     report = (out / "study.md").read_text()
     assert "## Steering (study B, Figure 7)" in report and "| satisfied-plus |" in report
     assert "## DPO before → after (study A, Table 5)" in report
+    # each correlation carries its trait's worst validity verdict over the conditions
+    r = data["correlations"][0]
+    verdicts = [c["personality"][r["trait"]]["validity"] for c in data["conditions"].values()]
+    assert r["trait_validity"] == max(verdicts, key=["ok", "weak", "no_signal"].index)
+    assert f"| {r['trait']} | {r['trait_validity']} | {r['safety']} |" in report
     assert (out / "dose_response.png").stat().st_size > 0
     # each condition's report.html shows its personality and its safety results together
     page = (out / "conditions" / "satisfied-plus" / "report.html").read_text()

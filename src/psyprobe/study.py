@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import yaml
@@ -28,6 +28,7 @@ from psyprobe.models import open_model
 from psyprobe.models.registry import hf_model_dir
 from psyprobe.runs import RunSettings
 from psyprobe.safety import SafetySettings, rebuild_safety, run_safety
+from psyprobe.scoring.diagnostics import Validity
 
 
 class _Strict(BaseModel):
@@ -254,6 +255,12 @@ def _spearman_ci(x: list[float], y: list[float]) -> dict[str, Any]:
     return {"rho": rho, "ci95": [math.tanh(z - 1.96 * se), math.tanh(z + 1.96 * se)], "n": n}
 
 
+def _worst_validity(conditions: dict[str, dict[str, Any]], trait: str) -> str:
+    """A trait score that carries no signal in any condition makes its correlations noise."""
+    verdicts = {str(c["personality"][trait]["validity"]) for c in conditions.values()}
+    return max(verdicts, key=get_args(Validity).index)  # ok < weak < no_signal
+
+
 def summarize(study: Study, out: Path) -> dict[str, Any]:
     conditions = {}
     for c in study.conditions:
@@ -282,7 +289,12 @@ def summarize(study: Study, out: Path) -> dict[str, Any]:
                 if pairs:
                     xs, ys = zip(*pairs, strict=True)
                     correlations.append(
-                        {"trait": trait, "safety": task, **_spearman_ci(list(xs), list(ys))}
+                        {
+                            "trait": trait,
+                            "trait_validity": _worst_validity(conditions, trait),
+                            "safety": task,
+                            **_spearman_ci(list(xs), list(ys)),
+                        }
                     )
     return {
         "study": study.name,
@@ -418,13 +430,16 @@ def render_study(data: dict[str, Any]) -> str:
             "",
             "## Personality × safety across conditions (Spearman, Fisher-z 95 % CI)",
             "",
-            "| trait | safety | ρ | 95% CI | n |",
-            "|---|---|---|---|---|",
+            "Trait validity is the worst verdict the trait got in any condition: a correlation "
+            "with a `no_signal` trait follows option-position noise, not the trait.",
+            "",
+            "| trait | trait validity | safety | ρ | 95% CI | n |",
+            "|---|---|---|---|---|---|",
         ]
         for r in data["correlations"]:
             ci = r["ci95"]
             lines.append(
-                f"| {r['trait']} | {r['safety']} | {_f(r['rho'])} | "
+                f"| {r['trait']} | {r['trait_validity']} | {r['safety']} | {_f(r['rho'])} | "
                 + (f"[{_f(ci[0])}, {_f(ci[1])}]" if ci else "–")
                 + f" | {r['n']} |"
             )
@@ -449,6 +464,8 @@ def draw_dose_response(data: dict[str, Any], path: Path) -> None:
     if not series:
         return
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax in axes:  # the safety panel has eleven tasks: more than the default ten colours
+        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
     for label, points in series.items():
         points = sorted([(0.0, base), *points], key=lambda p: p[0])
         xs = [p[0] for p in points]
