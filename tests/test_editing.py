@@ -171,7 +171,7 @@ def test_dpo_smoke_run_resumes_and_gives_an_adapter_that_changes_logprobs(tmp_pa
     assert record["resumed_from_step"] == 1
     # a different request does not resume someone else's checkpoint
     other = psyprobe(*args[:-1], "1e-4", check=False)
-    assert other.returncode == 2 and "other settings" in other.stderr
+    assert other.returncode == 2 and "other learning_rate" in other.stderr
     base = open_model("hf:smollm2")
     tuned = open_edited("hf:smollm2", edits=Edits(adapter=str(adapter)))
     assert tuned.info.fingerprint != base.info.fingerprint

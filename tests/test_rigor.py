@@ -175,3 +175,13 @@ def test_kappa_for_repeated_forced_choice(tmp_path: Path, shared_data: Path) -> 
     )
     inst = json.loads((tmp_path / "run" / "results.json").read_text())["instruments"]["mbtim"]
     assert 0.8 < inst["kappa"] < 1.0
+
+
+def test_a_rerun_with_other_settings_is_refused_and_keeps_the_run(tmp_path: Path) -> None:
+    args = ["run", "--model", spec(), "--instrument", "sd3", "--orders", "fixed"]
+    psyprobe(*args, "--out", str(tmp_path))
+    kept = (tmp_path / "results.json").read_bytes()
+    proc = psyprobe(*args, "--seed", "1", "--out", str(tmp_path), check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "other settings (seed)" in proc.stderr
+    assert (tmp_path / "results.json").read_bytes() == kept

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, psyprobe
+from psyprobe.errors import UserError
 from psyprobe.models import ModelInfo, Sampling
 from psyprobe.models.base import Failure
 from psyprobe.prompting import Prompt
@@ -276,6 +277,10 @@ def test_runner_resumes_and_rescoring_needs_no_model(tmp_path: Path) -> None:
         # the rerun asks only for the three failures
         assert collect_safety(settings, model, None, store) == 3
         assert store.count() == 16
+    # the same directory refuses other settings, naming them, and keeps what it holds
+    other = SafetyRun(settings.model_copy(update={"limit": 9}), model.info, None)
+    with pytest.raises(UserError, match=r"other settings \(limit\)"):
+        write_safety_json(files, other)
     first = json.loads(json.dumps(rebuild_safety(tmp_path)["tasks"]))
     assert rebuild_safety(tmp_path)["tasks"] == first
     assert first["xstest"]["n_answered"] == 8

@@ -18,6 +18,7 @@ from typing import Any
 from psyprobe.errors import UserError
 from psyprobe.instruments import load_instrument
 from psyprobe.prompting import TEMPLATES, build_prompts
+from psyprobe.runs.runner import hold_record
 
 # dimension → (direction that is chosen: +1 raise / −1 lower, chosen reason, rejected reason)
 TARGETS: dict[str, tuple[int, str, str]] = {
@@ -140,13 +141,9 @@ def train_dpo(
     trainer_dir = out / "trainer"
     request_file = trainer_dir / "psyprobe-request.json"
     checkpoint = _last_checkpoint(trainer_dir)
-    if checkpoint and json.loads(request_file.read_text()) != request:
-        raise UserError(
-            f"--out {out}: holds an interrupted training with other settings "
-            f"({request_file}); choose another --out or delete {trainer_dir}"
-        )
-    trainer_dir.mkdir(parents=True, exist_ok=True)
-    request_file.write_text(json.dumps(request, indent=2))
+    if checkpoint is None:  # nothing to resume: whatever asked before is not ours to keep
+        request_file.unlink(missing_ok=True)
+    hold_record(request_file, request, tuple(request), "DPO training")
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:

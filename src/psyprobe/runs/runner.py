@@ -118,18 +118,32 @@ def write_run_json(
             name: inst.model_dump(mode="json", by_alias=True) for name, inst in instruments.items()
         },
     }
-    if files.run.is_file():
-        held = json.loads(files.run.read_text())
-        for part in ("settings", "model"):
-            if held[part] != record[part]:
-                changed = sorted(k for k in record[part] if held[part].get(k) != record[part][k])
-                raise UserError(
-                    f"{files.dir}: holds a run with other {part} ({', '.join(changed)}); "
-                    "rerun with the same options to resume, or choose another --out"
-                )
+    hold_record(files.run, record, ("settings", "model"), "run")
+
+
+def hold_record(path: Path, record: dict[str, Any], parts: Sequence[str], what: str) -> None:
+    """Write the record of what a directory computes, or check the one there asks the same.
+
+    A rerun resumes only the work it would do itself: anything else would mix answers (or
+    training steps) of two different requests in one result.
+    """
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2, ensure_ascii=False))
         return
-    files.dir.mkdir(parents=True, exist_ok=True)
-    files.run.write_text(json.dumps(record, indent=2, ensure_ascii=False))
+    held = json.loads(path.read_text())
+    for part in parts:
+        if held.get(part) != record[part]:
+            new, old = record[part], held.get(part)
+            keys = (
+                f" ({', '.join(sorted(k for k in new if old.get(k) != new[k]))})"
+                if isinstance(new, dict) and isinstance(old, dict)
+                else ""
+            )
+            raise UserError(
+                f"{path.parent}: holds a {what} with other {part}{keys} ({path.name}); "
+                "rerun with the same options to resume, or choose another --out"
+            )
 
 
 def _seed(settings: RunSettings, ip: ItemPrompt, sample: int, attempt: int) -> int:

@@ -23,7 +23,7 @@ from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
 from psyprobe.models.base import Failure
 from psyprobe.prompting import Prompt
 from psyprobe.records import ResponseRecord, request_key
-from psyprobe.runs.runner import SafetyFiles
+from psyprobe.runs.runner import SafetyFiles, hold_record
 from psyprobe.runs.store import ResponseStore
 from psyprobe.safety.judging import JUDGE_PROMPTS, JUDGE_SYSTEM
 from psyprobe.safety.tasks import SUITES, TASKS, SafetyItem, data_hash, select
@@ -78,17 +78,7 @@ def write_safety_json(files: SafetyFiles, run: SafetyRun) -> None:
         "judge": run.judge.model_dump(mode="json") if run.judge else None,
         "data_hash": data_hash(run.settings.suites),
     }
-    if files.run.is_file():
-        held = json.loads(files.run.read_text())
-        changed = [k for k in ("settings", "model", "judge") if held[k] != record[k]]
-        if changed:
-            raise UserError(
-                f"{files.dir}: holds a safety run with other {', '.join(changed)}; rerun with "
-                "the same options to resume, or choose another --out"
-            )
-        return
-    files.dir.mkdir(parents=True, exist_ok=True)
-    files.run.write_text(json.dumps(record, indent=2, ensure_ascii=False))
+    hold_record(files.run, record, ("settings", "model", "judge"), "safety run")
 
 
 def load_safety(out: Path) -> SafetyRun:
