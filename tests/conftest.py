@@ -50,7 +50,9 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-SD3_LATIN = ["--instrument", "sd3", "--orders", "latin"]  # 27 items × 10 orders
+# 27 items × 10 orders, the model as itself: the design for tests of backends, resume and
+# agreement (a population multiplies the prompts without testing anything more there)
+SD3_LATIN = ["--instrument", "sd3", "--orders", "latin", "--respondents", "0"]
 
 
 @pytest.fixture(scope="session")

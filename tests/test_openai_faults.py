@@ -120,6 +120,8 @@ def _run(server: FaultyServer, tmp_path: Path, *extra: str) -> tuple[int, str, P
         str(inst),
         "--orders",
         "fixed",
+        "--respondents",
+        "0",
         "--timeout",
         "0.5",
         *extra,

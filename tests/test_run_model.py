@@ -129,3 +129,25 @@ def test_generate_mode_parses_and_retries_a_bounded_number_of_times(tmp_path: Pa
             assert min(attempts, key=lambda r: r["attempt"])["status"] == "invalid"
     sd3 = json.loads((out / "results.json").read_text())["instruments"]["sd3"]
     assert sd3["valid_rate"] > 0.3
+
+
+def test_a_population_on_the_embedded_model_says_what_it_measures(tmp_path: Path) -> None:
+    """SmolLM2 answers by option position: over a persona population, with orders rotating,
+    the decomposition finds the order, not the statement, and the verdict says no_signal."""
+    out = tmp_path / "pop"
+    psyprobe("run", "--instrument", "bfi", "--respondents", "10", "--out", str(out))
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["respondents"] == 10 and results["settings"]["balance"] == "rotate"
+    bfi = results["instruments"]["bfi"]
+    assert bfi["n_prompts"] == 440 and bfi["n_respondents"] == 10  # one order per item
+    parts = bfi["decomposition"]
+    assert parts["order"] > 0.5 and parts["order_p"] < 0.01 and parts["content"] < 0.05
+    for name, d in bfi["dimensions"].items():
+        assert d["n_respondents"] == 10 and d["key_consistency"]["status"], name
+        assert d["validity"] == "no_signal", (name, d["validity_reasons"])
+    report = (out / "report.md").read_text()
+    assert "10 respondent(s) behind each α" in report and "Key consistency" in report
+    assert "content sensitivity" in report and "order effect" in report
+    # every prompt carries its respondent's persona in the system message
+    first = json.loads((out / "responses.jsonl").read_text().splitlines()[0])
+    assert "Respond in a way that matches this description" in first["system"]

@@ -25,6 +25,7 @@ from psyprobe.cli_options import (
     ModelOpt,
     Persona,
     Steer,
+    Threads,
     Timeout,
     backend_options,
     edits,
@@ -34,12 +35,13 @@ from psyprobe.errors import UserError
 from psyprobe.instruments import builtin_paths, load_instrument, read_instrument
 from psyprobe.models import ALIASES, BACKENDS, Mode, open_model
 from psyprobe.models.replay import ReplayModel
-from psyprobe.prompting import TEMPLATES, check_design
+from psyprobe.prompting import BALANCES, TEMPLATES, check_design
 from psyprobe.report import rebuild
 from psyprobe.report.compare import write_comparison
 from psyprobe.report.markdown import fmt, fmt_p
 from psyprobe.runs import STUDY_A, RunFiles, RunSettings, collect
 from psyprobe.runs.runner import (
+    RESPONDENTS,
     Estimate,
     estimate,
     missing,
@@ -82,6 +84,21 @@ def run(
         ),
     ] = None,
     orders: Annotated[str, typer.Option(help="all | latin | random:K | fixed")] = "latin",
+    respondents: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Simulated respondents (persona × framing) reliability and validity are "
+            "computed over; 0: the model as itself, every order asked",
+        ),
+    ] = RESPONDENTS,
+    balance: Annotated[
+        str,
+        typer.Option(
+            help="Orders in a population: rotate (one per respondent and item, rotating) | "
+            "within (every order for every respondent)"
+        ),
+    ] = "rotate",
     mode: Annotated[str, typer.Option(help="logprob | generate")] = "logprob",
     samples: Annotated[int, typer.Option(help="Answers sampled per prompt (generate)")] = 1,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (generate)")] = 0.7,
@@ -102,6 +119,7 @@ def run(
     max_retries: MaxRetries = 5,
     dtype: DType = "float32",
     device: Device = "auto",
+    threads: Threads = None,
     persona: Persona = None,
     steer: Steer = None,
     adapter: Adapter = None,
@@ -122,10 +140,12 @@ def run(
     if mode not in ("logprob", "generate"):
         raise UserError(f"--mode: {mode!r} is not one of logprob, generate")
     check_design(orders)
+    if balance not in BALANCES:
+        raise UserError(f"--balance: {balance!r} is not one of {', '.join(BALANCES)}")
     if template not in TEMPLATES:
         raise UserError(f"--template: {template!r} is not one of {', '.join(TEMPLATES)}")
     options = backend_options(
-        base_url, api_key_env, concurrency, timeout, max_retries, dtype, device
+        base_url, api_key_env, concurrency, timeout, max_retries, dtype, device, threads
     )
     the_model = open_edited(model, options, edits(persona, steer, adapter), connect=not dry_run)
     try:
@@ -135,6 +155,7 @@ def run(
             # Recorded answers are what they are: one per line, asked in the order they were.
             names = tuple(instrument) if instrument else tuple(the_model.instruments())
             orders, mode, count, retries = "fixed", "generate", the_model.samples(), 0
+            respondents = 0
         if mode not in the_model.info.modes:
             err.print(
                 f"note: {getattr(the_model, 'notice', None) or the_model.info.backend} "
@@ -146,6 +167,8 @@ def run(
             model=the_model.info.spec,
             instruments=names,
             orders=orders,
+            respondents=respondents,
+            balance="within" if balance == "within" else "rotate",
             mode=mode_,
             samples=count if mode_ == "generate" else 1,
             temperature=temperature,
@@ -284,6 +307,7 @@ def safety(
     max_retries: MaxRetries = 5,
     dtype: DType = "float32",
     device: Device = "auto",
+    threads: Threads = None,
     persona: Persona = None,
     steer: Steer = None,
     adapter: Adapter = None,
@@ -304,7 +328,7 @@ def safety(
         option = {"suites": "suite"}.get(str(first["loc"][0]), str(first["loc"][0]))
         raise UserError(f"--{option}: {first['msg']}") from None
     options = backend_options(
-        base_url, api_key_env, concurrency, timeout, max_retries, dtype, device
+        base_url, api_key_env, concurrency, timeout, max_retries, dtype, device, threads
     )
     the_model = open_edited(model, options, edits(persona, steer, adapter))
     judge_model = None

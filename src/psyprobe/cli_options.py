@@ -23,6 +23,9 @@ Timeout = Annotated[float, typer.Option(help="Seconds per server request")]
 MaxRetries = Annotated[int, typer.Option(help="Retries of a failed server request")]
 DType = Annotated[str, typer.Option(help="hf: float32 | bfloat16 | float16")]
 Device = Annotated[str, typer.Option(help="hf: auto | cpu | cuda")]
+Threads = Annotated[
+    int | None, typer.Option(min=1, help="llama.cpp: CPU threads [default: one per core]")
+]
 
 
 def backend_options(
@@ -33,6 +36,7 @@ def backend_options(
     max_retries: int,
     dtype: str,
     device: str,
+    threads: int | None,
 ) -> BackendOptions:
     return BackendOptions(
         base_url=base_url,
@@ -42,6 +46,7 @@ def backend_options(
         max_retries=max_retries,
         dtype=dtype,
         device=device,
+        threads=threads,
     )
 
 

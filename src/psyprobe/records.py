@@ -23,6 +23,8 @@ class ResponseRecord(BaseModel):
     order_index: int
     option_order: tuple[int, ...]
     sample: int
+    # The simulated respondent (persona × framing) of a population; 0 also for the model itself
+    respondent: int = 0
     attempt: int
     mode: Mode
     system: str | None

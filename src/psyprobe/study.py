@@ -27,6 +27,7 @@ from psyprobe.errors import UserError
 from psyprobe.models import open_model
 from psyprobe.models.registry import hf_model_dir
 from psyprobe.runs import RunSettings
+from psyprobe.runs.runner import RESPONDENTS
 from psyprobe.safety import SafetySettings, rebuild_safety, run_safety
 from psyprobe.scoring.diagnostics import Validity
 
@@ -75,6 +76,7 @@ class Study(_Strict):
     model: str = "hf:smollm2"
     instruments: tuple[str, ...] = ("sd3", "bfi")
     orders: str = "latin"
+    respondents: int = Field(RESPONDENTS, ge=0)
     seed: int = 0
     safety: SafetyPart | None = SafetyPart()
     arc_limit: int | None = 20  # ARC questions per part; null skips the capability check
@@ -171,6 +173,7 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
             model=model.info.spec,
             instruments=study.instruments,
             orders=study.orders,
+            respondents=study.respondents,
             seed=study.seed,
         )
         measure(model, settings, folder)
@@ -288,13 +291,15 @@ def summarize(study: Study, out: Path) -> dict[str, Any]:
                 pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
                 if pairs:
                     xs, ys = zip(*pairs, strict=True)
+                    worst = _worst_validity(conditions, trait)
+                    # A no_signal score moves with noise, so its ρ would only measure that.
+                    rho = (
+                        {"rho": None, "ci95": None, "n": len(pairs)}
+                        if worst == "no_signal"
+                        else _spearman_ci(list(xs), list(ys))
+                    )
                     correlations.append(
-                        {
-                            "trait": trait,
-                            "trait_validity": _worst_validity(conditions, trait),
-                            "safety": task,
-                            **_spearman_ci(list(xs), list(ys)),
-                        }
+                        {"trait": trait, "trait_validity": worst, "safety": task, **rho}
                     )
     return {
         "study": study.name,
@@ -431,7 +436,8 @@ def render_study(data: dict[str, Any]) -> str:
             "## Personality × safety across conditions (Spearman, Fisher-z 95 % CI)",
             "",
             "Trait validity is the worst verdict the trait got in any condition: a correlation "
-            "with a `no_signal` trait follows option-position noise, not the trait.",
+            "with a `no_signal` trait would follow noise, not the trait, so it is not computed "
+            "(–).",
             "",
             "| trait | trait validity | safety | ρ | 95% CI | n |",
             "|---|---|---|---|---|---|",

@@ -174,10 +174,19 @@ class InstrumentBase(_Model):
     license: str | dict[str, Any] | None = None
     provenance: str | None = None
     format: FormatSpec = FormatSpec()
+    # The construct a dimension measures where its name differs from another instrument's name
+    # for it ("Emotional Stability": "-Neuroticism"): pairs dimensions across instruments for
+    # convergent validity. A dimension not listed measures the construct it is named after.
+    constructs: dict[str, str] = {}
 
     @property
     def id(self) -> str:
         return normalize_name(self.name)
+
+    def construct_of(self, dimension: str) -> tuple[str, int]:
+        """(construct, +1 or −1): the construct a dimension measures, and in which direction."""
+        named = self.constructs.get(dimension, dimension)
+        return (named[1:], -1) if named.startswith("-") else (named, 1)
 
     def _check_ids(self, items: list[Any], declared: set[str]) -> None:
         seen: set[str] = set()

@@ -32,6 +32,9 @@ class ModelInfo(BaseModel):
     # different weights that happen to share a name.
     fingerprint: str
     modes: tuple[Mode, ...]
+    # The runtime build that computed the answers (llama.cpp: version and kernel set), where it
+    # can change the numbers; a run refuses to resume under another one.
+    runtime: str | None = None
     # Replayed transcripts answer with scale values ("4" on a 1-5 scale), not option numbers.
     numbers_are_scale_values: bool = False
 

@@ -9,17 +9,24 @@ bit whether a run is fresh, resumed, or ordered differently.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from psyprobe.errors import UserError
 from psyprobe.models.base import (
     Failure,
     ModelInfo,
     OptionProbs,
     Sampling,
+    cache_root,
     file_fingerprint,
     plain_prompt,
     reads_as,
@@ -27,6 +34,107 @@ from psyprobe.models.base import (
 from psyprobe.prompting import Prompt
 
 Tokens = tuple[int, ...]
+
+# The install that works on every CPU: no -march=native, so no AMX kernels (they crash, below),
+# and pip's cache bypassed because it keys built wheels by source archive, not by CMAKE_ARGS.
+REINSTALL = (
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir --force-reinstall --no-deps '
+    '"llama-cpp-python=={version}"'
+)
+# One decode call of several tokens: the call that segfaults in ggml's AMX matmul (llama.cpp
+# issue 20824) while one-token decodes work. Run in a child so a crash cannot take psyprobe down.
+_PROBE = """
+import sys
+from llama_cpp import Llama
+llm = Llama(sys.argv[1], n_ctx=64, n_threads=1, verbose=False)
+llm.eval(llm.tokenize(b"The quick brown fox jumps over the lazy dog."))
+"""
+
+
+def runtime_info() -> str:
+    """llama.cpp's version and system-info line: which kernels this build computes with.
+
+    Stored with every run, because a different kernel set gives (slightly) different
+    log-probabilities for the same weights.
+    """
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    return f"llama-cpp-python {llama_cpp.__version__}; {' '.join(info.split())}"
+
+
+def _refuse(cause: str) -> UserError:
+    import llama_cpp
+
+    return UserError(
+        f"llama.cpp runtime: {cause}; reinstall a portable build: "
+        + REINSTALL.format(version=llama_cpp.__version__)
+    )
+
+
+def _library_id() -> str:
+    """Names, sizes and times of the installed llama.cpp libraries: changes with every build."""
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent / "lib"
+    parts = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(lib.glob("*"))]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@cache
+def check_runtime(model_path: Path) -> str:
+    """Refuse, in one line and before anything is asked, a build that cannot decode here.
+
+    An AMX build is refused from its system-info line at once. Any other build is proven once by
+    a multi-token decode in a child process (about a second), remembered per library build.
+    """
+    info = runtime_info()
+    if "AMX_INT8 = 1" in info:
+        raise _refuse("this build has the AMX kernels, which crash on multi-token decodes")
+    stamp = cache_root() / "runtime-ok" / _library_id()
+    if stamp.is_file():
+        return info
+    child = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(model_path)], capture_output=True, timeout=300
+    )
+    if child.returncode != 0:
+        how = (
+            f"killed by signal {-child.returncode}"
+            if child.returncode < 0
+            else f"exit status {child.returncode}"
+        )
+        raise _refuse(f"a multi-token decode failed in a test process ({how})")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(info + "\n")
+    return info
+
+
+def _busy_ticks() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def default_threads(sample_s: float = 0.2) -> int:
+    """One thread per core that is idle now (at least one); see bench/RESULTS.md.
+
+    ggml's workers spin at a barrier after every matrix product: a worker that shares its core
+    with another busy process stalls all the others, and a run beside one busy process fell
+    from 245 to 43 prompt tokens/s with two threads on two cores, while one thread kept 131.
+    So the cores that are busy when the model loads are left alone.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        busy0, total0 = _busy_ticks()
+        time.sleep(sample_s)
+        busy1, total1 = _busy_ticks()
+    except (OSError, ValueError, IndexError):  # no /proc (not Linux): every core
+        return cores
+    machine = os.cpu_count() or cores
+    busy_cores = machine * (busy1 - busy0) / max(total1 - total0, 1e-9)
+    return max(1, min(cores, round(machine - busy_cores)))
 
 
 class LlamaCppModel:
@@ -39,11 +147,14 @@ class LlamaCppModel:
             backend="llama.cpp",
             fingerprint=file_fingerprint(path),
             modes=("logprob", "generate"),
+            runtime=check_runtime(path),
         )
+        n_threads = threads or default_threads()
         self._llm = Llama(
             str(path),
             n_ctx=n_ctx,
-            n_threads=threads or os.cpu_count(),
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
             verbose=False,
             seed=0,
         )

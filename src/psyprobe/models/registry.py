@@ -93,6 +93,7 @@ class BackendOptions(BaseModel):
     dtype: str = "float32"
     device: str = "auto"
     batch_size: int = Field(8, ge=1)
+    threads: int | None = Field(None, ge=1)  # llama.cpp: CPU threads (default: one per core)
 
 
 def _local_file(spec: str, rest: str) -> Path:
@@ -124,7 +125,7 @@ def open_model(spec: str, options: BackendOptions | None = None, connect: bool =
 
     options = options or BackendOptions()
     if spec in ALIASES:
-        return LlamaCppModel(spec, ALIASES[spec].path())
+        return LlamaCppModel(spec, ALIASES[spec].path(), threads=options.threads)
     kind, sep, rest = spec.partition(":")
     if spec.startswith("sim:"):
         from psyprobe.models.sim import SimModel
@@ -136,7 +137,7 @@ def open_model(spec: str, options: BackendOptions | None = None, connect: bool =
             f"({', '.join(BACKENDS)})"
         )
     if kind == "gguf":
-        return LlamaCppModel(spec, _local_file(spec, rest))
+        return LlamaCppModel(spec, _local_file(spec, rest), threads=options.threads)
     if kind == "replay":
         return ReplayModel(spec, Path(rest))
     if kind == "hf":

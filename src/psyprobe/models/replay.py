@@ -69,10 +69,12 @@ class ReplayModel:
     ) -> list[str | Failure | None]:
         out: list[str | Failure | None] = []
         for prompt in prompts:
-            # ref = "instrument/item/order/sample/shown order", set by the runner for lookups
-            instrument, item, _, sample, _ = (prompt.ref or "////").split("/")
-            recorded = self.answers.get((normalize_name(instrument), item), [])
-            out.append(recorded[int(sample)] if int(sample or 0) < len(recorded) else None)
+            source = prompt.source
+            if source is None:
+                out.append(None)
+                continue
+            recorded = self.answers.get((normalize_name(source.instrument), source.item), [])
+            out.append(recorded[source.sample] if source.sample < len(recorded) else None)
         return out
 
     def close(self) -> None:

@@ -3,15 +3,25 @@
     sim:Machiavellianism=2,Narcissism=3.5,noise=0.6,spread=0.5,position_bias=2,acquiescence=0.3
 
 Trait values are on the keyed item scale (SD-3: 1–5; forced choice: 0–1 toward the first pole;
-OEJTS: 1–5 toward the high pole); unnamed dimensions sit at the scale midpoint. Each respondent
-(option order × sample) expresses trait + ``spread`` × N(0, 1). An item's answer is drawn from a
-discretised normal around the respondent's level (reversed for reverse-keyed items), shifted
-toward agreement by ``acquiescence`` (in half-ranges of the scale), with ``position_bias`` added
-to the log-odds of whatever option is shown first — the response style SmolLM2 shows. ``invalid``
-is the probability mass (logprob) or share of answers (generate) that misses every label.
+OEJTS: 1–5 toward the high pole); unnamed dimensions sit at the scale midpoint. A trait names a
+*construct*: ``Extraversion=4`` sets BFI's and IPIP-50's Extraversion alike, and
+``Neuroticism=2`` sets IPIP-50's Emotional Stability to 4 (its declared opposite).
 
-It knows nothing but the prompt's ``ref`` (instrument/item/order/sample/option order), and the
-built-in instruments by name.
+Each respondent (persona × framing, and sample) expresses trait + ``spread`` × N(0, 1), one
+draw per construct shared by every instrument, + ``persona`` × the level its persona names
+(±1). An item's answer is drawn from a discretised normal around that level (reversed for
+reverse-keyed items). Response styles, each a known falsehood a verdict must not certify:
+
+- ``position_bias``: log-odds added to the option shown first (SmolLM2's habit);
+- ``rotating_bias``: log-odds added to the position ``order index mod n`` — a habit that
+  follows the order, invisible in the marginal position index;
+- ``acquiescence``: shift toward agreement in half-ranges, ``acquiescence_spread`` its SD
+  across respondents (yea-saying that differs between personas);
+- ``extreme``: share of probability moved to the scale end on the side of the level (at the
+  midpoint, to both ends alike);
+- ``invalid``: probability mass (logprob) or share of answers (generate) that misses every label.
+
+It knows nothing but the prompt's typed source, and the built-in instruments by name.
 """
 
 from __future__ import annotations
@@ -25,13 +35,17 @@ import numpy as np
 from psyprobe.errors import UserError
 from psyprobe.instruments import Instrument, Question, load_instrument
 from psyprobe.models.base import Failure, ModelInfo, OptionProbs, Sampling
-from psyprobe.prompting import Prompt
+from psyprobe.prompting import Prompt, Source
 
 STYLE = {
     "noise": 0.6,
     "spread": 0.0,
+    "persona": 0.0,
     "position_bias": 0.0,
+    "rotating_bias": 0.0,
     "acquiescence": 0.0,
+    "acquiescence_spread": 0.0,
+    "extreme": 0.0,
     "invalid": 0.0,
     "seed": 0.0,
 }
@@ -68,41 +82,67 @@ class SimModel:
                 self.traits[key.lower()] = number
         if self.style["noise"] <= 0 or not 0 <= self.style["invalid"] < 1:
             raise UserError(f"--model {spec}: noise must be > 0 and invalid in [0, 1)")
+        if not 0 <= self.style["extreme"] <= 1:
+            raise UserError(f"--model {spec}: extreme must be in [0, 1]")
         digest = hashlib.sha256(spec.encode()).hexdigest()
         self.info = ModelInfo(
             spec=spec, backend="sim", fingerprint=f"sha256:{digest}", modes=("logprob", "generate")
         )
 
     def true_level(self, question: Question, instrument: Instrument) -> float:
+        """The profile's level on the question's dimension (its construct's, mirrored)."""
         dim = next(d for d in instrument.dimensions() if d.id == question.dimension)
-        return self.traits.get(dim.id.lower(), (dim.scale_min + dim.scale_max) / 2)
+        if dim.id.lower() in self.traits:
+            return self.traits[dim.id.lower()]
+        construct, sign = instrument.construct_of(dim.id)
+        mid = (dim.scale_min + dim.scale_max) / 2
+        level = self.traits.get(construct.lower(), mid)
+        return mid + sign * (level - mid)
 
-    def _respondent_shift(self, instrument: str, dimension: str, order: str, sample: str) -> float:
-        key = f"{self.style['seed']}|{instrument}|{dimension}|{order}|{sample}"
+    def _draw(self, source: Source, what: str) -> float:
+        """One N(0, 1) per respondent (and sample) and ``what``: the same in every instrument."""
+        key = f"{self.style['seed']}|{what}|{source.respondent.index}|{source.sample}"
         seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-        return float(np.random.default_rng(seed).normal()) * self.style["spread"]
+        return float(np.random.default_rng(seed).normal())
 
     def _position_probs(self, prompt: Prompt) -> np.ndarray:
-        if not prompt.ref:
+        source = prompt.source
+        if source is None:
             raise UserError("sim: prompts carry no reference to their item")
-        name, item, order_index, sample, shown = prompt.ref.split("/")
         try:
-            instrument = _instrument(name)
+            instrument = _instrument(source.instrument)
         except UserError:
-            raise UserError(f"sim: knows only the built-in instruments, not {name!r}") from None
-        question = next(q for q in instrument.questions() if q.item_id == item)
+            raise UserError(
+                f"sim: knows only the built-in instruments, not {source.instrument!r}"
+            ) from None
+        question = next(q for q in instrument.questions() if q.item_id == source.item)
         dim = next(d for d in instrument.dimensions() if d.id == question.dimension)
-        level = self.true_level(question, instrument) + self._respondent_shift(
-            name, dim.id, order_index, sample
-        )
+        construct, sign = instrument.construct_of(dim.id)
+        person = self.style["spread"] * self._draw(source, construct.lower())
+        person += self.style["persona"] * source.respondent.markers.get(construct, 0)
+        level = self.true_level(question, instrument) + sign * person
+        half = (dim.scale_max - dim.scale_min) / 2
         target = dim.keyed(level, question.reverse)  # keying is its own inverse
-        target += self.style["acquiescence"] * (dim.scale_max - dim.scale_min) / 2
-        order = [int(i) for i in shown.split("-")]
-        values = np.array([question.options[i].value for i in order])
+        yes = self.style["acquiescence"] + self.style["acquiescence_spread"] * self._draw(
+            source, "acquiescence"
+        )
+        target += yes * half
+        values = np.array([question.options[i].value for i in source.option_order])
         logits = -((values - target) ** 2) / (2 * self.style["noise"] ** 2)
         logits[0] += self.style["position_bias"]
+        logits[source.order_index % len(values)] += self.style["rotating_bias"]
         weights = np.exp(logits - logits.max())
-        return np.asarray(weights / weights.sum())
+        probs = weights / weights.sum()
+        if self.style["extreme"]:
+            mid = (dim.scale_min + dim.scale_max) / 2
+            side = np.sign(target - mid)
+            ends = np.zeros_like(probs)
+            if side >= 0:
+                ends[values == dim.scale_max] += 1.0
+            if side <= 0:
+                ends[values == dim.scale_min] += 1.0
+            probs = (1 - self.style["extreme"]) * probs + self.style["extreme"] * ends / ends.sum()
+        return np.asarray(probs)
 
     def count_tokens(self, prompt: Prompt) -> int | None:
         return None

@@ -1,22 +1,29 @@
 """Prompting: how an item is asked — templates and counterbalanced option orders."""
 
 from psyprobe.prompting.orders import DESIGNS, Order, check_design, option_orders
+from psyprobe.prompting.population import BALANCES, Balance, Respondent, population
 from psyprobe.prompting.templates import (
     TEMPLATES,
     ItemPrompt,
     Prompt,
     PromptTemplate,
+    Source,
     build_prompts,
 )
 
 __all__ = [
+    "BALANCES",
     "DESIGNS",
     "TEMPLATES",
+    "Balance",
     "ItemPrompt",
     "Order",
     "Prompt",
     "PromptTemplate",
+    "Respondent",
+    "Source",
     "build_prompts",
     "check_design",
     "option_orders",
+    "population",
 ]

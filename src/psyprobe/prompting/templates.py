@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
 from psyprobe.instruments import Question
 from psyprobe.prompting.orders import Order, option_orders
+from psyprobe.prompting.population import Balance, Respondent, assign_orders, preamble
 
 
 class PromptTemplate(BaseModel):
@@ -78,15 +80,26 @@ TEMPLATES = {t.name: t for t in (STUDY_A, STATEMENT_FIRST)}
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a questionnaire prompt came from; real models ignore it, replay and sim answer
+    from it."""
+
+    instrument: str
+    item: str
+    order_index: int
+    option_order: Order
+    respondent: Respondent
+    sample: int = 0
+
+
+@dataclass(frozen=True)
 class Prompt:
     """What a model is asked: system line, user message and the labels it may answer with."""
 
     system: str | None
     user: str
     labels: tuple[str, ...]
-    # Where the prompt came from ("sd3/12/0/0/4-3-2-1-0": instrument, item, order index, sample,
-    # option order); real models ignore it, replay and sim answer from it.
-    ref: str | None = None
+    source: Source | None = None
 
     def plain_text(self) -> str:
         """For base models without a chat template: the text to continue, as study A gave
@@ -107,6 +120,14 @@ class ItemPrompt:
     order_index: int
     order: Order
     prompt: Prompt
+    respondent: Respondent
+
+    def with_sample(self, sample: int) -> ItemPrompt:
+        """The same prompt as the ``sample``-th draw (its source says which, for sim/replay)."""
+        if self.prompt.source is None:
+            return self
+        source = dataclasses.replace(self.prompt.source, sample=sample)
+        return dataclasses.replace(self, prompt=dataclasses.replace(self.prompt, source=source))
 
 
 def build_prompts(
@@ -115,13 +136,23 @@ def build_prompts(
     design: str,
     template: PromptTemplate,
     seed: int = 0,
+    respondents: list[Respondent] | None = None,
+    balance: Balance = "within",
 ) -> list[ItemPrompt]:
-    """Every question under every order of the design (orders differ only by option count)."""
+    """Every question for every respondent, under the orders ``balance`` assigns it.
+
+    The model as itself (no persona) answers every order of the design.
+    """
     out = []
-    for question in questions:
-        n = len(question.options)
-        labels = tuple(str(i + 1) for i in range(n))
-        for k, order in enumerate(option_orders(design, n, seed)):
-            prompt = Prompt(template.system, template.render(question, order), labels)
-            out.append(ItemPrompt(instrument_id, question, k, order, prompt))
+    for respondent in respondents or [Respondent(0)]:
+        system = respondent.system(template.system, preamble())
+        mode = balance if respondent.persona is not None else "within"
+        for position, question in enumerate(questions):
+            n = len(question.options)
+            labels = tuple(str(i + 1) for i in range(n))
+            orders = option_orders(design, n, seed)
+            for k in assign_orders(mode, respondent.index, position, len(orders)):
+                source = Source(instrument_id, question.item_id, k, orders[k], respondent)
+                prompt = Prompt(system, template.render(question, orders[k]), labels, source)
+                out.append(ItemPrompt(instrument_id, question, k, orders[k], prompt, respondent))
     return out

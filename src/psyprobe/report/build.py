@@ -9,6 +9,7 @@ from typing import Any
 
 from psyprobe import __version__
 from psyprobe.instruments import Instrument
+from psyprobe.prompting import population
 from psyprobe.records import ResponseRecord
 from psyprobe.report.figures import draw_all
 from psyprobe.report.html import render_html
@@ -16,7 +17,7 @@ from psyprobe.report.markdown import render_markdown
 from psyprobe.runs.runner import RunFiles, SafetyFiles, load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
-from psyprobe.scoring.score import score_instrument
+from psyprobe.scoring.score import score_run
 
 
 def _trace(record: ResponseRecord, parsed: dict[str, Any]) -> dict[str, Any]:
@@ -58,22 +59,20 @@ def rebuild(out: Path) -> dict[str, Any]:
                 extra = {"label_mass": sum(rec.probs or ())}
             fh.write(json.dumps(_trace(rec, extra), ensure_ascii=False) + "\n")
 
-    scores = {
-        name: score_instrument(
-            name,
-            instrument,
-            grouped.get(name, []),
-            numbers_are_values=info.numbers_are_scale_values,
-            seed=settings.seed,
-        )
-        for name, instrument in instruments.items()
-    }
+    scores, convergence = score_run(
+        instruments,
+        grouped,
+        numbers_are_values=info.numbers_are_scale_values,
+        seed=settings.seed,
+        markers={r.index: r.markers for r in population(settings.respondents)},
+    )
     results: dict[str, Any] = {
         "psyprobe_version": __version__,
         "model": info.model_dump(mode="json"),
         "settings": settings.model_dump(mode="json"),
         "store": {"file": files.store.name, "n_responses": len(records), "failures": failures},
         "instruments": {name: s.model_dump(mode="json") for name, s in scores.items()},
+        "mtmm": [c.model_dump(mode="json") for c in convergence],
     }
     figures = draw_all(
         results, {name: option_labels(inst) for name, inst in instruments.items()}, files.figures

@@ -43,7 +43,8 @@ def dimension_plot(name: str, inst: dict[str, Any], path: Path) -> Path:
             ax.errorbar(
                 d["score"],
                 y,
-                xerr=[[d["score"] - lo], [hi - d["score"]]],
+                # a bootstrap CI can miss its own mean by a rounding error: never a negative bar
+                xerr=[[max(0.0, d["score"] - lo)], [max(0.0, hi - d["score"])]],
                 fmt="o",
                 color=VERDICT_COLOURS[d["validity"]],
                 capsize=4,
@@ -74,8 +75,8 @@ def big_five_profile(inst: dict[str, Any], path: Path) -> Path:
         x,
         scores,
         yerr=[
-            [s - c[0] for s, c in zip(scores, cis, strict=True)],
-            [c[1] - s for s, c in zip(scores, cis, strict=True)],
+            [max(0.0, s - c[0]) for s, c in zip(scores, cis, strict=True)],
+            [max(0.0, c[1] - s) for s, c in zip(scores, cis, strict=True)],
         ],
         color="#2166ac",
         marker="o",

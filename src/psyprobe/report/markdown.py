@@ -10,14 +10,22 @@ from typing import Any
 from psyprobe.scoring.diagnostics import KEY_FLAG
 
 METHOD_NOTE = (
-    "Score: mean over option orders and samples of each item's keyed value, aggregated as the "
-    "instrument says. SD and the bootstrap 95 % CI are over option orders × samples (each order "
-    "is one respondent). z = (score − norm mean) / norm SD; d and p: one-sample Cohen's d and "
-    "t-test of the respondents' scores against the norm mean. Valid: share of answers that chose "
-    "an option (logprob mode: mean probability on the option labels). α: Cronbach's alpha, ω: "
-    "McDonald's omega (one-factor model), over respondents. Validity: ok, weak or no_signal from "
-    "position bias (> 0.3), acquiescence (beyond ±0.4), content sensitivity (< 0.05), valid rate "
-    "(< 0.5, < 0.2) and the number of option orders; the reasons are listed under each table."
+    "Respondents: simulated people, persona × framing (× sample), as in PsyBORGS "
+    "(Serapio-García et al. 2023); option orders are a nuisance balanced inside the population "
+    "and their effect is removed from each answer. Score: mean over respondents of each item's "
+    "keyed value, aggregated as the instrument says. SD and the bootstrap 95 % CI are over "
+    "respondents (over items when there is one). z = (score − norm mean) / norm SD; d and p: "
+    "one-sample Cohen's d and t-test of the respondents' scores against the norm mean. Valid: "
+    "share of answers that chose an option (logprob mode: mean probability on the option "
+    "labels). α: Cronbach's alpha, ω: McDonald's omega (one-factor model), over respondents. "
+    "Content: η² of the statement after option order and respondent are removed (permutation "
+    "p); order: η² of the option order. Key: across respondents, agreement with forward- vs "
+    "reverse-keyed items must correlate negatively. Validity: no_signal without content "
+    "(η² < 0.05 or p ≥ 0.01) unless α ≥ 0.70 with consistent keys; weak for α < 0.70, "
+    "inconsistent keys, reliability alone on a dimension without reversed items, a failed "
+    "convergent r (< 0.50, Campbell & Fiske 1959), position bias > 0.3, an order effect "
+    "η² ≥ 0.05, acquiescence beyond ±0.4, valid rate < 0.5 (< 0.2: no_signal) or one option "
+    "order; the reasons are listed under each table."
 )
 
 SAFETY_NOTE = (
@@ -71,8 +79,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "# psyprobe report",
         "",
         f"- model: `{model['spec']}` ({model['backend']}), fingerprint `{model['fingerprint']}`",
+        *([f"- runtime: {model['runtime']}"] if model.get("runtime") else []),
         f"- psyprobe {results['psyprobe_version']}; mode `{settings['mode']}`, orders "
-        f"`{settings['orders']}`, samples {settings['samples']}, temperature "
+        f"`{settings['orders']}`, respondents {settings.get('respondents', 0)} "
+        f"(`{settings.get('balance', 'within')}`), samples {settings['samples']}, temperature "
         f"{settings['temperature']}, seed {settings['seed']}, template `{settings['template']}`",
         f"- {results['store']['n_responses']} stored responses in `{results['store']['file']}` "
         "(raw answers with prompts in `responses.jsonl`)",
@@ -113,17 +123,19 @@ def render_markdown(results: dict[str, Any]) -> str:
             "",
             f"## {title}",
             "",
-            f"{inst['n_prompts']} prompts in {inst['n_orders']} option order(s); aggregation "
+            f"{inst['n_prompts']} prompts: {inst.get('n_respondents', '?')} respondent(s) behind "
+            f"each α, {inst['n_orders']} option order(s); aggregation "
             f"`{inst['aggregation']}`; valid rate {fmt(inst['valid_rate'])}; refusal rate "
             f"{fmt(inst['refusal_rate'])}; position bias {fmt(inst['position_bias'])}; "
-            f"acquiescence {fmt(inst['acquiescence'])}; content sensitivity "
-            f"{fmt(inst['content_sensitivity'])}; kappa between repeats {fmt(inst['kappa'])}"
+            f"acquiescence {fmt(inst['acquiescence'])}; {_decomposition(inst)}; "
+            f"kappa between repeats {fmt(inst['kappa'])}"
             + (f"; type **{inst['type']}**" if inst["type"] else ""),
             "",
             "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header),
         ]
         lines += [_dimension_row(dn, d, show_band, show_type) for dn, d in dims.items()]
+        lines += ["", *_evidence_table(dims)]
         notes = [
             f"- **{dn}** ({d['validity']}): {'; '.join(d['validity_reasons'])}."
             for dn, d in dims.items()
@@ -141,4 +153,71 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"r < {KEY_FLAG}): {', '.join(suspects)}."
             )
         lines += ["", *notes] if notes else []
+    lines += _mtmm_table(results.get("mtmm") or [])
     return "\n".join(lines) + "\n"
+
+
+def _decomposition(inst: dict[str, Any]) -> str:
+    d = inst.get("decomposition")
+    if not d:
+        return f"content sensitivity {fmt(inst['content_sensitivity'])}"
+    return (
+        f"content sensitivity {fmt(d['content'])} after option order (p {fmt_p(d['content_p'])}), "
+        f"order effect {fmt(d['order'])} (p {fmt_p(d['order_p'])})"
+    )
+
+
+def _correlation(c: dict[str, Any] | None) -> str:
+    if not c or c.get("r") is None:
+        return "–"
+    ci = c.get("ci95")
+    return f"{c['r']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+
+
+def _evidence_table(dims: dict[str, Any]) -> list[str]:
+    """What each verdict was decided from, beside the scores."""
+    rows = [
+        "| Dimension | Respondents | α (population) | Order consistency | Key consistency "
+        "| Convergent r | Criterion r |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, d in dims.items():
+        key = d.get("key_consistency") or {}
+        conv = d.get("convergent")
+        rows.append(
+            f"| {name} | {d['n_respondents']} | {fmt(d['alpha'])} | "
+            f"{fmt(d.get('order_consistency'))} | {key.get('status', '–')} "
+            f"{_correlation(key) if key.get('r') is not None else ''} | "
+            f"{_correlation(conv['r']) if conv else '–'} | {_correlation(d.get('criterion'))} |"
+        )
+    rows += [
+        "",
+        "Order consistency is α over option orders: how much one order moves the items "
+        "together — a habit's signature, never evidence of a trait. A negative α means the "
+        "items disagree more than chance would make them.",
+    ]
+    return rows
+
+
+def _mtmm_table(table: list[dict[str, Any]]) -> list[str]:
+    if not table:
+        return []
+    lines = [
+        "",
+        "## Construct validity: the same traits by two instruments (MTMM)",
+        "",
+        "Convergent r: the same construct measured by both, over the same respondents (signed "
+        "so that agreement is positive); it should reach 0.50 and exceed every discriminant r "
+        "(different constructs) in its row and column (Campbell & Fiske 1959).",
+        "",
+        "| Construct | Measure A | Measure B | Convergent r [95% CI] | n | Max discriminant |r| "
+        "| Holds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in table:
+        ok = "–" if c["ok"] is None else ("yes" if c["ok"] else "no")
+        lines.append(
+            f"| {c['trait']} | {c['a']} | {c['b']} | {_correlation(c['r'])} | {c['r']['n']} | "
+            f"{fmt(c['discriminant_max'], 2)} | {ok} |"
+        )
+    return lines

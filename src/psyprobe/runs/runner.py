@@ -6,7 +6,6 @@ A run directory holds ``run.json`` (settings, model identity, the instruments as
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -21,13 +20,16 @@ from psyprobe.errors import UserError
 from psyprobe.instruments import Instrument, builtin_id, load_instrument, parse_instrument
 from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
 from psyprobe.models.base import Failure
-from psyprobe.prompting import TEMPLATES, ItemPrompt, build_prompts
+from psyprobe.prompting import TEMPLATES, Balance, ItemPrompt, build_prompts, population
 from psyprobe.records import ResponseRecord, request_key
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
 
 STUDY_A = ("sd3", "bfi", "fs", "swls")
 BATCH = 32  # prompts per model call: small enough that an interrupt loses little
+# Twenty personas: two of each Big Five pole, a multiple of the latin design's 10 orders for
+# 5-point scales (so rotation balances exactly), and α's CI narrow enough to tell 0.7 from 0.
+RESPONDENTS = 20
 
 
 class RunSettings(BaseModel):
@@ -38,6 +40,9 @@ class RunSettings(BaseModel):
     model: str = "smollm2"
     instruments: tuple[str, ...] = STUDY_A
     orders: str = "latin"
+    # Simulated respondents (persona × framing); 0: the model as itself, every order asked
+    respondents: int = Field(RESPONDENTS, ge=0)
+    balance: Balance = "rotate"
     mode: Mode = "logprob"
     samples: int = Field(1, ge=1)
     temperature: float = Field(0.7, ge=0)
@@ -92,6 +97,8 @@ def load_run(out: Path) -> tuple[RunSettings, ModelInfo, dict[str, Instrument]]:
     if not files.run.is_file():
         raise UserError(f"{out}: not a run directory (no run.json)")
     data = json.loads(files.run.read_text())
+    # Runs from before respondent populations asked the model as itself under every order.
+    data["settings"].setdefault("respondents", 0)
     instruments = {
         name: parse_instrument(raw, f"{files.run}: instruments.{name}")
         for name, raw in data["instruments"].items()
@@ -147,7 +154,16 @@ def hold_record(path: Path, record: dict[str, Any], parts: Sequence[str], what: 
 
 
 def _seed(settings: RunSettings, ip: ItemPrompt, sample: int, attempt: int) -> int:
-    parts = (settings.seed, ip.instrument, ip.question.item_id, ip.order_index, sample, attempt)
+    parts: tuple[object, ...] = (
+        settings.seed,
+        ip.instrument,
+        ip.question.item_id,
+        ip.order_index,
+        sample,
+        attempt,
+    )
+    if ip.respondent.persona is not None:  # runs of the model itself keep their old seeds
+        parts += (ip.respondent.index,)
     text = ":".join(map(str, parts))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
 
@@ -176,15 +192,22 @@ def plan(
     settings: RunSettings, instruments: dict[str, Instrument], info: ModelInfo
 ) -> list[Request]:
     template = TEMPLATES[settings.template]
+    respondents = population(settings.respondents)
     requests = []
     for name, instrument in instruments.items():
         questions = instrument.questions(settings.language)
-        for ip in build_prompts(name, questions, settings.orders, template, settings.seed):
+        prompts = build_prompts(
+            name,
+            questions,
+            settings.orders,
+            template,
+            settings.seed,
+            respondents,
+            settings.balance,
+        )
+        for ip in prompts:
             for sample in range(settings.samples):
-                shown = "-".join(map(str, ip.order))
-                ref = f"{name}/{ip.question.item_id}/{ip.order_index}/{sample}/{shown}"
-                tagged = dataclasses.replace(ip, prompt=dataclasses.replace(ip.prompt, ref=ref))
-                requests.append(_request(settings, info, tagged, sample, 0))
+                requests.append(_request(settings, info, ip.with_sample(sample), sample, 0))
     return requests
 
 
@@ -214,6 +237,7 @@ def _record(
         order_index=ip.order_index,
         option_order=ip.order,
         sample=req.sample,
+        respondent=ip.respondent.index,
         attempt=req.attempt,
         mode=settings.mode,
         system=ip.prompt.system,

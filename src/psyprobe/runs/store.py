@@ -33,6 +33,11 @@ class ResponseStore:
         self._db.execute(
             f"CREATE TABLE IF NOT EXISTS responses ({', '.join(_COLUMNS)}, PRIMARY KEY (key))"
         )
+        # A store written before a field existed gains its column (old rows read the default).
+        held = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+        for column in _COLUMNS:
+            if column not in held:
+                self._db.execute(f"ALTER TABLE responses ADD COLUMN {column}")
         # Requests that got no answer: kept for the record, never used as a cached answer.
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS failures (key, instrument, item, error, created)"
@@ -82,6 +87,8 @@ class ResponseStore:
             data = {
                 c: json.loads(v) if c in _JSON and v is not None else v
                 for c, v in zip(_COLUMNS, row, strict=True)
+                # NULL in a column added later: the field's default
+                if v is not None or ResponseRecord.model_fields[c].is_required()
             }
             yield ResponseRecord.model_validate(data)
 

@@ -1,43 +1,56 @@
 """Does a score mean anything? Reliability, response-style diagnostics and a verdict.
 
-Respondents are the option orders × samples (× prompt variants), as DeepMind's PsyBORGS treats
-prompt variations: a trait that is really expressed is expressed consistently across them.
+Respondents are a simulated population — persona × framing (× sample) — as in DeepMind's
+PsyBORGS (Serapio-García et al. 2023); option orders are a nuisance balanced inside it. A trait
+that is really expressed orders the respondents consistently across the dimension's items, in
+the direction of each item's key. An order or position habit cannot do that once orders are
+balanced, and a response style that differs between respondents (yea-saying) moves forward- and
+reverse-keyed items the same way, which the key-consistency check sees.
 
 Thresholds (stated, and shown in the report):
-- ``position_bias`` (0 = choices do not follow positions, 1 = always the same position): the
-  total-variation distance of the chosen-position distribution from uniform, scaled to 0..1. Under
-  a balanced design content preferences spread evenly over positions, so what is left is position.
-  Above 0.3: ``weak``.
-- ``acquiescence`` (−1..1): within each dimension that has both, mean raw agreement with its
-  forward-keyed and reverse-keyed items together, relative to the scale midpoint (averaged over
-  such dimensions); a consistent respondent who agrees with an item disagrees with its reversal,
-  so the two cancel. Beyond ±0.4: ``weak``.
-- ``content_sensitivity`` (η², 0..1, per instrument): the share of variance in raw answers
-  explained by which statement was asked, against the variation across orders and samples of the
-  same statement. Below 0.05 — unless α ≥ 0.7 without position bias shows the respondents moving
-  the dimension's items together — the answers do not depend on the statement: ``no_signal``.
-  (A respondent truly at the midpoint of every trait reads the same; it cannot be told apart.)
-- valid-label mass / valid rate below 0.2: ``no_signal``; below 0.5: ``weak``.
-- one option order only: ``weak`` (position and content cannot be separated, so the position
-  index then measures both).
+- population reliability: Cronbach's α over respondents ≥ 0.70 (Nunnally 1978; the
+  "acceptable" level PsyBORGS uses). Below it, or with fewer than 3 respondents: ``weak``.
+- content sensitivity (per instrument): the share of the variance of raw answers explained by
+  which statement was asked, after option order and respondent are removed (η², with a
+  permutation test over item labels). Evidence of content: η² ≥ 0.05 (between Cohen's small,
+  0.01, and medium, 0.06) and p < 0.01.
+- key consistency (per dimension with forward and reverse-keyed items): across respondents,
+  mean raw agreement with forward items must correlate negatively with agreement with reversed
+  items (Fisher-z 95 % CI below 0). A CI above 0: the spread between respondents is a style.
+- without content evidence, a dimension is ``no_signal`` unless a keyed trait shows across
+  respondents (α ≥ 0.70 and key-consistent); a dimension without reversed items cannot show
+  that and is at best ``weak`` on reliability alone.
+- convergent validity (when a second measure of the construct ran on the same respondents,
+  e.g. BFI and IPIP-50): r ≥ 0.50 and above every discriminant r of its row and column
+  (Campbell & Fiske 1959); else ``weak``.
+- position: the marginal index (0 = choices ignore positions, 1 = always one position) above
+  0.3: ``weak``. A habit that follows the order (favouring the first-shown option, whose value
+  changes with the order) cancels in that index; it shows as the order effect of the
+  decomposition: η² ≥ 0.05 with p < 0.01: ``weak``.
+- acquiescence (−1..1) beyond ±0.4: ``weak``. Valid-label mass below 0.2: ``no_signal``; below
+  0.5: ``weak``. One option order only: ``weak``.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
 
-from psyprobe.scoring.matrix import AnswerMatrix
+from psyprobe.scoring.matrix import AnswerMatrix, dummies
+from psyprobe.scoring.validity import correlate
 
 Validity = Literal["ok", "weak", "no_signal"]
+KeyConsistency = Literal["consistent", "inconsistent", "inconclusive", "untestable"]
 
 POSITION_BIAS_WEAK = 0.3
 ACQUIESCENCE_WEAK = 0.4
 CONTENT_NO_SIGNAL = 0.05
+CONTENT_P = 0.01
+PERMUTATIONS = 199
 VALID_NO_SIGNAL = 0.2
 VALID_WEAK = 0.5
 ALPHA_RELIABLE = 0.7
@@ -147,25 +160,30 @@ def reliability(
     )
 
 
+def _position_index(by_position: np.ndarray) -> float:
+    """Total-variation distance of the mean chosen-position distribution from uniform, 0..1."""
+    n = by_position.shape[-1]
+    marginal = by_position.mean(axis=0)
+    return float(0.5 * np.abs(marginal - 1.0 / n).sum() / (1.0 - 1.0 / n))
+
+
 def position_bias(m: AnswerMatrix) -> tuple[float | None, list[list[float | None]]]:
     """The index, and the option × position table of mean choice probability (heat map)."""
-    answered = m.weight > 0
-    if not answered.any():
+    a = m.answers
+    if not len(a.raw):
         return None, []
-    n = m.by_position.shape[-1]
-    marginal = m.by_position[answered].mean(axis=0)
-    index = 0.5 * np.abs(marginal - 1.0 / n).sum() / (1.0 - 1.0 / n)
+    n = a.by_position.shape[-1]
     # table[o, p]: mean probability of choosing option o when it was shown at position p
     total, count = np.zeros((n, n)), np.zeros((n, n))
-    for r, j in zip(*np.nonzero(answered), strict=True):
-        for pos, option in enumerate(m.orders[r, j]):
-            total[option, pos] += m.by_position[r, j, pos]
-            count[option, pos] += 1
+    for pos in range(n):
+        where = (a.shown[:, pos], np.full(len(a.shown), pos))
+        np.add.at(total, where, a.by_position[:, pos])
+        np.add.at(count, where, 1)
     table = [
         [float(total[o, p] / count[o, p]) if count[o, p] else None for p in range(n)]
         for o in range(n)
     ]
-    return float(index), table
+    return _position_index(a.by_position), table
 
 
 def acquiescence(m: AnswerMatrix) -> float | None:
@@ -185,33 +203,115 @@ def acquiescence(m: AnswerMatrix) -> float | None:
     return float(np.mean(offsets)) if offsets else None
 
 
-def content_sensitivity(raw: np.ndarray) -> float | None:
-    """η² of a one-way design: items as groups, respondents' raw answers as observations."""
-    cells = [(j, x) for j in range(raw.shape[1]) for x in raw[:, j] if np.isfinite(x)]
-    if len({j for j, _ in cells}) < 2 or len(cells) < 3:
+class Decomposition(BaseModel):
+    """Raw answers split into statement (content), option order and respondent parts."""
+
+    content: float  # η² of the statement after order and respondent are removed
+    content_p: float  # permutation test of item labels
+    order: float  # η² of the option order after statement and respondent are removed
+    order_p: float
+    n_answers: int
+
+
+def _share(
+    y: np.ndarray, factor: np.ndarray, nuisance: list[np.ndarray], rng: Any
+) -> tuple[float, float]:
+    """η² of ``factor`` on y once the nuisance factors are regressed out, and its permutation
+    p-value (labels of ``factor`` shuffled over the residuals)."""
+    total = float(((y - y.mean()) ** 2).sum())
+    if total <= 1e-12 or len(np.unique(factor)) < 2:
+        return 0.0, 1.0
+    x = np.column_stack([np.ones(len(y)), *[dummies(f) for f in nuisance]])
+    resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    codes = np.unique(factor, return_inverse=True)[1]
+
+    def between(labels: np.ndarray) -> float:
+        sums, counts = np.bincount(labels, resid), np.bincount(labels)
+        return float((sums[counts > 0] ** 2 / counts[counts > 0]).sum() - resid.sum() ** 2 / len(y))
+
+    observed = between(codes)
+    exceed = sum(between(rng.permutation(codes)) >= observed - 1e-12 for _ in range(PERMUTATIONS))
+    return observed / total, (1 + exceed) / (PERMUTATIONS + 1)
+
+
+def decompose(m: AnswerMatrix, seed: int = 0) -> Decomposition | None:
+    """Statement, order and respondent parts of the raw answers (an additive two-way model per
+    factor, the others regressed out); the permutation tests use ``seed``."""
+    a = m.answers
+    if len(np.unique(a.item)) < 2 or len(a.raw) < 3:
         return None
-    values = np.array([x for _, x in cells])
-    total = ((values - values.mean()) ** 2).sum()
-    if total == 0:
-        return 0.0
-    between = sum(
-        len(group) * (group.mean() - values.mean()) ** 2
-        for group in (raw[:, j][np.isfinite(raw[:, j])] for j in range(raw.shape[1]))
-        if len(group)
+    rng = np.random.default_rng(seed)
+    content, content_p = _share(a.raw, a.item, [a.order, a.row], rng)
+    order, order_p = _share(a.raw, a.order, [a.item, a.row], rng)
+    return Decomposition(
+        content=content, content_p=content_p, order=order, order_p=order_p, n_answers=len(a.raw)
     )
-    return float(between / total)
+
+
+class KeyCheck(BaseModel):
+    """Across respondents: agreement with forward- vs reverse-keyed items of one dimension."""
+
+    r: float | None
+    ci95: tuple[float, float] | None
+    n: int
+    status: KeyConsistency
+
+
+def key_consistency(m: AnswerMatrix, columns: list[int]) -> KeyCheck:
+    forward = [j for j in columns if not m.questions[j].reverse]
+    reverse = [j for j in columns if m.questions[j].reverse]
+    if not forward or not reverse:
+        return KeyCheck(r=None, ci95=None, n=len(m.respondents), status="untestable")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        f = np.nanmean(m.raw[:, forward], axis=1)
+        b = np.nanmean(m.raw[:, reverse], axis=1)
+    c = correlate(f, b)
+    if c.r is None or c.ci95 is None:
+        return KeyCheck(r=None, ci95=None, n=c.n, status="untestable")
+    lo, hi = c.ci95
+    status: KeyConsistency = (
+        "consistent" if hi < 0 else "inconsistent" if lo > 0 else "inconclusive"
+    )
+    return KeyCheck(r=c.r, ci95=c.ci95, n=c.n, status=status)
+
+
+def order_consistency(m: AnswerMatrix, columns: list[int]) -> float | None:
+    """α over option orders (each order's mean keyed answer per item): how much an order moves
+    the dimension's items together. A diagnostic of order habits — never evidence of a trait."""
+    a = m.answers
+    if m.n_orders < 3:
+        return None
+    keep = np.isin(a.item, columns)
+    if not keep.any():
+        return None
+    orders = np.unique(a.order[keep])
+    table = np.full((len(orders), len(columns)), np.nan)
+    for oi, k in enumerate(orders):
+        for ci, j in enumerate(columns):
+            sel = keep & (a.order == k) & (a.item == j)
+            if sel.any():
+                q = m.questions[j]
+                keyed = m.dimensions[q.dimension].keyed(a.raw[sel], q.reverse)
+                table[oi, ci] = float(np.mean(keyed))
+    return cronbach_alpha(table)[0]
 
 
 def fleiss_kappa(m: AnswerMatrix) -> float | None:
     """Agreement between repeats (respondents) on each item's modal choice (canonical option)."""
     from statsmodels.stats.inter_rater import fleiss_kappa as fk
 
-    answered = m.weight > 0
-    complete = answered.all(axis=1)
+    a = m.answers
+    n_r, n_i = len(m.respondents), len(m.questions)
+    n = a.by_option.shape[-1] if len(a.raw) else 0
+    if n_r < 2 or not n:
+        return None
+    cell = np.zeros((n_r, n_i, n))
+    np.add.at(cell, (a.row, a.item), a.by_option)
+    complete = (cell.sum(axis=-1) > 0).all(axis=1)
     if complete.sum() < 2:
         return None
-    choices = m.by_option[complete].argmax(axis=-1)  # (R, I)
-    n = m.by_option.shape[-1]
+    choices = cell[complete].argmax(axis=-1)  # (R, I)
     table = np.stack([(choices == k).sum(axis=0) for k in range(n)], axis=1)  # items × options
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -219,41 +319,81 @@ def fleiss_kappa(m: AnswerMatrix) -> float | None:
     return float(kappa) if np.isfinite(kappa) else None
 
 
-def verdict(
-    *,
-    valid_rate: float,
-    position: float | None,
-    acquiescence_index: float | None,
-    content: float | None,
-    alpha: float | None,
-    n_orders: int,
-) -> tuple[Validity, list[str]]:
+class Evidence(BaseModel):
+    """What the verdict of one dimension is decided from."""
+
+    valid_rate: float
+    position: float | None
+    acquiescence: float | None
+    decomposition: Decomposition | None
+    alpha: float | None
+    n_respondents: int
+    key: KeyCheck
+    convergent: float | None = None  # r with the same construct's other measure, if one ran
+    convergent_ok: bool | None = None
+    n_orders: int
+
+
+def verdict(e: Evidence) -> tuple[Validity, list[str]]:
     """`ok`, `weak` or `no_signal`, with the reasons in words for the report."""
     no_signal, weak = [], []
-    if valid_rate < VALID_NO_SIGNAL:
-        no_signal.append(f"only {valid_rate:.0%} of answers chose a valid option")
-    elif valid_rate < VALID_WEAK:
-        weak.append(f"only {valid_rate:.0%} of answers chose a valid option")
-    # Identical answers to every statement carry no trait signal — unless respondents (prompt
-    # variants) move the dimension's items together for a reason other than position: a
-    # position-driven respondent moves every item with the order, which inflates α too.
-    positional = position is not None and position > POSITION_BIAS_WEAK
-    reliable = (alpha or 0.0) >= ALPHA_RELIABLE and not positional
-    if content is not None and content < CONTENT_NO_SIGNAL and not reliable:
-        no_signal.append(
-            f"answers barely depend on the statement asked (content sensitivity {content:.2f})"
+    if e.valid_rate < VALID_NO_SIGNAL:
+        no_signal.append(f"only {e.valid_rate:.0%} of answers chose a valid option")
+    elif e.valid_rate < VALID_WEAK:
+        weak.append(f"only {e.valid_rate:.0%} of answers chose a valid option")
+    d = e.decomposition
+    content = d is not None and d.content >= CONTENT_NO_SIGNAL and d.content_p < CONTENT_P
+    reliable = e.alpha is not None and e.alpha >= ALPHA_RELIABLE
+    keyed_trait = reliable and (e.key.status == "consistent" or bool(e.convergent_ok))
+    if d is not None and not content:
+        words = (
+            f"answers barely depend on the statement asked (content sensitivity "
+            f"{d.content:.2f} after option order, p = {d.content_p:.2f})"
         )
-    if n_orders >= 2 and position is not None and position > POSITION_BIAS_WEAK:
+        if keyed_trait:
+            pass  # respondents order consistently along the keys: a trait, if a faint one
+        elif reliable and e.key.status == "untestable":
+            weak.append(
+                words + "; respondents agree across items, but with no reverse-keyed items "
+                "a response style would read the same"
+            )
+        else:
+            no_signal.append(words + ", and no keyed trait shows across respondents")
+    if e.key.status == "inconsistent" and e.key.r is not None:
         weak.append(
-            f"this score reflects option position, not the trait (position bias {position:.2f})"
+            "agreement with forward- and reverse-keyed items rises together across respondents "
+            f"(r = {e.key.r:+.2f}): their differences are a response style, not the trait"
         )
-    if acquiescence_index is not None and abs(acquiescence_index) > ACQUIESCENCE_WEAK:
-        side = "agrees" if acquiescence_index > 0 else "disagrees"
+    if e.n_respondents < 3:
+        weak.append(
+            "one respondent: reliability cannot be estimated (ask a population: --respondents)"
+        )
+    elif not reliable:
+        shown = "undefined" if e.alpha is None else f"{e.alpha:.2f}"
+        weak.append(
+            f"respondents do not differ consistently on this dimension (α = {shown} over "
+            f"{e.n_respondents} respondents, below {ALPHA_RELIABLE:.2f})"
+        )
+    if e.convergent_ok is False and e.convergent is not None:
+        weak.append(
+            f"a second measure of the construct disagrees (convergent r = {e.convergent:.2f})"
+        )
+    if e.n_orders >= 2 and e.position is not None and e.position > POSITION_BIAS_WEAK:
+        weak.append(
+            f"this score reflects option position, not the trait (position bias {e.position:.2f})"
+        )
+    if d is not None and d.order >= CONTENT_NO_SIGNAL and d.order_p < CONTENT_P:
+        weak.append(
+            f"the option order moves the answers (order effect {d.order:.2f} of the variance): "
+            "a position habit that follows the order"
+        )
+    if e.acquiescence is not None and abs(e.acquiescence) > ACQUIESCENCE_WEAK:
+        side = "agrees" if e.acquiescence > 0 else "disagrees"
         weak.append(
             f"the model {side} with statements and their reversals alike "
-            f"(acquiescence {acquiescence_index:+.2f})"
+            f"(acquiescence {e.acquiescence:+.2f})"
         )
-    if n_orders < 2:
+    if e.n_orders < 2:
         weak.append("asked in one option order: position and content cannot be separated")
     if no_signal:
         return "no_signal", no_signal + weak

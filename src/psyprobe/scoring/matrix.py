@@ -35,11 +35,11 @@ def parse_record(
 
 def _final_attempts(
     records: Sequence[ResponseRecord], numbers_are_values: bool, questions: dict[str, Question]
-) -> dict[tuple[str, int, int], tuple[ResponseRecord, ParsedAnswer | None]]:
-    """Per (item, order, sample): the first attempt that answered, else the last attempt."""
-    chosen: dict[tuple[str, int, int], tuple[ResponseRecord, ParsedAnswer | None]] = {}
+) -> dict[tuple[str, int, int, int], tuple[ResponseRecord, ParsedAnswer | None]]:
+    """Per (item, respondent, order, sample): the first attempt that answered, else the last."""
+    chosen: dict[tuple[str, int, int, int], tuple[ResponseRecord, ParsedAnswer | None]] = {}
     for rec in sorted(records, key=lambda r: r.attempt):
-        slot = (rec.item, rec.order_index, rec.sample)
+        slot = (rec.item, rec.respondent, rec.order_index, rec.sample)
         parsed = (
             parse_record(rec, questions[rec.item], numbers_are_values)
             if (rec.mode == "generate")
@@ -52,17 +52,60 @@ def _final_attempts(
 
 
 @dataclass
+class Answers:
+    """Every answer with a valid option, one row each (the long table order effects need)."""
+
+    row: np.ndarray  # (N,) respondent row in the matrix
+    item: np.ndarray  # (N,) item column
+    order: np.ndarray  # (N,) order index within the design
+    raw: np.ndarray  # (N,) expected scale value as answered
+    by_position: np.ndarray  # (N, n) probability of each option position
+    by_option: np.ndarray  # (N, n) probability of each canonical option
+    shown: np.ndarray  # (N, n) canonical option at each position
+
+    def subset(self, keep: np.ndarray) -> Answers:
+        return Answers(
+            self.row[keep],
+            self.item[keep],
+            self.order[keep],
+            self.raw[keep],
+            self.by_position[keep],
+            self.by_option[keep],
+            self.shown[keep],
+        )
+
+
+def dummies(codes: np.ndarray) -> np.ndarray:
+    """Indicator columns of a factor, its first level left out (the intercept carries it)."""
+    levels = np.unique(codes)
+    return np.asarray(codes[:, None] == levels[None, 1:], dtype=float)
+
+
+def order_effects(a: Answers) -> np.ndarray:
+    """Each answer's option-order effect in an additive model raw ~ item + respondent + order,
+    centred so that the effects average to zero over the answers given."""
+    if len(np.unique(a.order)) < 2 or len(a.raw) < 3:
+        return np.zeros(len(a.raw))
+    x = np.column_stack([np.ones(len(a.raw)), dummies(a.item), dummies(a.row)])
+    o = dummies(a.order)
+    coef = np.linalg.lstsq(np.column_stack([x, o]), a.raw, rcond=None)[0]
+    effect = o @ coef[x.shape[1] :]
+    return np.asarray(effect - effect.mean())
+
+
+@dataclass
 class AnswerMatrix:
+    """Respondents × items. A respondent is a (persona × framing, sample); where it answered
+    an item under several option orders, the cell holds the mean over them."""
+
     questions: list[Question]
     dimensions: dict[str, Dimension]
-    respondents: list[tuple[int, int]]  # (order index, sample)
+    respondents: list[tuple[int, int]]  # (respondent, sample)
     keyed: np.ndarray  # (R, I) keyed value, NaN where no valid answer
     raw: np.ndarray  # (R, I) scale value as answered, before reverse keying
     weight: np.ndarray  # (R, I) share of a valid answer (logprob: label mass)
-    # (R, I, n): probability of each option *position* and of each canonical *option*
-    by_position: np.ndarray
-    by_option: np.ndarray
-    orders: np.ndarray  # (R, I, n) the canonical option shown at each position
+    answers: Answers
+    n_orders: int  # distinct option orders asked
     refusals: int
     n_answers: int
 
@@ -74,21 +117,19 @@ class AnswerMatrix:
         by_id = {q.item_id: q for q in questions}
         dims = {d.id: d for d in instrument.dimensions()}
         answers = _final_attempts(records, numbers_are_values, by_id)
-        respondents = sorted({(order, sample) for _, order, sample in answers})
+        respondents = sorted({(resp, sample) for _, resp, _, sample in answers})
         r_index = {r: i for i, r in enumerate(respondents)}
         i_index = {q.item_id: j for j, q in enumerate(questions)}
         n = max(len(q.options) for q in questions)
         shape = (len(respondents), len(questions))
-        keyed, raw = np.full(shape, np.nan), np.full(shape, np.nan)
-        weight = np.zeros(shape)
-        by_position, by_option = np.zeros((*shape, n)), np.zeros((*shape, n))
-        orders = np.zeros((*shape, n), dtype=int)
+        count, mass_sum = np.zeros(shape), np.zeros(shape)
+        long: dict[str, list[float]] = {k: [] for k in ("row", "item", "order", "raw")}
+        positions, options, shown = [], [], []
         refusals = 0
-        for (item, order, sample), (rec, parsed) in answers.items():
+        for (item, resp, order, sample), (rec, parsed) in answers.items():
             q = by_id[item]
-            dim = dims[q.dimension]
-            r, j = r_index[(order, sample)], i_index[item]
-            orders[r, j, : len(rec.option_order)] = rec.option_order
+            r, j = r_index[(resp, sample)], i_index[item]
+            count[r, j] += 1
             probs = np.zeros(len(rec.option_order))
             if rec.probs is not None:
                 probs = np.asarray(rec.probs, dtype=float)
@@ -103,11 +144,37 @@ class AnswerMatrix:
             # is the probabilistic analogue of a parse success.
             share = probs / mass
             values = np.array([q.options[i].value for i in rec.option_order])
-            raw[r, j] = float(share @ values)
-            keyed[r, j] = dim.keyed(raw[r, j], q.reverse)
-            weight[r, j] = float(mass)
-            by_position[r, j, : len(share)] = share
-            by_option[r, j, list(rec.option_order)] = share
+            mass_sum[r, j] += float(mass)
+            for key, v in (("row", r), ("item", j), ("order", order), ("raw", share @ values)):
+                long[key].append(float(v))
+            position, option, order_shown = np.zeros(n), np.zeros(n), np.zeros(n, dtype=int)
+            position[: len(share)] = share
+            option[list(rec.option_order)] = share
+            order_shown[: len(rec.option_order)] = rec.option_order
+            positions.append(position)
+            options.append(option)
+            shown.append(order_shown)
+        table = Answers(
+            np.asarray(long["row"], dtype=int),
+            np.asarray(long["item"], dtype=int),
+            np.asarray(long["order"], dtype=int),
+            np.asarray(long["raw"], dtype=float),
+            np.asarray(positions).reshape(-1, n),
+            np.asarray(options).reshape(-1, n),
+            np.asarray(shown, dtype=int).reshape(-1, n),
+        )
+        # A cell is the mean of its answers with the option order's own effect taken out: under
+        # rotation an order habit would otherwise sit in each respondent's items as structured
+        # noise (enough to fake key consistency); under full balance it cancels anyway.
+        adjusted = table.raw - order_effects(table)
+        raw_sum, valid = np.zeros(shape), np.zeros(shape)
+        np.add.at(raw_sum, (table.row, table.item), adjusted)
+        np.add.at(valid, (table.row, table.item), 1)
+        raw = np.divide(raw_sum, valid, out=np.full(shape, np.nan), where=valid > 0)
+        keyed = raw.copy()
+        for j, q in enumerate(questions):
+            keyed[:, j] = dims[q.dimension].keyed(raw[:, j], q.reverse)
+        weight = np.divide(mass_sum, count, out=np.zeros(shape), where=count > 0)
         return cls(
             questions,
             dims,
@@ -115,9 +182,8 @@ class AnswerMatrix:
             keyed,
             raw,
             weight,
-            by_position,
-            by_option,
-            orders,
+            table,
+            len({order for _, _, order, _ in answers}),
             refusals,
             len(answers),
         )
@@ -127,6 +193,11 @@ class AnswerMatrix:
 
     def select(self, columns: list[int]) -> AnswerMatrix:
         """The same respondents on a subset of the items."""
+        keep = np.isin(self.answers.item, columns)
+        remap = np.full(len(self.questions), -1)
+        remap[columns] = np.arange(len(columns))
+        sub = self.answers.subset(keep)
+        sub.item = remap[sub.item]
         return AnswerMatrix(
             [self.questions[j] for j in columns],
             self.dimensions,
@@ -134,9 +205,8 @@ class AnswerMatrix:
             self.keyed[:, columns],
             self.raw[:, columns],
             self.weight[:, columns],
-            self.by_position[:, columns],
-            self.by_option[:, columns],
-            self.orders[:, columns],
+            sub,
+            self.n_orders,
             self.refusals,
             self.n_answers,
         )

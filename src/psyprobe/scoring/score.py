@@ -1,17 +1,18 @@
 """From stored responses to dimension scores, with uncertainty and human norms.
 
-Each option order (× sample) is one *respondent*: order k is applied to every item, so it yields
-a full answer sheet. A dimension's score aggregates item means over respondents; its SD is the SD
-of the respondents' dimension scores (how much the option order moves the score), and its 95 %
-CI is a percentile bootstrap over respondents. Scoring reads stored responses only: a changed
-parser or key rescored with ``psyprobe report`` asks the model nothing.
+A *respondent* is one persona × framing (× sample) of the population (or the model as itself);
+option orders are balanced inside it. A dimension's score aggregates item means over
+respondents; its SD is the SD of the respondents' dimension scores, and its 95 % CI is a
+percentile bootstrap over respondents (over items where there is one respondent). Scoring reads
+stored responses only: a changed parser or key rescored with ``psyprobe report`` asks the model
+nothing.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel
@@ -21,16 +22,22 @@ from psyprobe.instruments import Dimension, Instrument
 from psyprobe.records import ResponseRecord
 from psyprobe.scoring.diagnostics import (
     OMEGA_BOOTSTRAP,
+    Decomposition,
+    Evidence,
     ItemCheck,
+    KeyCheck,
     Validity,
     acquiescence,
-    content_sensitivity,
+    decompose,
     fleiss_kappa,
+    key_consistency,
+    order_consistency,
     position_bias,
     reliability,
     verdict,
 )
 from psyprobe.scoring.matrix import AnswerMatrix
+from psyprobe.scoring.validity import Convergence, Correlation, criterion, mtmm
 
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -61,6 +68,11 @@ class DimensionScore(BaseModel):
     omega: float | None = None
     omega_ci95: tuple[float, float] | None = None
     position_bias: float | None = None
+    # α over option orders: how much an order moves the items together (a habit, not a trait)
+    order_consistency: float | None = None
+    key_consistency: KeyCheck | None = None
+    convergent: Convergence | None = None
+    criterion: Correlation | None = None  # persona-named level × score, across respondents
     validity: Validity = "ok"
     validity_reasons: list[str] = []
     items: list[ItemCheck] = []
@@ -77,10 +89,12 @@ class InstrumentScore(BaseModel):
     dimensions: dict[str, DimensionScore]
     type: str | None = None
     n_orders: int = 0
+    n_respondents: int = 0
     position_bias: float | None = None
     position_table: list[list[float | None]] = []  # option (scale order) × position shown
     acquiescence: float | None = None
-    content_sensitivity: float | None = None
+    content_sensitivity: float | None = None  # = decomposition.content
+    decomposition: Decomposition | None = None
     kappa: float | None = None  # Fleiss' kappa between repeats on each item's modal choice
 
 
@@ -116,6 +130,56 @@ def respondent_scores(m: AnswerMatrix, dimension: str) -> np.ndarray:
     return np.asarray(scores[np.isfinite(scores)])
 
 
+def score_run(
+    instruments: dict[str, Instrument],
+    records: Mapping[str, Sequence[ResponseRecord]],
+    *,
+    numbers_are_values: bool = False,
+    seed: int = 0,
+    markers: dict[int, dict[str, int]] | None = None,
+    omega_resamples: int = OMEGA_BOOTSTRAP,
+) -> tuple[dict[str, InstrumentScore], list[Convergence]]:
+    """Every instrument of a run, with the MTMM table of the constructs they share."""
+    measured = {
+        name: (inst, AnswerMatrix.build(inst, records.get(name, ()), numbers_are_values))
+        for name, inst in instruments.items()
+    }
+    table = mtmm(measured)
+    scores = {
+        name: score_instrument(
+            name,
+            inst,
+            records.get(name, ()),
+            numbers_are_values=numbers_are_values,
+            seed=seed,
+            omega_resamples=omega_resamples,
+            markers=markers,
+            convergent=table,
+            matrix=m,
+        )
+        for name, (inst, m) in measured.items()
+    }
+    return scores, table
+
+
+def _bootstrap_ci(
+    sub: np.ndarray, dim: Dimension, rng: np.random.Generator
+) -> tuple[float, float] | None:
+    """Percentile CI over respondents (rows); over items where one respondent answered."""
+    if sub.shape[0] > 1:
+        draws = sub[rng.integers(0, sub.shape[0], size=(BOOTSTRAP_RESAMPLES, sub.shape[0]))]
+        boot = _aggregate(_nanmean(draws, axis=1), dim)
+    else:
+        items = sub[0]
+        picks = items[rng.integers(0, len(items), size=(BOOTSTRAP_RESAMPLES, len(items)))]
+        boot = _aggregate(picks, dim)
+    boot = boot[np.isfinite(boot)]
+    if not len(boot):
+        return None
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def score_instrument(
     name: str,
     instrument: Instrument,
@@ -124,17 +188,19 @@ def score_instrument(
     numbers_are_values: bool = False,
     seed: int = 0,
     omega_resamples: int = OMEGA_BOOTSTRAP,
+    markers: dict[int, dict[str, int]] | None = None,
+    convergent: list[Convergence] | None = None,
+    matrix: AnswerMatrix | None = None,
 ) -> InstrumentScore:
-    m = AnswerMatrix.build(instrument, records, numbers_are_values)
+    m = matrix or AnswerMatrix.build(instrument, records, numbers_are_values)
     dims = m.dimensions
     respondents, values, weight = m.respondents, m.keyed, m.weight
 
     rng = np.random.default_rng(seed)
-    boot = rng.integers(0, max(len(respondents), 1), size=(BOOTSTRAP_RESAMPLES, len(respondents)))
     dimensions: dict[str, DimensionScore] = {}
-    n_orders = len({order for order, _ in respondents})
+    n_orders = m.n_orders
     acq = acquiescence(m)
-    content = content_sensitivity(m.raw)
+    parts = decompose(m, seed)
     for dim_id, dim in dims.items():
         cols = m.columns(dim_id)
         sub = values[:, cols]
@@ -144,16 +210,7 @@ def score_instrument(
         )
         per_resp = respondent_scores(m, dim_id)
         sd = _clean(np.std(per_resp, ddof=1)) if len(per_resp) > 1 else None
-        ci: tuple[float, float] | None = None
-        if score is not None and len(respondents) > 1:
-            boot_means = _nanmean(sub[boot], axis=1)  # (B, items)
-            boot_scores = _aggregate(boot_means, dim)
-            boot_scores = boot_scores[np.isfinite(boot_scores)]
-            lo, hi = np.percentile(boot_scores, [2.5, 97.5])
-            ci = (float(lo), float(hi))
-        elif score is not None:
-            ci = (score, score)  # one respondent: no order-to-order variation to speak of
-
+        ci = _bootstrap_ci(sub, dim, rng) if score is not None else None
         norm = None
         if dim.norm is not None and score is not None:
             d = p = None
@@ -190,13 +247,22 @@ def score_instrument(
         dim_matrix = m.select(cols)
         dim_position, _ = position_bias(dim_matrix)
         rel = reliability(sub, [m.questions[j].item_id for j in cols], seed, omega_resamples)
+        keys = key_consistency(m, cols)
+        mine = f"{name}/{dim_id}"
+        partner = next((c for c in convergent or () if mine in (c.a, c.b)), None)
         validity, reasons = verdict(
-            valid_rate=dim_valid,
-            position=dim_position,
-            acquiescence_index=acq,
-            content=content,
-            alpha=rel.alpha,
-            n_orders=n_orders,
+            Evidence(
+                valid_rate=dim_valid,
+                position=dim_position,
+                acquiescence=acq,
+                decomposition=parts,
+                alpha=rel.alpha,
+                n_respondents=len(per_resp),
+                key=keys,
+                convergent=partner.r.r if partner else None,
+                convergent_ok=partner.ok if partner else None,
+                n_orders=n_orders,
+            )
         )
         dimensions[dim_id] = DimensionScore(
             score=score,
@@ -214,6 +280,10 @@ def score_instrument(
             omega=rel.omega,
             omega_ci95=rel.omega_ci95,
             position_bias=dim_position,
+            order_consistency=order_consistency(m, cols),
+            key_consistency=keys,
+            convergent=partner,
+            criterion=criterion(m, instrument, dim_id, markers) if markers else None,
             validity=validity,
             validity_reasons=reasons,
             items=rel.items,
@@ -233,9 +303,11 @@ def score_instrument(
         dimensions=dimensions,
         type="".join(type_letters) if type_letters and len(type_letters) == len(dims) else None,
         n_orders=n_orders,
+        n_respondents=len(respondents),
         position_bias=overall_position,
         position_table=table,
         acquiescence=acq,
-        content_sensitivity=content,
+        content_sensitivity=parts.content if parts else None,
+        decomposition=parts,
         kappa=fleiss_kappa(m),
     )

@@ -1,0 +1,80 @@
+"""Simulated respondents: persona preambles crossed with item framings (PsyBORGS' design).
+
+A respondent is what reliability and validity are computed over. Option orders are *not*
+respondents: an order habit moves every item asked under one order together, which looks
+exactly like a consistent trait. Orders are a nuisance factor instead, balanced inside the
+population (see ``assign_orders``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from typing import Any, Literal
+
+from psyprobe.errors import UserError
+
+Balance = Literal["rotate", "within"]
+BALANCES: tuple[Balance, ...] = ("rotate", "within")
+
+
+@dataclass(frozen=True)
+class Respondent:
+    index: int
+    persona: str | None = None  # None: the model answers as itself
+    framing: str | None = None
+    # Big Five domains the persona names a level of (+1 high, −1 low): the criterion
+    markers: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
+
+    def system(self, base: str, preamble: str) -> str:
+        """The system message: the template's line, then who to answer as and how."""
+        if self.persona is None:
+            return base
+        return f"{base}\n{preamble.format(persona=self.persona)} {self.framing}"
+
+
+@cache
+def _bank() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        (files("psyprobe.prompting") / "data" / "respondents.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+def preamble() -> str:
+    return str(_bank()["preamble"])
+
+
+def population(n: int) -> list[Respondent]:
+    """The first ``n`` personas of the bank, each with a framing in turn; 0: the model itself.
+
+    Personas cycle through the ten Big Five poles, so any population of 10k holds k of each.
+    """
+    bank = _bank()
+    personas, framings = bank["personas"], bank["framings"]
+    if not 0 <= n <= len(personas):
+        raise UserError(f"--respondents: {n} is not between 0 and {len(personas)} (the bank)")
+    if n == 0:
+        return [Respondent(0)]
+    return [
+        Respondent(i, p["text"], framings[i % len(framings)], dict(p["markers"]))
+        for i, p in enumerate(personas[:n])
+    ]
+
+
+def assign_orders(
+    balance: Balance, respondent: int, item_position: int, n_orders: int
+) -> list[int]:
+    """Which of the design's orders a respondent answers one item under.
+
+    ``within``: all of them (the respondent's answer is their mean), so no order can move one
+    respondent's items together. ``rotate``: one, ``(respondent + item) mod K``, so successive
+    items of a respondent go through the orders and every item meets every order equally often
+    across a population of K·m respondents — a K-th of the prompts, with the order effect left
+    in the noise of each respondent and removed from content sensitivity by the decomposition.
+    """
+    if balance == "within":
+        return list(range(n_orders))
+    return [(respondent + item_position) % n_orders]

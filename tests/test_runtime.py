@@ -1,0 +1,135 @@
+"""The embedded runtime: a build that cannot run here is refused in one line; the portable
+build gives the same numbers on every machine (pinned)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import psyprobe.models.llamacpp as llamacpp
+from psyprobe.errors import UserError
+from psyprobe.instruments import load_instrument
+from psyprobe.models.registry import ALIASES
+from psyprobe.prompting import TEMPLATES, build_prompts
+from psyprobe.records import ResponseRecord
+from psyprobe.scoring.score import score_instrument
+
+REFERENCE = Path(__file__).parent / "data" / "smollm2_sd3_latin_portable.json"
+
+
+def test_an_amx_build_is_refused_from_its_system_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the system-info line of a native build on an AMX CPU (llama.cpp issue 20824 crashes it)
+    native = (
+        "CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | OPENMP = 1 |"
+    )
+    monkeypatch.setattr(llamacpp, "runtime_info", lambda: native)
+    llamacpp.check_runtime.cache_clear()
+    with pytest.raises(UserError) as err:
+        llamacpp.check_runtime(ALIASES["smollm2"].path())
+    message = str(err.value)
+    assert "\n" not in message and "AMX" in message
+    assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir --force-reinstall' in message
+
+
+def test_a_build_that_crashes_on_decode_is_refused_not_a_segfault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe process dies by SIGSEGV, as the AMX build's does on a multi-token decode; the
+    probe's code is swapped for one that kills itself (a fake of the crash, nothing else)."""
+    monkeypatch.setenv("PSYPROBE_CACHE", str(tmp_path))
+    monkeypatch.setattr(
+        llamacpp, "_PROBE", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+    )
+    llamacpp.check_runtime.cache_clear()
+    with pytest.raises(UserError, match=r"killed by signal 11.*--no-cache-dir"):
+        llamacpp.check_runtime(ALIASES["smollm2"].path())
+    assert not (tmp_path / "runtime-ok").exists()  # a failed build is never remembered as good
+    llamacpp.check_runtime.cache_clear()
+
+
+def test_the_installed_build_passes_the_probe_once_and_remembers_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PSYPROBE_CACHE", str(tmp_path))
+    llamacpp.check_runtime.cache_clear()
+    info = llamacpp.check_runtime(ALIASES["smollm2"].path())
+    assert "AMX_INT8 = 1" not in info and info.startswith("llama-cpp-python ")
+    assert len(list((tmp_path / "runtime-ok").iterdir())) == 1
+    llamacpp.check_runtime.cache_clear()
+
+
+def test_the_run_records_the_runtime(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            "psyprobe",
+            "run",
+            "--instrument",
+            "swls",
+            "--orders",
+            "fixed",
+            "--respondents",
+            "0",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.returncode == 0
+    runtime = json.loads((out / "results.json").read_text())["model"]["runtime"]
+    assert runtime == llamacpp.runtime_info()
+    assert json.loads((out / "run.json").read_text())["model"]["runtime"] == runtime
+    assert runtime in (out / "report.md").read_text()
+
+
+def test_sd3_scores_on_the_portable_build_match_the_pinned_reference() -> None:
+    """Same build, any x86-64 machine, any thread count: the same numbers. Tolerance 1e-4: a
+    float-rounding change stays far below it, while another kernel set moves these scores by
+    0.014 and single option probabilities by 0.055 (AVX-512 build, bench/RESULTS.md)."""
+    reference = json.loads(REFERENCE.read_text())
+    if reference["runtime"] != llamacpp.runtime_info():
+        pytest.skip(f"the reference is for {reference['runtime']}")
+    inst = load_instrument("sd3")
+    prompts = build_prompts("sd3", inst.questions(), "latin", TEMPLATES["study-a"])
+    model = llamacpp.LlamaCppModel("smollm2", ALIASES["smollm2"].path())
+    try:
+        answers = model.option_probs([ip.prompt for ip in prompts])
+    finally:
+        model.close()
+    probs = [a.probs for a in answers]  # type: ignore[union-attr]
+    assert (
+        max(
+            abs(x - y)
+            for p, q in zip(probs, reference["probs"], strict=True)
+            for x, y in zip(p, q, strict=True)
+        )
+        < 1e-4
+    )
+    records = [
+        ResponseRecord(
+            key=str(i),
+            instrument="sd3",
+            item=ip.question.item_id,
+            order_index=ip.order_index,
+            option_order=ip.order,
+            sample=0,
+            attempt=0,
+            mode="logprob",
+            system=ip.prompt.system,
+            user=ip.prompt.user,
+            labels=ip.prompt.labels,
+            decoding={},
+            seed=0,
+            model_fingerprint="x",
+            probs=tuple(p),
+        )
+        for i, (ip, p) in enumerate(zip(prompts, probs, strict=True))
+    ]
+    scores = score_instrument("sd3", inst, records, omega_resamples=0)
+    for dim, expected in reference["scores"].items():
+        assert scores.dimensions[dim].score == pytest.approx(expected, abs=1e-4)
