@@ -64,6 +64,8 @@ def test_openai_backend_generate_agrees_with_embedded(llama_server: str, tmp_pat
         "sd3",
         "--orders",
         "fixed",
+        "--respondents",
+        "0",
         "--mode",
         "generate",
         "--temperature",
@@ -118,11 +120,26 @@ def test_hf_batched_equals_unbatched() -> None:
 
 def test_dry_run_counts_prompts_and_tokens_without_asking(tmp_path: Path) -> None:
     out = tmp_path / "never"
-    proc = psyprobe("run", "--dry-run", "--instrument", "sd3", "--orders", "all", "--out", str(out))
+    proc = psyprobe(
+        "run",
+        "--dry-run",
+        "--instrument",
+        "sd3",
+        "--orders",
+        "all",
+        "--respondents",
+        "0",
+        "--out",
+        str(out),
+    )
     assert not out.exists()
     row = next(line for line in proc.stdout.splitlines() if line.strip("│ ").startswith("sd3"))
     cells = [c.strip() for c in row.strip("│").split("│")]
     assert cells[1] == "3240" and int(cells[2]) > 3240 * 50  # 27 items × 120 orders, counted
+    # the default population: 20 respondents, each item once, its order rotating
+    proc = psyprobe("run", "--dry-run", "--instrument", "sd3", "--out", str(out))
+    row = next(line for line in proc.stdout.splitlines() if line.strip("│ ").startswith("sd3"))
+    assert [c.strip() for c in row.strip("│").split("│")][1] == "540"
     proc = psyprobe(
         "run",
         "--dry-run",

@@ -94,3 +94,12 @@ def test_bad_replay_file_is_one_line_error(tmp_path: Path) -> None:
     proc = psyprobe("run", "--model", f"replay:{bad}", "--out", str(tmp_path / "r"), check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {bad} line 1: field 'response' is missing"
+
+
+def test_oejts_all_middle_answers_type_isfj_by_the_official_tie_rule(tmp_path: Path) -> None:
+    """OEJTS scoring: 'IE>24 -> E else I' (and so on): a score of exactly 24 is the low pole."""
+    rows = [{"instrument": "oejts", "item": i, "response": 3} for i in range(1, 33)]
+    results = _run(tmp_path, rows, "--instrument", "oejts")
+    oejts = results["instruments"]["oejts"]
+    assert {d["score"] for d in oejts["dimensions"].values()} == {24.0}
+    assert oejts["type"] == "ISFJ"

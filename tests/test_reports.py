@@ -11,7 +11,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from conftest import SD3_LATIN, psyprobe
+from conftest import psyprobe
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -75,22 +75,27 @@ def test_report_html_renders_in_headless_chromium(sd3_run: Path, tmp_path: Path)
     assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 100  # text and plots
 
 
-def test_compare_smollm2_with_gemma(sd3_run: Path, tmp_path: Path) -> None:
-    gemma = tmp_path / "gemma"
-    psyprobe("run", "--model", "gemma3-270m", *SD3_LATIN, "--out", str(gemma))
+def test_compare_smollm2_with_gemma(tmp_path: Path) -> None:
+    # respondent populations on both sides: Welch's t needs respondents that vary
+    population = ["--instrument", "swls", "--respondents", "10"]
+    runs = {name: tmp_path / name for name in ("smollm2", "gemma3-270m")}
+    for name, out in runs.items():
+        psyprobe("run", "--model", name, *population, "--out", str(out))
     out = tmp_path / "cmp"
-    proc = psyprobe("compare", str(sd3_run), str(gemma), "--out", str(out))
+    proc = psyprobe("compare", *map(str, runs.values()), "--out", str(out))
     assert "compare.md" in proc.stdout
     data = json.loads((out / "compare.json").read_text())
     assert [r["model"] for r in data["runs"]] == ["smollm2", "gemma3-270m"]
-    mine = json.loads((gemma / "results.json").read_text())["instruments"]["sd3"]["dimensions"]
-    base = json.loads((sd3_run / "results.json").read_text())["instruments"]["sd3"]["dimensions"]
+    base, mine = (
+        json.loads((runs[n] / "results.json").read_text())["instruments"]["swls"]["dimensions"]
+        for n in runs
+    )
     for row in data["comparisons"]:
         dim = row["dimension"]
         assert row["diff"] == pytest.approx(mine[dim]["score"] - base[dim]["score"])
         assert row["p"] is not None and row["p"] <= row["p_holm"] <= 1
         assert row["ci95"][0] <= row["ci95"][1]
-    assert "| sd3 | Psychopathy |" in (out / "compare.md").read_text()
+    assert "| swls | Life satisfaction |" in (out / "compare.md").read_text()
 
 
 def test_compare_needs_two_runs(sd3_run: Path) -> None:

@@ -24,7 +24,9 @@ def test_run_writes_results_responses_and_report(sd3_run: Path) -> None:
     for dim in ("Machiavellianism", "Narcissism", "Psychopathy"):
         d = sd3["dimensions"][dim]
         assert 1 <= d["score"] <= 5 and d["ci95"][0] <= d["score"] <= d["ci95"][1]
-        assert d["n_items"] == 9 and d["norm"]["mean"] > 0 and d["sd"] >= 0
+        assert d["n_items"] == 9 and d["norm"]["mean"] > 0
+        # the model as itself is one respondent: no spread between respondents to speak of
+        assert d["n_respondents"] == 1 and d["sd"] is None and d["validity"] != "ok"
     lines = (sd3_run / "responses.jsonl").read_text().splitlines()
     assert len(lines) == 270
     first = json.loads(lines[0])
@@ -40,7 +42,7 @@ def test_report_numbers_match_results(sd3_run: Path) -> None:
         assert float(cells[1]) == round(d["score"], 3)
         lo, hi = map(float, re.findall(r"-?\d+\.\d+", cells[2]))
         assert (lo, hi) == (round(d["ci95"][0], 3), round(d["ci95"][1], 3))
-        assert float(cells[3]) == round(d["sd"], 3)
+        assert cells[3] == ("–" if d["sd"] is None else f"{d['sd']:.3f}")
         assert float(cells[5]) == round(d["norm"]["z"], 3)
         assert cells[8] == ("–" if d["alpha"] is None else f"{d['alpha']:.3f}")
         assert float(cells[11]) == round(d["valid_rate"], 3)
@@ -106,6 +108,8 @@ def test_generate_mode_parses_and_retries_a_bounded_number_of_times(tmp_path: Pa
         "sd3",
         "--orders",
         "fixed",
+        "--respondents",
+        "0",
         "--mode",
         "generate",
         "--samples",

@@ -92,7 +92,9 @@ def test_sd3_scores_on_the_portable_build_match_the_pinned_reference() -> None:
     float-rounding change stays far below it, while another kernel set moves these scores by
     0.014 and single option probabilities by 0.055 (AVX-512 build, bench/RESULTS.md)."""
     reference = json.loads(REFERENCE.read_text())
-    if reference["runtime"] != llamacpp.runtime_info():
+    # Another CPU family (ARM's NEON kernels) computes other numbers by design; on x86-64 the
+    # portable build must match, and a new llama-cpp-python pin must re-pin the reference.
+    if "AVX2 = 1" not in llamacpp.runtime_info():
         pytest.skip(f"the reference is for {reference['runtime']}")
     inst = load_instrument("sd3")
     prompts = build_prompts("sd3", inst.questions(), "latin", TEMPLATES["study-a"])

@@ -28,6 +28,7 @@ from psyprobe.editing.sweep import sweep as run_sweep
 from psyprobe.errors import UserError
 from psyprobe.models.registry import BackendOptions, hf_model_dir
 from psyprobe.runs import RunSettings
+from psyprobe.runs.runner import RESPONDENTS
 
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
 dpo_app = typer.Typer(no_args_is_help=True, help="Study A's DPO: preference pairs and training.")
@@ -124,6 +125,9 @@ def steer_sweep(
     ] = None,
     coefficients: Annotated[str, typer.Option(help="Comma-separated coefficients")] = "-8,-4,4,8",
     orders: Annotated[str, typer.Option(help="Option orders of the measurement")] = "latin",
+    respondents: Annotated[
+        int, typer.Option(min=0, help="Simulated respondents per cell; 0: the model itself")
+    ] = RESPONDENTS,
     out: Annotated[Path, typer.Option(help="Sweep directory (rerun to resume)")] = Path(
         "psyprobe-sweep"
     ),
@@ -140,7 +144,9 @@ def steer_sweep(
     tried = _ints(layers, "--layers") or sorted(loaded.layers)
     hf = _hf(model, dtype, device)
     try:
-        settings = RunSettings(model=hf.info.spec, instruments=(instrument,), orders=orders)
+        settings = RunSettings(
+            model=hf.info.spec, instruments=(instrument,), orders=orders, respondents=respondents
+        )
         data = run_sweep(hf, vector, tried, coefs, settings, dimension, out)
     finally:
         hf.close()

@@ -71,6 +71,9 @@ class Dimension:
     # Type dimensions: (low pole, high pole); the letter is the high pole when score > cut.
     poles: tuple[str, str] | None = None
     cut: float | None = None
+    # What a score exactly at the cut types as: "X" (undecided), or the low pole, as the
+    # official OEJTS rule says ("IE>24 -> E else I")
+    tie_to_low: bool = False
 
     def keyed(self, value: float, reverse: bool) -> float:
         """Reverse keying as min + max − x, so it holds for any scale, not just 1–5."""
@@ -419,7 +422,8 @@ class BipolarInstrument(InstrumentBase):
             high = self._high_pole(d)
             low = d.poles[0] if d.poles[1] == high else d.poles[1]
             n = sum(1 for it in self.items if it.dimension == d.id)
-            out.append(Dimension(d.id, "sum", lo, hi, poles=(low, high), cut=n * (lo + hi) / 2))
+            cut = n * (lo + hi) / 2
+            out.append(Dimension(d.id, "sum", lo, hi, poles=(low, high), cut=cut, tie_to_low=True))
         return out
 
 

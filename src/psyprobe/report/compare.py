@@ -1,8 +1,9 @@
 """Compare runs: per dimension, each run against the first, with tests corrected for multiplicity.
 
-The unit of replication is the respondent (option order × sample) of each run, as in a run's own
-CI. The test is Welch's t on respondent scores; its 95 % CI is Welch's. p-values are corrected by
-Holm's method over every comparison in the table.
+The unit of replication is the respondent (persona × framing × sample; for a run of the model
+as itself, the one respondent) of each run, as in a run's own CI. The test is Welch's t on
+respondent scores; its 95 % CI is Welch's. p-values are corrected by Holm's method over every
+comparison in the table.
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ def render_comparison(runs: list[RunSummary], rows: list[Comparison]) -> str:
     lines = [
         "# psyprobe comparison",
         "",
-        f"Baseline: {runs[0].label}. Δ = run − baseline; Welch's t on respondent scores (option "
-        "orders × samples); p corrected by Holm over every row.",
+        f"Baseline: {runs[0].label}. Δ = run − baseline; Welch's t on respondent scores "
+        "(persona × framing × sample); p corrected by Holm over every row.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

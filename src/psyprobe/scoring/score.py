@@ -234,7 +234,11 @@ def score_instrument(
         letter = pole_percent = None
         if dim.poles is not None and dim.cut is not None and score is not None:
             low, high = dim.poles
-            letter = high if score > dim.cut else low if score < dim.cut else "X"
+            # an exact tie is a real outcome (every answer in the middle), up to float rounding
+            tied = abs(score - dim.cut) < 1e-9
+            letter = high if score > dim.cut and not tied else low
+            if tied and not dim.tie_to_low:
+                letter = "X"
             n = len(cols)
             lo_s, hi_s = (
                 (0.0, 100.0)
