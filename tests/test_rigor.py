@@ -337,3 +337,18 @@ def test_a_rerun_with_other_settings_is_refused_and_keeps_the_run(tmp_path: Path
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "other settings (seed)" in proc.stderr
     assert (tmp_path / "results.json").read_bytes() == kept
+
+
+def test_a_population_the_bank_cannot_fill_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    args = ["run", "--model", spec(), "--instrument", "swls", "--out", str(out)]
+    proc = psyprobe(*args, "--respondents", "61", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "respondents: 61 is not between 0 and 60" in proc.stderr
+    proc = psyprobe(*args, "--balance", "sideways", check=False)
+    assert proc.returncode == 2 and "--balance: 'sideways'" in proc.stderr
+    assert not out.exists()  # so the corrected command starts cleanly
+    psyprobe(*args, "--respondents", "10")
+    assert json.loads((out / "results.json").read_text())["settings"]["respondents"] == 10

@@ -168,7 +168,7 @@ def run(
             instruments=names,
             orders=orders,
             respondents=respondents,
-            balance="within" if balance == "within" else "rotate",
+            balance=balance,
             mode=mode_,
             samples=count if mode_ == "generate" else 1,
             temperature=temperature,

@@ -15,7 +15,7 @@ from typing import Any, get_args
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from scipy.stats import spearmanr
 
 from psyprobe.capability import capability
@@ -26,6 +26,7 @@ from psyprobe.editing.sweep import measure
 from psyprobe.errors import UserError
 from psyprobe.models import open_model
 from psyprobe.models.registry import hf_model_dir
+from psyprobe.prompting import check_size
 from psyprobe.runs import RunSettings
 from psyprobe.runs.runner import RESPONDENTS
 from psyprobe.safety import SafetySettings, rebuild_safety, run_safety
@@ -77,6 +78,8 @@ class Study(_Strict):
     instruments: tuple[str, ...] = ("sd3", "bfi")
     orders: str = "latin"
     respondents: int = Field(RESPONDENTS, ge=0)
+    # checked when the file loads, not after the vectors and adapters are made
+    _respondents = field_validator("respondents")(check_size)
     seed: int = 0
     safety: SafetyPart | None = SafetyPart()
     arc_limit: int | None = 20  # ARC questions per part; null skips the capability check

@@ -1,7 +1,13 @@
 """Prompting: how an item is asked — templates and counterbalanced option orders."""
 
 from psyprobe.prompting.orders import DESIGNS, Order, check_design, option_orders
-from psyprobe.prompting.population import BALANCES, Balance, Respondent, population
+from psyprobe.prompting.population import (
+    BALANCES,
+    Balance,
+    Respondent,
+    check_size,
+    population,
+)
 from psyprobe.prompting.templates import (
     TEMPLATES,
     ItemPrompt,
@@ -24,6 +30,7 @@ __all__ = [
     "Source",
     "build_prompts",
     "check_design",
+    "check_size",
     "option_orders",
     "population",
 ]

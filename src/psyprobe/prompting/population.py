@@ -47,20 +47,26 @@ def preamble() -> str:
     return str(_bank()["preamble"])
 
 
+def check_size(n: int) -> int:
+    """A population size the bank can fill; settings check it before anything is written."""
+    bank = len(_bank()["personas"])
+    if not 0 <= n <= bank:
+        raise UserError(f"respondents: {n} is not between 0 and {bank} (the persona bank)")
+    return n
+
+
 def population(n: int) -> list[Respondent]:
     """The first ``n`` personas of the bank, each with a framing in turn; 0: the model itself.
 
     Personas cycle through the ten Big Five poles, so any population of 10k holds k of each.
     """
     bank = _bank()
-    personas, framings = bank["personas"], bank["framings"]
-    if not 0 <= n <= len(personas):
-        raise UserError(f"--respondents: {n} is not between 0 and {len(personas)} (the bank)")
+    personas, framings = bank["personas"][: check_size(n)], bank["framings"]
     if n == 0:
         return [Respondent(0)]
     return [
         Respondent(i, p["text"], framings[i % len(framings)], dict(p["markers"]))
-        for i, p in enumerate(personas[:n])
+        for i, p in enumerate(personas)
     ]
 
 

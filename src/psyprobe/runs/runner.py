@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from psyprobe import __version__
 from psyprobe.errors import UserError
 from psyprobe.instruments import Instrument, builtin_id, load_instrument, parse_instrument
 from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
 from psyprobe.models.base import Failure
-from psyprobe.prompting import TEMPLATES, Balance, ItemPrompt, build_prompts, population
+from psyprobe.prompting import (
+    TEMPLATES,
+    Balance,
+    ItemPrompt,
+    build_prompts,
+    check_size,
+    population,
+)
 from psyprobe.records import ResponseRecord, request_key
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
@@ -51,6 +58,9 @@ class RunSettings(BaseModel):
     seed: int = 0
     template: str = "study-a"
     language: str = "en"
+
+    # A UserError passes through pydantic unwrapped: one line, before run.json is written.
+    _respondents = field_validator("respondents")(check_size)
 
     def sampling(self) -> Sampling:
         return Sampling(temperature=self.temperature, max_tokens=self.max_tokens)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -214,7 +214,7 @@ class Decomposition(BaseModel):
 
 
 def _share(
-    y: np.ndarray, factor: np.ndarray, nuisance: list[np.ndarray], rng: Any
+    y: np.ndarray, factor: np.ndarray, nuisance: list[np.ndarray], rng: np.random.Generator
 ) -> tuple[float, float]:
     """η² of ``factor`` on y once the nuisance factors are regressed out, and its permutation
     p-value (labels of ``factor`` shuffled over the residuals)."""
@@ -345,14 +345,13 @@ def verdict(e: Evidence) -> tuple[Validity, list[str]]:
     content = d is not None and d.content >= CONTENT_NO_SIGNAL and d.content_p < CONTENT_P
     reliable = e.alpha is not None and e.alpha >= ALPHA_RELIABLE
     keyed_trait = reliable and (e.key.status == "consistent" or bool(e.convergent_ok))
-    if d is not None and not content:
+    # Without content, only respondents ordered along the items' keys show a (faint) trait.
+    if d is not None and not content and not keyed_trait:
         words = (
             f"answers barely depend on the statement asked (content sensitivity "
             f"{d.content:.2f} after option order, p = {d.content_p:.2f})"
         )
-        if keyed_trait:
-            pass  # respondents order consistently along the keys: a trait, if a faint one
-        elif reliable and e.key.status == "untestable":
+        if reliable and e.key.status == "untestable":
             weak.append(
                 words + "; respondents agree across items, but with no reverse-keyed items "
                 "a response style would read the same"

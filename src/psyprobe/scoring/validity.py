@@ -51,7 +51,7 @@ def correlate(x: np.ndarray, y: np.ndarray) -> Correlation:
     return Correlation(r=r, ci95=ci, n=n)
 
 
-def respondent_scores(m: AnswerMatrix, dimension: str) -> dict[tuple[int, int], float]:
+def _by_respondent(m: AnswerMatrix, dimension: str) -> dict[tuple[int, int], float]:
     """Each respondent's mean keyed answer on one dimension (NaN where none was valid)."""
     cols = m.columns(dimension)
     with warnings.catch_warnings():
@@ -92,8 +92,8 @@ def mtmm(measured: dict[str, tuple[Instrument, AnswerMatrix]]) -> list[Convergen
             (inst_a, m_a), (inst_b, m_b) = measured[name_a], measured[name_b]
             side_a = {d: inst_a.construct_of(d) for d in m_a.dimensions}
             side_b = {d: inst_b.construct_of(d) for d in m_b.dimensions}
-            scores_a = {d: respondent_scores(m_a, d) for d in side_a}
-            scores_b = {d: respondent_scores(m_b, d) for d in side_b}
+            scores_a = {d: _by_respondent(m_a, d) for d in side_a}
+            scores_b = {d: _by_respondent(m_b, d) for d in side_b}
             for da, (construct, _) in side_a.items():
                 for db in (d for d in side_b if side_b[d][0] == construct):
                     conv = _signed(scores_a, side_a, da, scores_b, side_b, db)
@@ -135,6 +135,6 @@ def criterion(
     named = {key: sign * markers.get(key[0], {}).get(construct, 0) for key in m.respondents}
     if not any(named.values()):
         return None
-    scores = respondent_scores(m, dimension)
+    scores = _by_respondent(m, dimension)
     x, y = _aligned({k: float(v) for k, v in named.items()}, scores)
     return correlate(x, y)
