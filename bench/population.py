@@ -21,8 +21,8 @@ from psyprobe.runs.runner import plan, resolve_instruments
 
 
 def measure(model: LlamaCppModel, settings: RunSettings) -> tuple[int, int, int, float]:
-    requests = plan(settings, resolve_instruments(settings.instruments), model.info)
-    prompts = [r.item_prompt.prompt for r in requests]
+    planned = plan(settings, resolve_instruments(settings.instruments), model.info)
+    prompts = [p.request.prompt for p in planned]
     tokens = sum(model.count_tokens(p) for p in prompts)
     model._cached.clear()  # a cold KV cache, as a fresh run has
     before = model.tokens_evaluated

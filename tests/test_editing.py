@@ -213,7 +213,7 @@ def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
     steered = data["conditions"]["satisfied-plus"]
     assert steered["steer"][0]["coefficient"] == 8
     assert "swls:Life satisfaction" in steered["personality"]
-    assert steered["safety"]["xstest"]["metric"] == "refusal_rate"
+    assert steered["safety"]["xstest"]["metric"] == "rta"
     report = (out / "study.md").read_text()
     assert "## Steering (study B, Figure 7)" in report and "| satisfied-plus |" in report
     assert "## DPO before → after (study A, Table 5)" in report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -52,6 +52,7 @@ from psyprobe.runs.store import ResponseStore
 from psyprobe.safety import (
     SUITES,
     SafetyFiles,
+    SafetyResults,
     SafetySettings,
     rebuild_safety,
     run_safety,
@@ -363,21 +364,23 @@ def safety(
     console.print(f"wrote {files.results}, {files.responses}, {files.report}, {RunFiles(out).html}")
 
 
-def _safety_summary(data: dict[str, Any]) -> None:
-    table = Table("suite", "task", "metric", "value", "95% CI", "n", "valid", "judge")
-    for t in data["tasks"].values():
-        e, j = t["estimate"], t["signals"].get("judge")
-        ci = e["ci95"]
-        table.add_row(
-            t["suite"],
-            t["task"],
-            f"{t['metric']} ({t['safer']} is safer)",
-            fmt(e["value"]),
-            f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "–",
-            str(e["n"]),
-            fmt(t["valid_rate"], 2),
-            fmt(j["value"]) if j else "–",
-        )
+def _safety_summary(results: SafetyResults) -> None:
+    judged = results.judge is not None
+    columns = ["task", "metric", "source", "value", "95% CI", "n", "valid"]
+    # compact, so that it fits 80 columns (a log file, CI); which way is safer: safety.md
+    table = Table(*columns, *(["judge"] if judged else []), box=None, pad_edge=False)
+    for t in results.tasks.values():
+        for name, m in t.metrics.items():
+            table.add_row(
+                t.task,
+                name,
+                m.source,
+                fmt(m.value),
+                f"{fmt(m.ci95[0])}–{fmt(m.ci95[1])}" if m.ci95 else "–",
+                str(m.n),
+                fmt(t.valid_rate, 2),
+                *([fmt(m.judge.value) if m.judge else "–"] if judged else []),
+            )
     console.print(table)
 
 

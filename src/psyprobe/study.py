@@ -29,7 +29,7 @@ from psyprobe.models.registry import hf_model_dir
 from psyprobe.prompting import check_size
 from psyprobe.runs import RunSettings
 from psyprobe.runs.runner import RESPONDENTS
-from psyprobe.safety import SafetySettings, rebuild_safety, run_safety
+from psyprobe.safety import SafetyResults, SafetySettings, rebuild_safety, run_safety
 from psyprobe.scoring.diagnostics import Validity
 
 
@@ -230,13 +230,14 @@ def _condition_numbers(folder: Path) -> dict[str, Any]:
     safety_file, cap_file = folder / "safety.json", folder / "capability.json"
     safety = (
         {
+            # each task's headline metric: its anchor's own
             name: {
-                "value": t["estimate"]["value"],
-                "ci95": t["estimate"]["ci95"],
-                "metric": t["metric"],
-                "safer": t["safer"],
+                "value": t.headline.value,
+                "ci95": t.headline.ci95,
+                "metric": t.headline.name,
+                "safer": t.headline.safer,
             }
-            for name, t in json.loads(safety_file.read_text())["tasks"].items()
+            for name, t in SafetyResults.load(safety_file).tasks.items()
         }
         if safety_file.is_file()
         else {}
@@ -429,7 +430,7 @@ def render_study(data: dict[str, Any]) -> str:
                 + " | "
                 + " | ".join(
                     f"{_f(_value(base, t))} → {_f(_value(c, t))}"
-                    for t in ("confaide", "stereoset", "toxigen")
+                    for t in ("privacy_violation", "stereoset", "toxigen")
                 )
                 + " |"
             )

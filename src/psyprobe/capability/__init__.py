@@ -19,7 +19,7 @@ from typing import Any
 from psyprobe.editing.edited import EditedModel
 from psyprobe.models import Model, OptionProbs
 from psyprobe.prompting import Prompt
-from psyprobe.safety.score import proportion
+from psyprobe.safety.metrics import proportion
 
 DATA = Path(__file__).parent / "data"
 ARC_PROMPT = (

@@ -6,9 +6,8 @@ A run directory holds ``run.json`` (settings, model identity, the instruments as
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from psyprobe import __version__
 from psyprobe.errors import UserError
 from psyprobe.instruments import Instrument, builtin_id, load_instrument, parse_instrument
-from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
-from psyprobe.models.base import Failure
+from psyprobe.models import Mode, Model, ModelInfo, Sampling
 from psyprobe.prompting import (
     TEMPLATES,
     Balance,
@@ -28,12 +26,11 @@ from psyprobe.prompting import (
     check_size,
     population,
 )
-from psyprobe.records import ResponseRecord, request_key
+from psyprobe.runs.asking import Origin, Progress, Request, ask, derive_seed, make_request
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
 
 STUDY_A = ("sd3", "bfi", "fs", "swls")
-BATCH = 32  # prompts per model call: small enough that an interrupt loses little
 # Twenty personas: two of each Big Five pole, a multiple of the latin design's 10 orders for
 # 5-point scales (so rotation balances exactly), and α's CI narrow enough to tell 0.7 from 0.
 RESPONDENTS = 20
@@ -65,17 +62,13 @@ class RunSettings(BaseModel):
     def sampling(self) -> Sampling:
         return Sampling(temperature=self.temperature, max_tokens=self.max_tokens)
 
-    def decoding(self) -> dict[str, Any]:
-        return self.sampling().model_dump() if self.mode == "generate" else {}
-
 
 @dataclass(frozen=True)
-class Request:
+class Planned:
+    """A questionnaire request with the item prompt it asks (how its answer is read back)."""
+
+    request: Request
     item_prompt: ItemPrompt
-    sample: int
-    attempt: int
-    seed: int
-    key: str
 
 
 class RunFiles:
@@ -163,47 +156,36 @@ def hold_record(path: Path, record: dict[str, Any], parts: Sequence[str], what: 
             )
 
 
-def _seed(settings: RunSettings, ip: ItemPrompt, sample: int, attempt: int) -> int:
-    parts: tuple[object, ...] = (
-        settings.seed,
+def _planned(
+    settings: RunSettings, info: ModelInfo, ip: ItemPrompt, sample: int, attempt: int
+) -> Planned:
+    seed = 0
+    if settings.mode == "generate":
+        parts: tuple[object, ...] = (
+            settings.seed, ip.instrument, ip.question.item_id, ip.order_index, sample, attempt
+        )  # fmt: skip
+        if ip.respondent.persona is not None:  # runs of the model itself keep their old seeds
+            parts += (ip.respondent.index,)
+        seed = derive_seed(*parts)
+    origin = Origin(
         ip.instrument,
         ip.question.item_id,
         ip.order_index,
+        ip.order,
         sample,
+        ip.respondent.index,
         attempt,
     )
-    if ip.respondent.persona is not None:  # runs of the model itself keep their old seeds
-        parts += (ip.respondent.index,)
-    text = ":".join(map(str, parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
-
-
-def _request(
-    settings: RunSettings, info: ModelInfo, ip: ItemPrompt, sample: int, attempt: int
-) -> Request:
-    seed = _seed(settings, ip, sample, attempt) if settings.mode == "generate" else 0
-    key = request_key(
-        # The same weights through another runtime answer slightly differently (llama.cpp's
-        # quantised matmuls vs float transformers), so the runtime is part of the identity.
-        f"{info.backend}|{info.fingerprint}",
-        ip.prompt.system,
-        ip.prompt.user,
-        ip.prompt.labels,
-        settings.mode,
-        settings.decoding(),
-        sample,
-        attempt,
-        seed,
-    )
-    return Request(ip, sample, attempt, seed, key)
+    request = make_request(info, ip.prompt, settings.mode, settings.sampling(), seed, origin)
+    return Planned(request, ip)
 
 
 def plan(
     settings: RunSettings, instruments: dict[str, Instrument], info: ModelInfo
-) -> list[Request]:
+) -> list[Planned]:
     template = TEMPLATES[settings.template]
     respondents = population(settings.respondents)
-    requests = []
+    planned = []
     for name, instrument in instruments.items():
         questions = instrument.questions(settings.language)
         prompts = build_prompts(
@@ -217,51 +199,8 @@ def plan(
         )
         for ip in prompts:
             for sample in range(settings.samples):
-                requests.append(_request(settings, info, ip.with_sample(sample), sample, 0))
-    return requests
-
-
-def _batches(requests: list[Request], size: int) -> Iterator[list[Request]]:
-    # Neighbouring prompts in text order share the longest prefixes, which every backend with a
-    # prefix cache (llama.cpp here, vLLM on a server) turns into saved work.
-    ordered = sorted(
-        requests,
-        key=lambda r: (r.item_prompt.prompt.system or "", r.item_prompt.prompt.user, r.sample),
-    )
-    for i in range(0, len(ordered), size):
-        yield ordered[i : i + size]
-
-
-def _record(
-    req: Request,
-    settings: RunSettings,
-    info: ModelInfo,
-    raw_text: str | None = None,
-    probs: Sequence[float] | None = None,
-) -> ResponseRecord:
-    ip = req.item_prompt
-    return ResponseRecord(
-        key=req.key,
-        instrument=ip.instrument,
-        item=ip.question.item_id,
-        order_index=ip.order_index,
-        option_order=ip.order,
-        sample=req.sample,
-        respondent=ip.respondent.index,
-        attempt=req.attempt,
-        mode=settings.mode,
-        system=ip.prompt.system,
-        user=ip.prompt.user,
-        labels=ip.prompt.labels,
-        decoding=settings.decoding(),
-        seed=req.seed,
-        model_fingerprint=info.fingerprint,
-        raw_text=raw_text,
-        probs=tuple(probs) if probs is not None else None,
-    )
-
-
-Progress = Callable[[int, int], None]
+                planned.append(_planned(settings, info, ip.with_sample(sample), sample, 0))
+    return planned
 
 
 def collect(
@@ -281,46 +220,25 @@ def collect(
     attempts = settings.retries + 1 if settings.mode == "generate" else 1
     open_slots = plan(settings, instruments, info)
     for attempt in range(attempts):
-        pending = [r for r in open_slots if not store.has(r.key)]
-        done = 0
-        # A backend that shares prefixes across a batch says how many it can use at once.
-        for batch in _batches(pending, max(BATCH, getattr(model, "preferred_batch", BATCH))):
-            prompts = [r.item_prompt.prompt for r in batch]
-            answers: Sequence[OptionProbs | str | Failure | None] = (
-                model.option_probs(prompts)
-                if settings.mode == "logprob"
-                else model.generate(prompts, settings.sampling(), [r.seed for r in batch])
-            )
-            for req, answer in zip(batch, answers, strict=True):
-                if isinstance(answer, Failure):
-                    ip = req.item_prompt
-                    store.add_failure(req.key, ip.instrument, ip.question.item_id, answer.error)
-                elif isinstance(answer, OptionProbs):
-                    store.add(_record(req, settings, info, probs=answer.probs))
-                else:
-                    store.add(_record(req, settings, info, raw_text=answer))
-            asked += len(batch)
-            done += len(batch)
-            if progress:
-                progress(done, len(pending))
+        asked += ask(model, [p.request for p in open_slots], store, progress)
         if attempt + 1 == attempts:
             break
         # Bounded retries: only answers that could not be read at all are asked again, with a
         # fresh seed; a refusal is an answer and is kept.
         stored = {rec.key: rec for rec in store.records()}
         retry_slots = []
-        for req in open_slots:
-            if req.key not in stored:
+        for p in open_slots:
+            record = stored.get(p.request.key)
+            if record is None:
                 continue  # a failed request: asked again on the next run, not retried here
-            parsed = parse_record(
-                stored[req.key], req.item_prompt.question, info.numbers_are_scale_values
-            )
-            if parsed.status == "invalid" and stored[req.key].raw_text is not None:
-                retry_slots.append(req)
+            parsed = parse_record(record, p.item_prompt.question, info.numbers_are_scale_values)
+            if parsed.status == "invalid" and record.raw_text is not None:
+                retry_slots.append(p)
         if not retry_slots:
             break
         open_slots = [
-            _request(settings, info, r.item_prompt, r.sample, attempt + 1) for r in retry_slots
+            _planned(settings, info, p.item_prompt, p.request.origin.sample, attempt + 1)
+            for p in retry_slots
         ]
     return asked
 
@@ -330,7 +248,7 @@ def missing(
 ) -> tuple[int, int]:
     """(planned answers without any stored answer, planned answers)."""
     planned = plan(settings, instruments, info)
-    return sum(not store.has(r.key) for r in planned), len(planned)
+    return sum(not store.has(p.request.key) for p in planned), len(planned)
 
 
 class Estimate(BaseModel):

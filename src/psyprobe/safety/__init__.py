@@ -9,12 +9,14 @@ from psyprobe.safety.runner import (
     run_safety,
     write_safety_json,
 )
+from psyprobe.safety.score import SafetyResults
 from psyprobe.safety.tasks import SUITES, TASKS
 
 __all__ = [
     "SUITES",
     "TASKS",
     "SafetyFiles",
+    "SafetyResults",
     "SafetyRun",
     "SafetySettings",
     "collect_safety",

@@ -11,7 +11,8 @@ from psyprobe.records import ResponseRecord
 from psyprobe.report.build import write_html
 from psyprobe.report.markdown import SAFETY_NOTE, fmt
 from psyprobe.runs import ResponseStore, SafetyFiles
-from psyprobe.safety.judging import verdict
+from psyprobe.safety.metrics import Difference, Estimate
+from psyprobe.safety.readers import verdict
 from psyprobe.safety.runner import (
     answer_asks,
     answer_texts,
@@ -19,12 +20,12 @@ from psyprobe.safety.runner import (
     load_safety,
     stored,
 )
-from psyprobe.safety.score import TaskResult, score_task
+from psyprobe.safety.score import SafetyResults, StoreCount, score_tasks
 from psyprobe.safety.tasks import select
 from psyprobe.safety.toxicity import toxicity_classifier
 
 
-def rebuild_safety(out: Path) -> dict[str, Any]:
+def rebuild_safety(out: Path) -> SafetyResults:
     files = SafetyFiles(out)
     run = load_safety(out)
     settings = run.settings
@@ -33,43 +34,39 @@ def rebuild_safety(out: Path) -> dict[str, Any]:
     with ResponseStore(files.store) as store:
         answers = answer_texts(stored(store, asks))
         judged = stored(store, judge_asks(run.judge, items, answers)) if run.judge else {}
-    verdicts = {item: verdict(rec) for item, rec in judged.items()}
-    results: dict[str, TaskResult] = {}
+    verdicts = {item: v for item, rec in judged.items() if (v := verdict(rec)) is not None}
+    scored = score_tasks(items, answers, verdicts, settings.seed)
     with files.responses.open("w", encoding="utf-8") as fh:
-        for task in dict.fromkeys(i.task for i in items):
-            mine = [i for i in items if i.task == task]
-            result, scored = score_task(task, mine, answers, verdicts, settings.seed)
-            results[task] = result
-            for s in scored:
+        for task, (_, readings) in scored.items():
+            for r in readings:
                 row = {
                     "task": task,
-                    "item": s.item.item_id,
-                    "group": s.item.stratum,
-                    "system": s.item.system,
-                    "prompt": s.item.user,
-                    "meta": s.item.meta,
-                    "answer": s.answer,
-                    "judge": _judge_trace(judged.get(s.item.item_id)),
-                    "valid": s.valid,
-                    "outcome": s.outcome,
-                    **s.detail,
+                    "item": r.item.item_id,
+                    "group": r.item.stratum,
+                    "system": r.item.system,
+                    "prompt": r.item.user,
+                    "meta": r.item.meta,
+                    "answer": r.answer,
+                    "judge": _judge_trace(judged.get(r.item.item_id)),
+                    "valid": r.valid,
+                    "flags": r.flags,
+                    "value": r.value,
+                    **r.detail,
                 }
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    data: dict[str, Any] = {
-        "psyprobe_version": __version__,
-        "model": run.model.model_dump(mode="json"),
-        "judge": run.judge.model_dump(mode="json") if run.judge else None,
-        "settings": settings.model_dump(mode="json"),
-        "store": {"file": files.store.name, "answers": len(answers), "verdicts": len(verdicts)},
-        "toxicity_classifier": toxicity_classifier().card()
-        if "toxicity" in settings.suites
-        else None,
-        "tasks": {name: r.model_dump(mode="json") for name, r in results.items()},
-    }
-    files.results.write_text(json.dumps(data, indent=2, ensure_ascii=False))
-    files.report.write_text(render_safety_markdown(data), encoding="utf-8")
+    results = SafetyResults(
+        psyprobe_version=__version__,
+        model=run.model,
+        judge=run.judge,
+        settings=settings,
+        store=StoreCount(file=files.store.name, answers=len(answers), verdicts=len(verdicts)),
+        toxicity_classifier=toxicity_classifier().card() if "toxicity" in settings.suites else None,
+        tasks={name: r for name, (r, _) in scored.items()},
+    )
+    files.results.write_text(results.model_dump_json(indent=2), encoding="utf-8")
+    files.report.write_text(render_safety_markdown(results), encoding="utf-8")
     write_html(out)
-    return data
+    return results
 
 
 def _judge_trace(record: ResponseRecord | None) -> dict[str, Any] | None:
@@ -78,53 +75,67 @@ def _judge_trace(record: ResponseRecord | None) -> dict[str, Any] | None:
     return {"verdict": verdict(record), "text": record.raw_text, "probs": record.probs}
 
 
-def _ci(e: dict[str, Any]) -> str:
-    ci = e["ci95"]
+def _ci(e: Estimate | Difference | None) -> str:
+    ci = e.ci95 if e else None
     return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "–"
 
 
-def render_safety_markdown(data: dict[str, Any]) -> str:
-    settings = data["settings"]
+def render_safety_markdown(results: SafetyResults) -> str:
+    settings, model, judge = results.settings, results.model, results.judge
     lines = [
         "## Safety",
         "",
-        f"Model `{data['model']['spec']}` ({data['model']['backend']}, "
-        f"`{data['model']['fingerprint'][:19]}…`); suites {', '.join(settings['suites'])}; "
-        f"limit {settings['limit'] or 'none'} per suite; seed {settings['seed']}; "
-        f"temperature {settings['temperature']}; max tokens {settings['max_tokens']}"
-        + (f"; judge `{data['judge']['spec']}`" if data["judge"] else "")
-        + f"; psyprobe {data['psyprobe_version']}.",
+        f"Model `{model.spec}` ({model.backend}, `{model.fingerprint[:19]}…`); suites "
+        f"{', '.join(settings.suites)}; limit {settings.limit or 'none'} per suite; seed "
+        f"{settings.seed}; temperature {settings.temperature}; max tokens {settings.max_tokens}"
+        + (f"; judge `{judge.spec}`" if judge else "")
+        + f"; psyprobe {results.psyprobe_version}.",
         "",
         SAFETY_NOTE,
         "",
-        "| suite | task | metric | safer | value | 95% CI | n valid / answered | valid rate |"
+        "| suite | task | metric | source | safer | value | 95% CI | n | valid / answered |"
         " judge | agreement (κ) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for t in data["tasks"].values():
-        e, judge, agree = t["estimate"], t["signals"].get("judge"), t["agreement"]
-        lines.append(
-            f"| {t['suite']} | {t['task']} | {t['metric']} | {t['safer']} | {fmt(e['value'])} "
-            f"| {_ci(e)} | {t['n_valid']} / {t['n_answered']} | {fmt(t['valid_rate'], 2)} | "
-            + (f"{fmt(judge['value'])} {_ci(judge)}" if judge else "–")
-            + " | "
-            + (f"{fmt(agree['percent'], 2)} ({fmt(agree['kappa'], 2)})" if agree else "–")
-            + " |"
-        )
-    card = data["toxicity_classifier"]
+    for t in results.tasks.values():
+        for name, m in t.metrics.items():
+            agree = m.agreement
+            lines.append(
+                f"| {t.suite} | {t.task} | {name} | {m.source} | {m.safer} | {fmt(m.value)} "
+                f"| {_ci(m)} | {m.n} | {t.n_valid} / {t.n_answered} | "
+                + (f"{fmt(m.judge.value)} {_ci(m.judge)}" if m.judge else "–")
+                + " | "
+                + (f"{fmt(agree.percent, 2)} ({fmt(agree.kappa, 2)})" if agree else "–")
+                + " |"
+            )
+    lifted = {name: t.lift for name, t in results.tasks.items() if t.lift}
+    if lifted:
+        lines += [
+            "",
+            "Attack lift: attack success minus compliance with the same harmful requests asked "
+            "plainly (misuse), with Newcombe's 95 % CI; above 0, the attack adds compliance.",
+            "",
+            "| task | attack | lift | 95% CI | n attack / baseline |",
+            "|---|---|---|---|---|",
+        ]
+        for name, by_attack in lifted.items():
+            for attack, d in by_attack.items():
+                lines.append(
+                    f"| {name} | {attack} | {fmt(d.value)} | {_ci(d)} | {d.n_a} / {d.n_b} |"
+                )
+    card = results.toxicity_classifier
     if card:
         lines += [
             "",
-            f"Toxicity scorer: {card['name']}, trained on {card['trained_on']}; held-out "
-            f"accuracy {card['held_out_accuracy']:.3f}, AUC {card['held_out_auc']:.3f} "
-            f"(n = {card['n_test']}).",
+            f"Toxicity scorer: {card.name}, trained on {card.trained_on}; held-out accuracy "
+            f"{card.held_out_accuracy:.3f}, AUC {card.held_out_auc:.3f} (n = {card.n_test}).",
         ]
-    for t in data["tasks"].values():
-        lines += ["", f"**{t['task']}** — {t['what']}. Scorer: {t['scorer']}."]
-        for name, s in t["signals"].items():
-            lines.append(f"- {name}: {fmt(s['value'])} {_ci(s)} (n = {s['n']})")
-        lines.append(
-            "- groups: "
-            + "; ".join(f"{g} {fmt(e['value'], 2)} (n = {e['n']})" for g, e in t["groups"].items())
-        )
+    for t in results.tasks.values():
+        lines += ["", f"**{t.task}** — {t.what}. Reader: {t.reader}."]
+        for name, m in t.metrics.items():
+            groups = "; ".join(f"{g} {fmt(e.value, 2)} (n = {e.n})" for g, e in m.groups.items())
+            lines.append(
+                f"- {name} ({m.source}): {m.definition}."
+                + (f" By group: {groups}." if groups else "")
+            )
     return "\n".join(lines) + "\n"

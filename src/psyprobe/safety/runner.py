@@ -8,10 +8,10 @@ holds the settings, the model and judge identities and the data hash; answers go
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +19,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from psyprobe import __version__
 from psyprobe.errors import UserError
-from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
-from psyprobe.models.base import Failure
+from psyprobe.models import Mode, Model, ModelInfo, Sampling
 from psyprobe.prompting import Prompt
-from psyprobe.records import ResponseRecord, request_key
+from psyprobe.records import ResponseRecord
+from psyprobe.runs.asking import Origin, Request, ask, derive_seed, make_request
 from psyprobe.runs.runner import SafetyFiles, hold_record
 from psyprobe.runs.store import ResponseStore
-from psyprobe.safety.judging import JUDGE_PROMPTS, JUDGE_SYSTEM
-from psyprobe.safety.tasks import SUITES, TASKS, SafetyItem, data_hash, select
-from psyprobe.safety.transforms import CIPHERS
+from psyprobe.safety.items import SafetyItem
+from psyprobe.safety.readers import JUDGE_PROMPTS, JUDGE_SYSTEM, decoded
+from psyprobe.safety.tasks import SUITES, TASKS, data_hash, select
 
-BATCH = 16
-# Which judge question a task's answers get, when --judge is given.
-JUDGE_QUESTION = {"toxic_ratio": "toxic", "attack_success": "complied", "refusal_rate": "refused"}
 JUDGE_SAMPLING = Sampling(temperature=0.0, max_tokens=8)
 # A judge with logprobs is read as P(Yes) against P(No) at its first answer token: small judges
 # rarely open with a bare yes or no, but their next-token preference is still a verdict.
 JUDGE_LABELS = ("Yes", "No")
 JUDGED_CHARS = 1200  # a judge reads the answer's opening; long answers are cut here
+StagedProgress = Callable[[str, int, int], None]  # (stage, asked so far, to ask)
 
 
 class SafetySettings(BaseModel):
@@ -78,7 +76,7 @@ def write_safety_json(files: SafetyFiles, run: SafetyRun) -> None:
         "judge": run.judge.model_dump(mode="json") if run.judge else None,
         "data_hash": data_hash(run.settings.suites),
     }
-    hold_record(files.run, record, ("settings", "model", "judge"), "safety run")
+    hold_record(files.run, record, ("settings", "model", "judge", "data_hash"), "safety run")
 
 
 def load_safety(out: Path) -> SafetyRun:
@@ -95,83 +93,25 @@ def load_safety(out: Path) -> SafetyRun:
     return SafetyRun(SafetySettings(**data["settings"]), ModelInfo(**data["model"]), judge)
 
 
-def _seed(settings: SafetySettings, item: SafetyItem) -> int:
-    text = f"{settings.seed}:{item.item_id}"
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
-
-
-@dataclass(frozen=True)
-class Ask:
-    """One request to make (an answer, or a judge's verdict on one) and where it is kept."""
-
-    key: str
-    instrument: str  # the task, or "judge:TASK"
-    item_id: str
-    prompt: Prompt
-    seed: int
-    mode: Mode
-    decoding: dict[str, Any]
-
-
-def _ask(
-    info: ModelInfo, sampling: Sampling, instrument: str, item_id: str, prompt: Prompt, seed: int
-) -> Ask:
-    mode: Mode = "logprob" if prompt.labels else "generate"
-    decoding = sampling.model_dump() if mode == "generate" else {}
-    key = request_key(
-        f"{info.backend}|{info.fingerprint}",
-        prompt.system,
-        prompt.user,
-        prompt.labels,
-        mode,
-        decoding,
-        0,
-        0,
-        seed,
-    )
-    return Ask(key, instrument, item_id, prompt, seed, mode, decoding)
-
-
-def answer_asks(settings: SafetySettings, info: ModelInfo, items: list[SafetyItem]) -> list[Ask]:
+def answer_asks(
+    settings: SafetySettings, info: ModelInfo, items: list[SafetyItem]
+) -> list[Request]:
     sampling = settings.sampling()
     return [
-        _ask(
+        make_request(
             info,
-            sampling,
-            item.task,
-            item.item_id,
             Prompt(item.system, item.user, ()),
-            _seed(settings, item),
+            "generate",
+            sampling,
+            derive_seed(settings.seed, item.item_id),
+            Origin(item.task, item.item_id),
         )
         for item in items
     ]
 
 
-_COMMON_WORDS = frozenset(
-    {"the", "a", "an", "to", "and", "of", "is", "in", "it", "you", "i", "that", "for", "on"}
-    | {"with", "as", "are", "be", "this", "can", "your", "here", "how"}
-)
-
-
-def _englishness(text: str) -> float:
-    words = text.lower().split()
-    return sum(w.strip(".,:;!?\"'") in _COMMON_WORDS for w in words) / max(len(words), 1)
-
-
-def decoded(item: SafetyItem, text: str) -> str:
-    """The answer in plain text: a cipher attack's answer is deciphered first.
-
-    Models often answer a cipher in plain English; deciphering that would turn it into noise,
-    so the reading with more common English words wins.
-    """
-    if item.task != "cipher":
-        return text
-    plain = CIPHERS[item.meta["attack"]].decode(text)
-    return plain if _englishness(plain) > _englishness(text) else text
-
-
 def judge_prompt(item: SafetyItem, answer: str, labels: tuple[str, ...]) -> Prompt | None:
-    question = JUDGE_QUESTION.get(TASKS[item.task].metric)
+    question = TASKS[item.task].reader.judge
     if question is None:
         return None
     user = JUDGE_PROMPTS[question].format(
@@ -180,7 +120,7 @@ def judge_prompt(item: SafetyItem, answer: str, labels: tuple[str, ...]) -> Prom
     return Prompt(JUDGE_SYSTEM, user, labels)
 
 
-def judge_asks(judge: ModelInfo, items: list[SafetyItem], answers: dict[str, str]) -> list[Ask]:
+def judge_asks(judge: ModelInfo, items: list[SafetyItem], answers: dict[str, str]) -> list[Request]:
     """Judge requests for answered items of judged tasks (keyed by the answer they judge)."""
     labels = JUDGE_LABELS if "logprob" in judge.modes else ()
     out = []
@@ -188,70 +128,16 @@ def judge_asks(judge: ModelInfo, items: list[SafetyItem], answers: dict[str, str
         answer = answers.get(item.item_id)
         prompt = None if answer is None else judge_prompt(item, answer, labels)
         if prompt is not None:
-            out.append(_ask(judge, JUDGE_SAMPLING, f"judge:{item.task}", item.item_id, prompt, 0))
+            mode: Mode = "logprob" if labels else "generate"
+            origin = Origin(f"judge:{item.task}", item.item_id)
+            out.append(make_request(judge, prompt, mode, JUDGE_SAMPLING, 0, origin))
     return out
 
 
-def _record(
-    ask: Ask, info: ModelInfo, text: str | None, probs: Sequence[float] | None
-) -> ResponseRecord:
-    return ResponseRecord(
-        key=ask.key,
-        instrument=ask.instrument,
-        item=ask.item_id,
-        order_index=0,
-        option_order=(),
-        sample=0,
-        attempt=0,
-        mode=ask.mode,
-        system=ask.prompt.system,
-        user=ask.prompt.user,
-        labels=ask.prompt.labels,
-        decoding=ask.decoding,
-        seed=ask.seed,
-        model_fingerprint=info.fingerprint,
-        raw_text=text,
-        probs=None if probs is None else tuple(probs),
-    )
-
-
-Progress = Callable[[str, int, int], None]
-
-
-def _ask_model(
-    model: Model,
-    asks: Sequence[Ask],
-    sampling: Sampling,
-    store: ResponseStore,
-    stage: str,
-    progress: Progress | None,
-) -> int:
-    pending = [a for a in asks if not store.has(a.key)]
-    for start in range(0, len(pending), BATCH):
-        batch = pending[start : start + BATCH]
-        prompts = [a.prompt for a in batch]
-        replies: Sequence[str | OptionProbs | Failure | None] = (
-            model.option_probs(prompts)
-            if batch[0].mode == "logprob"
-            else model.generate(prompts, sampling, [a.seed for a in batch])
-        )
-        for ask, reply in zip(batch, replies, strict=True):
-            if isinstance(reply, Failure) or reply is None:
-                error = reply.error if isinstance(reply, Failure) else "no answer"
-                store.add_failure(ask.key, ask.instrument, ask.item_id, error)
-            elif isinstance(reply, OptionProbs):
-                store.add(_record(ask, model.info, None, reply.probs))
-            else:
-                store.add(_record(ask, model.info, reply, None))
-        if progress:
-            progress(stage, start + len(batch), len(pending))
-    return len(pending)
-
-
-def stored(store: ResponseStore, asks: Sequence[Ask]) -> dict[str, ResponseRecord]:
-    """item id → the stored record of its ask, for the asks that have one."""
+def stored(store: ResponseStore, asks: Sequence[Request]) -> dict[str, ResponseRecord]:
+    """item id → the stored record of its request, for the requests that have one."""
     by_key = {rec.key: rec for rec in store.records()}
-    return {a.item_id: by_key[a.key] for a in asks if a.key in by_key}
+    return {a.origin.item: by_key[a.key] for a in asks if a.key in by_key}
 
 
 def answer_texts(records: dict[str, ResponseRecord]) -> dict[str, str]:
@@ -263,18 +149,18 @@ def collect_safety(
     model: Model,
     judge: Model | None,
     store: ResponseStore,
-    progress: Progress | None = None,
+    progress: StagedProgress | None = None,
 ) -> int:
     """Ask for every answer (then every judge verdict) the store lacks; returns how many."""
     if "generate" not in model.info.modes:
         raise UserError(f"--model {settings.model}: the safety suites need generate mode")
     items = select(settings.suites, settings.limit, settings.seed)
     asks = answer_asks(settings, model.info, items)
-    asked = _ask_model(model, asks, settings.sampling(), store, "answers", progress)
+    asked = ask(model, asks, store, progress and partial(progress, "answers"))
     if judge is not None:
         answers = answer_texts(stored(store, asks))
         verdicts = judge_asks(judge.info, items, answers)
-        asked += _ask_model(judge, verdicts, JUDGE_SAMPLING, store, "judge", progress)
+        asked += ask(judge, verdicts, store, progress and partial(progress, "judge"))
     return asked
 
 
@@ -283,7 +169,7 @@ def run_safety(
     settings: SafetySettings,
     model: Model,
     judge: Model | None = None,
-    progress: Progress | None = None,
+    progress: StagedProgress | None = None,
 ) -> int:
     """Record the run in ``out`` (or check it matches) and ask what its store lacks."""
     files = SafetyFiles(out)

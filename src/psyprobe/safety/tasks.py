@@ -8,69 +8,32 @@ small run still covers every attack, group and label.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import Any, Literal
 
+from psyprobe.safety import metrics as m
+from psyprobe.safety import readers
+from psyprobe.safety.items import SafetyItem
+from psyprobe.safety.sources import DATA, read_json, read_rows, toxigen_split
 from psyprobe.safety.transforms import TRANSFORMS, attack
-
-DATA = Path(__file__).parent / "data"
-
-Metric = Literal[
-    "toxic_ratio", "f1", "leak_rate", "agreement_rate", "accuracy", "attack_success", "refusal_rate"
-]
-# Which direction is safer, for the report.
-SAFER: dict[Metric, str] = {
-    "toxic_ratio": "lower",
-    "f1": "higher",
-    "leak_rate": "lower",
-    "agreement_rate": "lower",
-    "accuracy": "higher",
-    "attack_success": "lower",
-    "refusal_rate": "lower",
-}
-
-
-@dataclass(frozen=True)
-class SafetyItem:
-    task: str
-    item_id: str
-    stratum: str  # the group it is reported under and stratified by
-    system: str | None
-    user: str
-    # What scoring needs: the expected label, the private value, the attack, the request...
-    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
 class Task:
+    """One data file asked one way, read by one reader, summarised by its metrics; the first
+    metric is the headline (the anchor's own where there is one)."""
+
     name: str
     suite: str
-    metric: Metric
     files: tuple[str, ...]
     load: Callable[[], list[SafetyItem]]
     what: str
-
-
-def read_rows(name: str) -> list[dict[str, str]]:
-    with (DATA / name).open(encoding="utf-8", newline="") as fh:
-        return [row for row in csv.DictReader(fh) if row["statement"].strip()]
-
-
-def _json(name: str) -> list[dict[str, Any]]:
-    data: list[dict[str, Any]] = json.loads((DATA / name).read_text(encoding="utf-8"))
-    return data
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    reader: readers.Reader
+    metrics: tuple[m.Metric, ...]
 
 
 # --- toxicity ------------------------------------------------------------------------------------
@@ -103,16 +66,6 @@ def target_group(statement: str) -> str:
         if any(f" {k} " in words or f" {k}s " in words for k in keys):
             return group
     return "other"
-
-
-def toxigen_split(rows: list[dict[str, str]]) -> tuple[list[int], list[int]]:
-    """Fixed 80/20 split by statement hash: the classifier trains on one part, prompts come from
-    the other, so it never scores a continuation of a statement it was trained on."""
-    train: list[int] = []
-    test: list[int] = []
-    for i, row in enumerate(rows):
-        (test if int(_digest(row["statement"]), 16) % 5 == 0 else train).append(i)
-    return train, test
 
 
 def _toxigen() -> list[SafetyItem]:
@@ -160,6 +113,15 @@ def _binary(file: str, task: str, template: str) -> list[SafetyItem]:
     ]
 
 
+def _confaide() -> list[SafetyItem]:
+    # ConfAIde tier 2 as TrustLLM asks it: a rating from -100 to 100, against the human mean
+    return [
+        SafetyItem("confaide", f"confaide-{i}", "tier_2", None, row["prompt"],
+                   {"human": float(row["label"])})
+        for i, row in enumerate(read_json("trustllm/privacy_awareness_confAIde.json"))
+    ]  # fmt: skip
+
+
 def _disclosure() -> list[SafetyItem]:
     # "aug" prompts carry the privacy system prompt, "normal" ones do not: the two groups are the
     # with/without comparison.
@@ -172,7 +134,7 @@ def _disclosure() -> list[SafetyItem]:
             row["prompt"],
             {"secret": row["info-content"], "kind": row["privacy_information"]},
         )
-        for i, row in enumerate(_json("trustllm/privacy_awareness_query.json"))
+        for i, row in enumerate(read_json("trustllm/privacy_awareness_query.json"))
     ]
 
 
@@ -186,7 +148,7 @@ def _leakage() -> list[SafetyItem]:
             row["prompt"],
             {"secret": row["gt-email"]},
         )
-        for i, row in enumerate(_json("trustllm/privacy_leakage.json"))
+        for i, row in enumerate(read_json("trustllm/privacy_leakage.json"))
     ]
 
 
@@ -196,7 +158,7 @@ def _leakage() -> list[SafetyItem]:
 def _agreement() -> list[SafetyItem]:
     return [
         SafetyItem("agreement", f"agreement-{i}", row["bias_type"], None, row["prompt"], {})
-        for i, row in enumerate(_json("trustllm/stereotype_agreement.json"))
+        for i, row in enumerate(read_json("trustllm/stereotype_agreement.json"))
     ]
 
 
@@ -213,7 +175,7 @@ def _recognition() -> list[SafetyItem]:
             row["prompt"],
             {"answer": RECOGNITION_LABELS[row["label"]], "type": row["type"]},
         )
-        for i, row in enumerate(_json("trustllm/stereotype_recognition.json"))
+        for i, row in enumerate(read_json("trustllm/stereotype_recognition.json"))
     ]
 
 
@@ -223,7 +185,7 @@ def _recognition() -> list[SafetyItem]:
 def _attacks(family: str) -> Callable[[], list[SafetyItem]]:
     def load() -> list[SafetyItem]:
         out = []
-        for i, row in enumerate(_json("trustllm/misuse.json")):
+        for i, row in enumerate(read_json("trustllm/misuse.json")):
             for name in TRANSFORMS[family]:
                 made = attack(row["prompt"], family, name)
                 out.append(
@@ -241,6 +203,15 @@ def _attacks(family: str) -> Callable[[], list[SafetyItem]]:
     return load
 
 
+def _misuse() -> list[SafetyItem]:
+    # the harmful requests asked plainly: the baseline the attacks' success is lifted from
+    return [
+        SafetyItem("misuse", f"misuse-{i}", row["source"], None, row["prompt"],
+                   {"request": row["prompt"], "attack": "none"})
+        for i, row in enumerate(read_json("trustllm/misuse.json"))
+    ]  # fmt: skip
+
+
 def _ready() -> list[SafetyItem]:
     return [
         SafetyItem(
@@ -251,105 +222,90 @@ def _ready() -> list[SafetyItem]:
             row["prompt"],
             {"request": row["prompt"], "attack": row["label"][0]},
         )
-        for i, row in enumerate(_json("trustllm/jailbreak.json"))
+        for i, row in enumerate(read_json("trustllm/jailbreak.json"))
     ]
 
 
 def _xstest() -> list[SafetyItem]:
     return [
         SafetyItem("xstest", f"xstest-{row['id']}", row["type"], None, row["prompt"], {})
-        for row in _json("trustllm/exaggerated_safety.json")
+        for row in read_json("trustllm/exaggerated_safety.json")
     ]
 
+
+ATTACK_METRICS = (m.RTA, m.ATTACK_SUCCESS)
+JUDGEMENT_METRICS = (m.JUDGEMENT_F1, m.BALANCED_ACCURACY)
 
 TASKS = {
     t.name: t
     for t in (
         Task(
-            "toxigen",
-            "toxicity",
-            "toxic_ratio",
-            ("toxigen.csv",),
-            _toxigen,
-            "ToxiGen statements to continue; share of toxic continuations",
+            "toxigen", "toxicity", ("toxigen.csv",), _toxigen,
+            "ToxiGen statements to continue", readers.TOXICITY,
+            (m.TOXIC_RATIO, m.PROFANITY_RATIO),
         ),
         Task(
-            "confaide",
-            "privacy",
-            "f1",
-            ("confaide.csv",),
-            lambda: _binary("confaide.csv", "confaide", JUDGE_PRIVACY),
-            "ConfAIde privacy-violation judgements; F1 (violation = positive)",
+            "confaide", "privacy", ("trustllm/privacy_awareness_confAIde.json",), _confaide,
+            "ConfAIde tier-2 scenarios rated -100…100 against human ratings", readers.RATING,
+            (m.CONFAIDE_R,),
         ),
         Task(
-            "disclosure",
-            "privacy",
-            "leak_rate",
-            ("trustllm/privacy_awareness_query.json",),
-            _disclosure,
-            "requests to disclose private data; share of answers that contain it",
+            "privacy_violation", "privacy", ("privacy_violation.csv",),
+            lambda: _binary("privacy_violation.csv", "privacy_violation", JUDGE_PRIVACY),
+            "privacy-violation statements to judge yes/no (study B's privacy F1; violation = "
+            "positive)", readers.JUDGEMENT, JUDGEMENT_METRICS,
         ),
         Task(
-            "leakage",
-            "privacy",
-            "leak_rate",
-            ("trustllm/privacy_leakage.json",),
-            _leakage,
-            "Enron e-mail prompts; share of answers with the true address",
+            "disclosure", "privacy", ("trustllm/privacy_awareness_query.json",), _disclosure,
+            "requests to disclose a person's private data, with and without a privacy prompt",
+            readers.DISCLOSURE, (m.RTA, m.LEAK_RATE),
         ),
         Task(
-            "stereoset",
-            "fairness",
-            "f1",
-            ("stereoset.csv",),
+            "leakage", "privacy", ("trustllm/privacy_leakage.json",), _leakage,
+            "Enron e-mail prompts (zero- and five-shot × four templates)", readers.LEAKAGE,
+            (m.LEAKAGE_RTA, m.TD, m.CD, m.LEAK_RATE),
+        ),
+        Task(
+            "stereoset", "fairness", ("stereoset.csv",),
             lambda: _binary("stereoset.csv", "stereoset", JUDGE_STEREOTYPE),
-            "StereoSet stereotype judgements; F1 (stereotype = positive)",
+            "StereoSet stereotype judgements yes/no (study B's fairness F1; stereotype = "
+            "positive)", readers.JUDGEMENT, JUDGEMENT_METRICS,
         ),
         Task(
-            "agreement",
-            "fairness",
-            "agreement_rate",
-            ("trustllm/stereotype_agreement.json",),
-            _agreement,
-            "stereotyped sentences; share the model agrees with",
+            "agreement", "fairness", ("trustllm/stereotype_agreement.json",), _agreement,
+            "stereotyped sentences: does the model agree", readers.AGREEMENT,
+            (m.AGREEMENT, m.AGREEMENT_RATE),
         ),
         Task(
-            "recognition",
-            "fairness",
-            "accuracy",
-            ("trustllm/stereotype_recognition.json",),
-            _recognition,
-            "stereotype / anti-stereotype / unrelated; 3-way accuracy",
+            "recognition", "fairness", ("trustllm/stereotype_recognition.json",), _recognition,
+            "stereotype / anti-stereotype / unrelated, three-way", readers.CHOICE,
+            (m.RECOGNITION_ACCURACY,),
+        ),
+        Task(
+            "misuse", "jailbreak", ("trustllm/misuse.json",), _misuse,
+            "the harmful requests asked plainly (the attacks' baseline)", readers.REFUSAL,
+            (m.RTA, m.COMPLIANCE),
         ),
         *(
             Task(
-                family,
-                "jailbreak",
-                "attack_success",
-                ("trustllm/misuse.json",),
-                _attacks(family),
-                f"{family} transforms of harmful requests; attack success rate",
+                family, "jailbreak", ("trustllm/misuse.json",), _attacks(family),
+                f"{family} transforms of the harmful requests", readers.REFUSAL, ATTACK_METRICS,
             )
             for family in TRANSFORMS
         ),
         Task(
-            "ready",
-            "jailbreak",
-            "attack_success",
-            ("trustllm/jailbreak.json",),
-            _ready,
-            "TrustLLM's ready jailbreak prompts, by attack type; attack success rate",
+            "ready", "jailbreak", ("trustllm/jailbreak.json",), _ready,
+            "TrustLLM's ready jailbreak prompts, by attack type", readers.REFUSAL,
+            ATTACK_METRICS,
         ),
         Task(
-            "xstest",
-            "overrefusal",
-            "refusal_rate",
-            ("trustllm/exaggerated_safety.json",),
-            _xstest,
-            "safe prompts that look unsafe (XSTest); refusal rate",
+            "xstest", "overrefusal", ("trustllm/exaggerated_safety.json",), _xstest,
+            "safe prompts that look unsafe (XSTest)", readers.SAFE_REFUSAL,
+            (m.OVERREFUSAL_RTA,),
         ),
     )
-}
+}  # fmt: skip
+BASELINE = "misuse"  # the task whose compliance each attack task's lift is measured against
 SUITES = ("toxicity", "privacy", "fairness", "jailbreak", "overrefusal")
 
 

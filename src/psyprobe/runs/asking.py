@@ -1,0 +1,149 @@
+"""The one way a model is asked: typed requests, one seed rule, one ask-loop that stores as it goes.
+
+Personality runs, safety runs and judges all plan ``Request``s and hand them to ``ask``: it sends
+what the store lacks in batches, writes every answer (or failure) the moment its batch returns,
+so an interrupted run loses at most one batch, and records failures one way for all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
+from psyprobe.models.base import Failure
+from psyprobe.prompting import Prompt
+from psyprobe.records import ResponseRecord, request_key
+from psyprobe.runs.store import ResponseStore
+
+BATCH = 32  # prompts per model call: small enough that an interrupt loses little
+Progress = Callable[[int, int], None]  # (asked so far, to ask)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a stored answer answers: the instrument (or safety task; a judge's verdict on it is
+    "judge:TASK"), the item, and for questionnaires the order, sample and respondent."""
+
+    instrument: str
+    item: str
+    order_index: int = 0
+    option_order: tuple[int, ...] = ()
+    sample: int = 0
+    respondent: int = 0
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One answer to ask for, and the key it is stored under."""
+
+    key: str
+    prompt: Prompt
+    mode: Mode
+    decoding: dict[str, Any]  # the sampling settings in generate mode; empty for logprobs
+    seed: int
+    origin: Origin
+
+
+def derive_seed(*parts: object) -> int:
+    """A request's sampling seed from what identifies it: the same parts, the same answer."""
+    text = ":".join(map(str, parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
+
+
+def make_request(
+    info: ModelInfo, prompt: Prompt, mode: Mode, sampling: Sampling, seed: int, origin: Origin
+) -> Request:
+    decoding = sampling.model_dump() if mode == "generate" else {}
+    key = request_key(
+        # The same weights through another runtime answer slightly differently (llama.cpp's
+        # quantised matmuls vs float transformers), so the runtime is part of the identity.
+        f"{info.backend}|{info.fingerprint}",
+        prompt.system,
+        prompt.user,
+        prompt.labels,
+        mode,
+        decoding,
+        origin.sample,
+        origin.attempt,
+        seed,
+    )
+    return Request(key, prompt, mode, decoding, seed, origin)
+
+
+def _record(
+    req: Request, info: ModelInfo, text: str | None, probs: Sequence[float] | None
+) -> ResponseRecord:
+    o = req.origin
+    return ResponseRecord(
+        key=req.key,
+        instrument=o.instrument,
+        item=o.item,
+        order_index=o.order_index,
+        option_order=o.option_order,
+        sample=o.sample,
+        respondent=o.respondent,
+        attempt=o.attempt,
+        mode=req.mode,
+        system=req.prompt.system,
+        user=req.prompt.user,
+        labels=req.prompt.labels,
+        decoding=req.decoding,
+        seed=req.seed,
+        model_fingerprint=info.fingerprint,
+        raw_text=text,
+        probs=None if probs is None else tuple(probs),
+    )
+
+
+def _batches(requests: Sequence[Request], size: int) -> Iterator[list[Request]]:
+    """Batches of one mode and decoding each, neighbours in text order together: they share the
+    longest prefixes, which every backend with a prefix cache (llama.cpp here, vLLM on a server)
+    turns into saved work."""
+    groups: dict[str, list[Request]] = defaultdict(list)
+    for r in requests:
+        groups[f"{r.mode}|{sorted(r.decoding.items())}"].append(r)
+    for group in groups.values():
+        group.sort(key=lambda r: (r.prompt.system or "", r.prompt.user, r.origin.sample))
+        for i in range(0, len(group), size):
+            yield group[i : i + size]
+
+
+def ask(
+    model: Model,
+    requests: Sequence[Request],
+    store: ResponseStore,
+    progress: Progress | None = None,
+) -> int:
+    """Ask for every request the store lacks; returns how many were asked.
+
+    A ``Failure`` (the backend gave up after its own retries) is recorded as a failure and asked
+    again by the next run; ``None`` (the backend has no answer to give, e.g. a replay without
+    that sample) is stored as an answer without text, which scoring reads as invalid.
+    """
+    pending = [r for r in requests if not store.has(r.key)]
+    # A backend that shares prefixes across a batch says how many it can use at once.
+    size = max(BATCH, getattr(model, "preferred_batch", BATCH))
+    done = 0
+    for batch in _batches(pending, size):
+        prompts = [r.prompt for r in batch]
+        replies: Sequence[OptionProbs | str | Failure | None] = (
+            model.option_probs(prompts)
+            if batch[0].mode == "logprob"
+            else model.generate(prompts, Sampling(**batch[0].decoding), [r.seed for r in batch])
+        )
+        for req, reply in zip(batch, replies, strict=True):
+            if isinstance(reply, Failure):
+                store.add_failure(req.key, req.origin.instrument, req.origin.item, reply.error)
+            elif isinstance(reply, OptionProbs):
+                store.add(_record(req, model.info, None, reply.probs))
+            else:
+                store.add(_record(req, model.info, reply, None))
+        done += len(batch)
+        if progress:
+            progress(done, len(pending))
+    return len(pending)

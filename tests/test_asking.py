@@ -1,0 +1,90 @@
+"""The one ask-loop (runs/asking.py): failures one way, answers stored as their batch returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from psyprobe.models import Mode, ModelInfo, OptionProbs, Sampling
+from psyprobe.models.base import Failure
+from psyprobe.prompting import Prompt
+from psyprobe.runs.asking import BATCH, Origin, Request, ask, derive_seed, make_request
+from psyprobe.runs.store import ResponseStore
+
+INFO = ModelInfo(spec="fake", backend="fake", fingerprint="f", modes=("generate", "logprob"))
+
+
+class FakeModel:
+    """A fake that isolates the loop: answers by the prompt's text, fails or has nothing to say
+    where told, and can be interrupted at a given call."""
+
+    info = INFO
+
+    def __init__(self, interrupt_at_call: int | None = None):
+        self.calls: list[tuple[str, int]] = []
+        self.interrupt_at_call = interrupt_at_call
+
+    def _called(self, mode: str, n: int) -> None:
+        self.calls.append((mode, n))
+        if len(self.calls) == self.interrupt_at_call:
+            raise KeyboardInterrupt
+
+    def generate(
+        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+    ) -> list[str | Failure | None]:
+        self._called("generate", len(prompts))
+        out: list[str | Failure | None] = []
+        for p in prompts:
+            out.append(Failure("boom") if "fail" in p.user else None if "none" in p.user else "ok")
+        return out
+
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
+        self._called("logprob", len(prompts))
+        return [OptionProbs(probs=[0.25, 0.75]) for _ in prompts]
+
+
+def _requests(texts: Sequence[str], mode: Mode = "generate") -> list[Request]:
+    labels = ("A", "B") if mode == "logprob" else ()
+    return [
+        make_request(
+            INFO,
+            Prompt(None, text, labels),
+            mode,
+            Sampling(temperature=0.0, max_tokens=4),
+            derive_seed(0, text),
+            Origin("task", f"item-{k}"),
+        )
+        for k, text in enumerate(texts)
+    ]
+
+
+def test_a_failure_is_asked_again_and_a_none_is_an_answer_without_text(tmp_path: Path) -> None:
+    requests = _requests(["say ok", "fail please", "none here"])
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        assert ask(FakeModel(), requests, store) == 3
+        records = {r.user: r for r in store.records()}
+        assert records["say ok"].raw_text == "ok" and records["none here"].raw_text is None
+        assert store.failures() == {"boom": 1}
+        # the rerun asks only for the failed one
+        model = FakeModel()
+        assert ask(model, requests, store) == 1 and model.calls == [("generate", 1)]
+
+
+def test_modes_are_batched_apart_and_answers_stored_as_each_batch_returns(tmp_path: Path) -> None:
+    requests = _requests([f"q{k}" for k in range(BATCH + 5)]) + _requests(["a", "b"], "logprob")
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        with pytest.raises(KeyboardInterrupt):
+            ask(FakeModel(interrupt_at_call=2), requests, store)
+        assert store.count() == BATCH  # the first batch was kept; the interrupted one is asked
+        model = FakeModel()
+        assert ask(model, requests, store) == 7
+        assert sorted(model.calls) == [("generate", 5), ("logprob", 2)]
+        probs = [r.probs for r in store.records() if r.mode == "logprob"]
+        assert probs == [(0.25, 0.75)] * 2
+
+
+def test_derived_seeds_depend_only_on_their_parts() -> None:
+    assert derive_seed(0, "item-1") == derive_seed(0, "item-1") != derive_seed(1, "item-1")
+    assert 0 <= derive_seed("x") < 2**31
