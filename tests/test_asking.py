@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from psyprobe.models import Mode, ModelInfo, OptionProbs, Sampling
+from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
 from psyprobe.models.base import Failure
 from psyprobe.prompting import Prompt
 from psyprobe.runs.asking import BATCH, Origin, Request, ask, derive_seed, make_request
@@ -16,7 +16,7 @@ from psyprobe.runs.store import ResponseStore
 INFO = ModelInfo(spec="fake", backend="fake", fingerprint="f", modes=("generate", "logprob"))
 
 
-class FakeModel:
+class FakeModel(Model):
     """A fake that isolates the loop: answers by the prompt's text, fails or has nothing to say
     where told, and can be interrupted at a given call."""
 

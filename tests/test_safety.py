@@ -14,7 +14,7 @@ import pytest
 
 from conftest import DATA, psyprobe
 from psyprobe.errors import UserError
-from psyprobe.models import ModelInfo, Sampling
+from psyprobe.models import Model, ModelInfo, Sampling
 from psyprobe.models.base import Failure
 from psyprobe.prompting import Prompt
 from psyprobe.runs.store import ResponseStore
@@ -350,7 +350,7 @@ def test_every_suite_has_tasks_over_bundled_data() -> None:
 # --- durable runs ---------------------------------------------------------------------------------
 
 
-class ScriptedModel:
+class ScriptedModel(Model):
     """A fake that isolates the runner: refuses every other prompt, fails once on request."""
 
     def __init__(self, fail_first: int = 0):

@@ -34,7 +34,6 @@ from psyprobe.editing import open_edited
 from psyprobe.errors import UserError
 from psyprobe.instruments import builtin_paths, load_instrument, read_instrument
 from psyprobe.models import ALIASES, BACKENDS, Mode, open_model
-from psyprobe.models.replay import ReplayModel
 from psyprobe.prompting import BALANCES, TEMPLATES, check_design
 from psyprobe.report import rebuild
 from psyprobe.report.compare import write_comparison
@@ -152,14 +151,15 @@ def run(
     try:
         names = tuple(instrument) if instrument else STUDY_A
         count = samples
-        if isinstance(the_model, ReplayModel):
+        recorded = the_model.recorded_design()
+        if recorded is not None:
             # Recorded answers are what they are: one per line, asked in the order they were.
-            names = tuple(instrument) if instrument else tuple(the_model.instruments())
-            orders, mode, count, retries = "fixed", "generate", the_model.samples(), 0
+            names = tuple(instrument) if instrument else recorded.instruments
+            orders, mode, count, retries = "fixed", "generate", recorded.samples, 0
             respondents = 0
         if mode not in the_model.info.modes:
             err.print(
-                f"note: {getattr(the_model, 'notice', None) or the_model.info.backend} "
+                f"note: {the_model.notice or the_model.info.backend} "
                 f"— --mode {mode} is not available, using generate"
             )
             mode = "generate"
@@ -434,8 +434,8 @@ def models() -> None:
             "logprob, generate",
             "the same weights through transformers (converted once, cached)",
         )
-    for spec, (backend, modes, what) in BACKENDS.items():
-        table.add_row(spec, backend, modes, what)
+    for b in BACKENDS.values():
+        table.add_row(b.usage, b.name, b.modes, b.what)
     console.print(table)
 
 

@@ -22,7 +22,7 @@ from psyprobe.editing.personas import persona_text
 from psyprobe.editing.steering import load_vector, steering, vector_hash
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, OptionProbs, Sampling, open_model
-from psyprobe.models.base import Failure
+from psyprobe.models.base import Failure, RecordedDesign
 from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting import Prompt
 
@@ -74,7 +74,7 @@ def adapter_hash(folder: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-class EditedModel:
+class EditedModel(Model):
     """Wraps any model for a persona; an ``hf:`` model also for steering and adapters."""
 
     def __init__(self, inner: Model, edits: Edits):
@@ -116,7 +116,8 @@ class EditedModel:
             modes=inner.info.modes,
             numbers_are_scale_values=inner.info.numbers_are_scale_values,
         )
-        self.preferred_batch = getattr(inner, "preferred_batch", 32)
+        self.preferred_batch = inner.preferred_batch
+        self.notice = inner.notice
 
     def _with_persona(self, prompts: Sequence[Prompt]) -> list[Prompt]:
         if self.persona is None:
@@ -144,6 +145,9 @@ class EditedModel:
 
     def count_tokens(self, prompt: Prompt) -> int | None:
         return self.inner.count_tokens(self._with_persona([prompt])[0])
+
+    def recorded_design(self) -> RecordedDesign | None:
+        return self.inner.recorded_design()
 
     def close(self) -> None:
         self.inner.close()

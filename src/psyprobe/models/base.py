@@ -1,4 +1,4 @@
-"""The one model protocol every backend implements.
+"""The one model interface every backend implements.
 
 A model answers a batch of prompts in one of two ways, after lm-evaluation-harness' request
 primitives: the probability of each answer label as the next token (``logprob`` mode), or sampled
@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from psyprobe.errors import UserError
 from psyprobe.prompting import Prompt
 
 Mode = Literal["logprob", "generate"]
@@ -68,24 +70,44 @@ class Failure:
     error: str
 
 
-class Model(Protocol):
+class Model(ABC):
+    """What every backend implements: ``generate``; the rest has defaults a backend overrides
+    where it can do more (next-token probabilities, its own tokenizer, larger batches)."""
+
     info: ModelInfo
+    # How many prompts one call can use at once (a backend that shares prefixes across a batch
+    # wants many); the ask-loop hands over at least this many.
+    preferred_batch: int = 32
+    # A line on what this backend could not do when it was opened (a server without logprobs).
+    notice: str | None = None
 
-    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
-        """Probability of each of ``prompt.labels`` as the first token of the answer."""
-        ...
-
+    @abstractmethod
     def generate(
         self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
     ) -> list[str | Failure | None]:
         """One sampled answer per prompt (``None`` where the backend has none to give)."""
-        ...
+
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
+        """Probability of each of ``prompt.labels`` as the first token of the answer."""
+        raise UserError(f"{self.info.spec}: no next-token probabilities; use --mode generate")
 
     def count_tokens(self, prompt: Prompt) -> int | None:
         """Prompt tokens with the backend's own tokenizer, or None where it has none here."""
-        ...
+        return None
 
-    def close(self) -> None: ...
+    def recorded_design(self) -> RecordedDesign | None:
+        """For answers recorded elsewhere: the instruments and samples they hold, which then
+        define the run; None for a model that answers what it is asked."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release what the backend holds (a loaded model, a connection)."""
+
+
+@dataclass(frozen=True)
+class RecordedDesign:
+    instruments: tuple[str, ...]
+    samples: int
 
 
 def cache_root() -> Path:

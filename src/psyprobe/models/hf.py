@@ -18,6 +18,7 @@ from typing import Any
 from psyprobe.errors import UserError
 from psyprobe.models.base import (
     Failure,
+    Model,
     ModelInfo,
     OptionProbs,
     Sampling,
@@ -26,6 +27,7 @@ from psyprobe.models.base import (
     plain_prompt,
     reads_as,
 )
+from psyprobe.models.registry import BackendOptions, backend, local_file
 from psyprobe.prompting import Prompt
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -105,7 +107,7 @@ def saved_model_dir(path: Path) -> tuple[Path, str]:
     return target, fingerprint
 
 
-class HFModel:
+class HFModel(Model):
     def __init__(
         self,
         spec: str,
@@ -282,5 +284,13 @@ class HFModel:
             out.append(str(self.tokenizer.decode(new, skip_special_tokens=True)))
         return out
 
-    def close(self) -> None:
-        pass
+
+@backend("hf")
+def open_hf(spec: str, rest: str, options: BackendOptions, connect: bool) -> HFModel:
+    return HFModel(
+        spec,
+        local_file(spec, rest),
+        dtype=options.dtype,
+        device=options.device,
+        batch_size=options.batch_size,
+    )

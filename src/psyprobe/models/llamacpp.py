@@ -23,6 +23,7 @@ import numpy as np
 from psyprobe.errors import UserError
 from psyprobe.models.base import (
     Failure,
+    Model,
     ModelInfo,
     OptionProbs,
     Sampling,
@@ -31,6 +32,7 @@ from psyprobe.models.base import (
     plain_prompt,
     reads_as,
 )
+from psyprobe.models.registry import BackendOptions, backend, local_file
 from psyprobe.prompting import Prompt
 
 Tokens = tuple[int, ...]
@@ -143,7 +145,7 @@ def default_threads(sample_s: float = 0.2) -> int:
     return max(1, min(cores, round(machine - busy_cores)))
 
 
-class LlamaCppModel:
+class LlamaCppModel(Model):
     def __init__(self, spec: str, path: Path, n_ctx: int = 2048, threads: int | None = None):
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -268,3 +270,8 @@ class LlamaCppModel:
 
     def close(self) -> None:
         self._llm.close()
+
+
+@backend("gguf")
+def open_gguf(spec: str, rest: str, options: BackendOptions, connect: bool) -> LlamaCppModel:
+    return LlamaCppModel(spec, local_file(spec, rest), threads=options.threads)

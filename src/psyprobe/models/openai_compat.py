@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import httpx
 
 from psyprobe.errors import UserError
-from psyprobe.models.base import Failure, ModelInfo, OptionProbs, Sampling, reads_as
+from psyprobe.models.base import Failure, Model, ModelInfo, OptionProbs, Sampling, reads_as
+from psyprobe.models.registry import BackendOptions, backend
 from psyprobe.prompting import Prompt
 
 T = TypeVar("T")
@@ -41,7 +42,7 @@ class ClientSettings:
     max_backoff: float = 30.0
 
 
-class OpenAIModel:
+class OpenAIModel(Model):
     def __init__(
         self,
         spec: str,
@@ -62,7 +63,6 @@ class OpenAIModel:
             fingerprint=f"sha256:{ident}",
             modes=("logprob", "generate"),
         )
-        self.notice: str | None = None
         self.top_logprobs = TOP_LOGPROBS[-1]
 
     # -- connection checks -------------------------------------------------------------------
@@ -112,9 +112,6 @@ class OpenAIModel:
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def count_tokens(self, prompt: Prompt) -> int | None:
-        return None  # the server's tokenizer is not here; callers estimate
-
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         answers = asyncio.run(self._gather(prompts, self._logprob_request))
         return [Failure("the server returned no logprobs") if a is None else a for a in answers]
@@ -128,9 +125,6 @@ class OpenAIModel:
             return self._generate_request(client, prompt, sampling, seeds[i])
 
         return list(asyncio.run(self._gather_indexed(prompts, request)))
-
-    def close(self) -> None:
-        pass
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -253,3 +247,14 @@ def parse_openai_spec(
         raise UserError(f"--model {spec}: give the server as openai:MODEL@URL or --base-url URL")
     key = os.environ.get(api_key_env)
     return OpenAIModel(f"openai:{model}@{url}", model, url, key, client)
+
+
+@backend("openai")
+def open_openai(spec: str, rest: str, options: BackendOptions, connect: bool) -> OpenAIModel:
+    settings = ClientSettings(
+        concurrency=options.concurrency, timeout=options.timeout, max_retries=options.max_retries
+    )
+    model = parse_openai_spec(spec, options.base_url, options.api_key_env, settings)
+    if connect:
+        model.connect()
+    return model

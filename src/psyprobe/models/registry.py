@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from psyprobe.errors import UserError
 from psyprobe.models.base import Model, cache_root
+
+OpenerT = TypeVar("OpenerT", bound=Callable[..., Model])
 
 
 @dataclass(frozen=True)
@@ -59,25 +63,39 @@ ALIASES = {
     ),
 }
 
+
+@dataclass(frozen=True)
+class Backend:
+    """A kind of model spec. Its module registers the opener with ``@backend(kind)`` and is
+    imported only when a spec names it, so listing backends loads none of them."""
+
+    kind: str  # the spec's prefix
+    usage: str
+    name: str
+    modes: str
+    what: str
+    module: str
+
+
 BACKENDS = {
-    "gguf:PATH": ("llama.cpp", "logprob, generate", "any local GGUF file"),
-    "hf:PATH": (
-        "transformers",
-        "logprob, generate",
-        "a saved model directory, or a .gguf file (converted once, cached)",
-    ),
-    "openai:MODEL[@URL]": (
-        "openai",
-        "logprob (if the server gives logprobs), generate",
-        "any OpenAI-compatible server; key from $OPENAI_API_KEY",
-    ),
-    "replay:FILE": ("replay", "generate", "answers recorded elsewhere, one JSON object a line"),
-    "sim:TRAIT=V,...": (
-        "sim",
-        "logprob, generate",
-        "a simulated respondent with a known profile and response style",
-    ),
-}
+    b.kind: b
+    for b in (
+        Backend("gguf", "gguf:PATH", "llama.cpp", "logprob, generate", "any local GGUF file",
+                "psyprobe.models.llamacpp"),
+        Backend("hf", "hf:PATH", "transformers", "logprob, generate",
+                "a saved model directory, or a .gguf file (converted once, cached)",
+                "psyprobe.models.hf"),
+        Backend("openai", "openai:MODEL[@URL]", "openai",
+                "logprob (if the server gives logprobs), generate",
+                "any OpenAI-compatible server; key from $OPENAI_API_KEY",
+                "psyprobe.models.openai_compat"),
+        Backend("replay", "replay:FILE", "replay", "generate",
+                "answers recorded elsewhere, one JSON object a line", "psyprobe.models.replay"),
+        Backend("sim", "sim:TRAIT=V,...", "sim", "logprob, generate",
+                "a simulated respondent with a known profile and response style",
+                "psyprobe.models.sim"),
+    )
+}  # fmt: skip
 
 
 class BackendOptions(BaseModel):
@@ -96,10 +114,26 @@ class BackendOptions(BaseModel):
     threads: int | None = Field(None, ge=1)  # llama.cpp: CPU threads (default: one per core)
 
 
-def _local_file(spec: str, rest: str) -> Path:
-    path = Path(rest).expanduser()
+# (spec, the part after "kind:", options, whether a server may be contacted) -> the model
+Opener = Callable[[str, str, BackendOptions, bool], Model]
+_OPENERS: dict[str, Opener] = {}
+
+
+def backend(kind: str) -> Callable[[OpenerT], OpenerT]:
+    """Register the function that opens ``kind:...`` specs (``kind`` is listed in BACKENDS)."""
+
+    def register(opener: OpenerT) -> OpenerT:
+        _OPENERS[kind] = opener
+        return opener
+
+    return register
+
+
+def local_file(spec: str, rest: str) -> Path:
+    """The file or directory a local spec names; an alias names its packaged weights."""
     if rest in ALIASES:
         return ALIASES[rest].path()
+    path = Path(rest).expanduser()
     if not path.exists():
         raise UserError(f"--model {spec}: no such file or directory {path}")
     return path
@@ -112,58 +146,24 @@ def hf_model_dir(spec: str) -> Path:
         raise UserError(f"--model {spec}: needs a transformers model (hf:PATH or hf:ALIAS)")
     from psyprobe.models.hf import saved_model_dir
 
-    return saved_model_dir(_local_file(spec, rest))[0]
+    return saved_model_dir(local_file(spec, rest))[0]
 
 
 def open_model(spec: str, options: BackendOptions | None = None, connect: bool = True) -> Model:
     """Open the model a spec names; raises UserError for an unknown or unusable spec.
 
-    ``connect=False`` opens a server model without any request (for --dry-run).
+    An alias alone (``smollm2``) is its GGUF file through llama.cpp. ``connect=False`` opens a
+    server model without any request (for --dry-run).
     """
-    from psyprobe.models.llamacpp import LlamaCppModel
-    from psyprobe.models.replay import ReplayModel
-
-    options = options or BackendOptions()
-    if spec in ALIASES:
-        return LlamaCppModel(spec, ALIASES[spec].path(), threads=options.threads)
-    kind, sep, rest = spec.partition(":")
-    if spec.startswith("sim:"):
-        from psyprobe.models.sim import SimModel
-
-        return SimModel(spec)
+    kind, sep, rest = ("gguf", ":", spec) if spec in ALIASES else spec.partition(":")
     if not sep or not rest:
         raise UserError(
             f"--model {spec!r}: not a known alias ({', '.join(ALIASES)}) or spec "
-            f"({', '.join(BACKENDS)})"
+            f"({', '.join(b.usage for b in BACKENDS.values())})"
         )
-    if kind == "gguf":
-        return LlamaCppModel(spec, _local_file(spec, rest), threads=options.threads)
-    if kind == "replay":
-        return ReplayModel(spec, Path(rest))
-    if kind == "hf":
-        from psyprobe.models.hf import HFModel
-
-        return HFModel(
-            spec,
-            _local_file(spec, rest),
-            dtype=options.dtype,
-            device=options.device,
-            batch_size=options.batch_size,
+    if kind not in BACKENDS:
+        raise UserError(
+            f"--model {spec!r}: unknown backend {kind!r} (one of {', '.join(BACKENDS)})"
         )
-    if kind == "openai":
-        from psyprobe.models.openai_compat import ClientSettings, parse_openai_spec
-
-        model = parse_openai_spec(
-            spec,
-            options.base_url,
-            options.api_key_env,
-            ClientSettings(
-                concurrency=options.concurrency,
-                timeout=options.timeout,
-                max_retries=options.max_retries,
-            ),
-        )
-        if connect:
-            model.connect()
-        return model
-    raise UserError(f"--model {spec!r}: unknown backend {kind!r} (one of {', '.join(BACKENDS)})")
+    importlib.import_module(BACKENDS[kind].module)
+    return _OPENERS[kind](spec, rest, options or BackendOptions(), connect)

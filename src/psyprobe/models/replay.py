@@ -14,11 +14,19 @@ from pathlib import Path
 
 from psyprobe.errors import UserError
 from psyprobe.instruments.schema import normalize_name
-from psyprobe.models.base import Failure, ModelInfo, OptionProbs, Sampling, file_fingerprint
+from psyprobe.models.base import (
+    Failure,
+    Model,
+    ModelInfo,
+    RecordedDesign,
+    Sampling,
+    file_fingerprint,
+)
+from psyprobe.models.registry import BackendOptions, backend
 from psyprobe.prompting import Prompt
 
 
-class ReplayModel:
+class ReplayModel(Model):
     def __init__(self, spec: str, path: Path):
         if not path.is_file():
             raise UserError(f"{path}: no such replay file")
@@ -58,11 +66,8 @@ class ReplayModel:
     def samples(self) -> int:
         return max(len(v) for v in self.answers.values())
 
-    def count_tokens(self, prompt: Prompt) -> int | None:
-        return None
-
-    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
-        raise UserError("replay: recorded answers have no probabilities; use --mode generate")
+    def recorded_design(self) -> RecordedDesign:
+        return RecordedDesign(tuple(self.instruments()), self.samples())
 
     def generate(
         self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
@@ -77,5 +82,7 @@ class ReplayModel:
             out.append(recorded[source.sample] if source.sample < len(recorded) else None)
         return out
 
-    def close(self) -> None:
-        pass
+
+@backend("replay")
+def open_replay(spec: str, rest: str, options: BackendOptions, connect: bool) -> ReplayModel:
+    return ReplayModel(spec, Path(rest))

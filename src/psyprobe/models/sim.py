@@ -34,7 +34,8 @@ import numpy as np
 
 from psyprobe.errors import UserError
 from psyprobe.instruments import Instrument, Question, load_instrument
-from psyprobe.models.base import Failure, ModelInfo, OptionProbs, Sampling
+from psyprobe.models.base import Failure, Model, ModelInfo, OptionProbs, Sampling
+from psyprobe.models.registry import BackendOptions, backend
 from psyprobe.prompting import Prompt, Source
 
 STYLE = {
@@ -63,7 +64,7 @@ def _instrument(name: str) -> Instrument:
     return load_instrument(name)
 
 
-class SimModel:
+class SimModel(Model):
     def __init__(self, spec: str):
         self.style = dict(STYLE)
         self.traits: dict[str, float] = {}
@@ -144,9 +145,6 @@ class SimModel:
             probs = (1 - self.style["extreme"]) * probs + self.style["extreme"] * ends / ends.sum()
         return np.asarray(probs)
 
-    def count_tokens(self, prompt: Prompt) -> int | None:
-        return None
-
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         keep = 1.0 - self.style["invalid"]
         return [
@@ -167,5 +165,7 @@ class SimModel:
                 out.append(str(int(rng.choice(len(probs), p=probs)) + 1))
         return out
 
-    def close(self) -> None:
-        pass
+
+@backend("sim")
+def open_sim(spec: str, rest: str, options: BackendOptions, connect: bool) -> SimModel:
+    return SimModel(spec)

@@ -127,7 +127,7 @@ def ask(
     """
     pending = [r for r in requests if not store.has(r.key)]
     # A backend that shares prefixes across a batch says how many it can use at once.
-    size = max(BATCH, getattr(model, "preferred_batch", BATCH))
+    size = max(BATCH, model.preferred_batch)
     done = 0
     for batch in _batches(pending, size):
         prompts = [r.prompt for r in batch]
