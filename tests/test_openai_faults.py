@@ -162,3 +162,107 @@ def test_records_failures_and_exits_by_threshold(broken: FaultyServer, tmp_path:
     code, _, _ = _run(broken, tmp_path, "--max-retries", "1", "--max-missing", "0.5")
     assert code == 0
     assert len(broken.seen[1]) == 2 and len(broken.seen[2]) == 4  # item 1 was never re-asked
+
+
+# --- a hostile server: every answer broken in a way that once escaped as a traceback ---------
+
+KEY = "sk-test-0123456789abcdef"
+
+
+class HostileHandler(Handler):
+    """Statement 1: an error body that echoes the request headers (the API key with them);
+    2: "Retry-After: 100000"; 3: a logprob of +2; 4: alternatives without a logprob. The
+    connection check and every other request are answered normally."""
+
+    def do_POST(self) -> None:
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        user = payload["messages"][-1]["content"]
+        item = next((i for i in range(1, 5) if f"Statement {i}." in user), 0)
+        self.server.seen[item].append(time.monotonic())
+        broken = json.loads(json.dumps(OK))
+        top = broken["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        if item == 1:
+            self._send(401, f"bad request, headers were: {dict(self.headers)}".encode())
+        elif item == 2:
+            self._send(429, b'{"error": "later"}', {"Retry-After": "100000"})
+        elif item == 3:
+            top[0]["logprob"] = 2.0
+            self._send(200, json.dumps(broken).encode())
+        elif item == 4:
+            del top[1]["logprob"]
+            self._send(200, json.dumps(broken).encode())
+        else:
+            self._send(200, json.dumps(OK).encode())
+
+
+@pytest.fixture
+def hostile() -> Iterator[FaultyServer]:
+    server = FaultyServer(set())
+    server.RequestHandlerClass = HostileHandler
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def test_a_hostile_server_gets_failures_not_tracebacks_and_never_the_key(
+    hostile: FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    code, stderr, out = _run(hostile, tmp_path, "--max-retries", "1", "--max-missing", "1")
+    assert code == 0 and "Traceback" not in stderr
+    results = json.loads((out / "results.json").read_text())
+    failures = sorted(results["store"]["failures"])
+    # each broken answer is a failure (asked again by the next run), none a traceback
+    assert results["store"]["n_responses"] == 0 and len(failures) == 4
+    assert failures[0].startswith("HTTP 401: bad request") and "Bearer [API key]" in failures[0]
+    assert failures[1:] == [
+        "HTTP 429 after 2 attempts",
+        "malformed logprobs (a logprob above 0 or not finite)",
+        "malformed logprobs (each alternative needs a token and a logprob)",
+    ]
+    # the 100000-second Retry-After was cut to the request's budget, not waited out
+    assert len(hostile.seen[2]) == 2 and hostile.seen[2][1] - hostile.seen[2][0] < 60
+    # the echoed key is in no file of the run and not on the terminal
+    assert KEY not in stderr
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+class TrickleHandler(Handler):
+    """Statement 1's answer arrives a byte every 0.2 s: each read is quick, the whole is not."""
+
+    def do_POST(self) -> None:
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        item = next((i for i in range(1, 5) if f"Statement {i}." in str(payload)), 0)
+        self.server.seen[item].append(time.monotonic())
+        if item != 1:
+            self._send(200, json.dumps(OK).encode())
+            return
+        body = json.dumps(OK).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
+
+
+def test_a_trickled_body_meets_the_request_deadline(tmp_path: Path) -> None:
+    server = FaultyServer(set())
+    server.RequestHandlerClass = TrickleHandler
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code, stderr, out = _run(server, tmp_path, "--max-retries", "1", "--max-missing", "1")
+    finally:
+        server.shutdown()
+    assert code == 0, stderr
+    results = json.loads((out / "results.json").read_text())
+    # the trickled answer (about 60 s of bytes) is a timeout after two attempts; the rest stand
+    assert results["store"]["failures"] == {"timeout after 2 attempts": 1}
+    assert results["store"]["n_responses"] == 3

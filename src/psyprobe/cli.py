@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -69,8 +71,9 @@ app.add_typer(instruments_app, name="instruments")
 app.add_typer(steer_app, name="steer")
 app.add_typer(dpo_app, name="dpo")
 app.command()(capability)
-console = Console()
-err = Console(stderr=True)
+# No markup: names and texts from user files ("[/x]") are printed as they are, never parsed.
+console = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 
 @app.command()
@@ -219,7 +222,7 @@ def run(
 
 def _progress_bar() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}[/bold]"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -462,16 +465,14 @@ def instruments_show(
 ) -> None:
     """Items, keys, norms, citation and licence of one instrument."""
     inst = load_instrument(name)
-    console.print(f"[bold]{inst.name}[/bold] — {inst.full_name or ''}")
+    console.print(f"{inst.name} — {inst.full_name or ''}", style="bold")
     for label, value in (
         ("citation", inst.citation),
         ("licence", inst.license),
         ("provenance", inst.provenance),
     ):
         if value:
-            console.print(
-                f"[bold]{label}:[/bold] {value if isinstance(value, str) else json.dumps(value)}"
-            )
+            console.print(f"{label}: {value if isinstance(value, str) else json.dumps(value)}")
     dims = Table("dimension", "aggregation", "norm mean (SD, n)", "poles")
     for d in inst.dimensions():
         norm = f"{d.norm.mean} ({d.norm.sd}, {d.norm.n})" if d.norm else "–"
@@ -516,9 +517,32 @@ def study(
     console.print(f"{len(data['conditions'])} conditions; wrote {out / 'study.md'}")
 
 
+# Storage that cannot take what a run writes: a line on what to do, then exit 2. Everything
+# written before is kept (answers are committed one by one), so the same command resumes.
+_STORAGE = {errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+def _one_line(message: str, code: int = 2) -> NoReturn:
+    err.print(f"error: {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 def main() -> None:
     try:
         app()
     except UserError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _one_line(str(exc), exc.exit_code)
+    except ValidationError as exc:
+        # a setting out of range that no option check caught first (--samples 0, --seed -1)
+        first = exc.errors()[0]
+        where = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else exc.title
+        _one_line(f"{where}: {first['msg']}")
+    except OSError as exc:
+        if exc.errno not in _STORAGE:
+            raise
+        _one_line(
+            f"{exc.filename or 'a file'}: {exc.strerror}; free space or choose a writable --out, "
+            "then rerun the same command to resume"
+        )
+    except sqlite3.OperationalError as exc:  # a full or read-only disk under the answer store
+        _one_line(f"the answer store: {exc}; free space or choose a writable --out, then rerun")

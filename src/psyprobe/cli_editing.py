@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,12 +27,13 @@ from psyprobe.editing.sweep import sweep as run_sweep
 from psyprobe.errors import UserError
 from psyprobe.models.registry import BackendOptions, hf_model_dir
 from psyprobe.runs import RunSettings
+from psyprobe.runs.directory import claim, write_json
 from psyprobe.runs.runner import RESPONDENTS
 
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
 dpo_app = typer.Typer(no_args_is_help=True, help="Study A's DPO: preference pairs and training.")
-console = Console()
-err = Console(stderr=True)
+console = Console(markup=False)  # user names are printed as they are (see cli.py)
+err = Console(stderr=True, markup=False)
 
 
 def _hf(model: str, dtype: str, device: str) -> Any:
@@ -239,8 +239,8 @@ def capability(
         data = {"model": opened.info.model_dump(), **measure_capability(opened, arc_limit, seed)}
     finally:
         opened.close()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "capability.json").write_text(json.dumps(data, indent=2))
+    claim(out)
+    write_json(out / "capability.json", data)
     for part, e in data["arc"].items():
         console.print(f"{part}: {e['value']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]")
     if data["perplexity"] is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
 import numpy as np
 import yaml
@@ -28,6 +28,7 @@ from psyprobe.models import open_model
 from psyprobe.models.registry import hf_model_dir
 from psyprobe.prompting import check_size
 from psyprobe.runs import RunSettings
+from psyprobe.runs.directory import claim, write_json, write_text
 from psyprobe.runs.runner import RESPONDENTS
 from psyprobe.safety import SafetyResults, SafetySettings, rebuild_safety, run_safety
 from psyprobe.scoring.diagnostics import Validity
@@ -35,6 +36,10 @@ from psyprobe.scoring.diagnostics import Validity
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Names that become file and folder names under the study's directory: never "..", never a path.
+FileStem = Annotated[str, Field(pattern=r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$", max_length=100)]
 
 
 class VectorSpec(_Strict):
@@ -54,17 +59,17 @@ class AdapterSpec(_Strict):
 
 
 class SteerUse(_Strict):
-    vector: str  # a name under `vectors`
+    vector: FileStem  # a name under `vectors`
     layer: int
     coefficient: float
 
 
 class Condition(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    name: FileStem
     model: str | None = None  # default: the study's model
     persona: str | None = None
     steer: tuple[SteerUse, ...] = ()
-    adapter: str | None = None  # a name under `adapters`
+    adapter: FileStem | None = None  # a name under `adapters`
 
 
 class SafetyPart(_Strict):
@@ -80,11 +85,11 @@ class Study(_Strict):
     respondents: int = Field(RESPONDENTS, ge=0)
     # checked when the file loads, not after the vectors and adapters are made
     _respondents = field_validator("respondents")(check_size)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     safety: SafetyPart | None = SafetyPart()
     arc_limit: int | None = 20  # ARC questions per part; null skips the capability check
-    vectors: dict[str, VectorSpec] = {}
-    adapters: dict[str, AdapterSpec] = {}
+    vectors: dict[FileStem, VectorSpec] = {}
+    adapters: dict[FileStem, AdapterSpec] = {}
     conditions: tuple[Condition, ...]
 
 
@@ -191,22 +196,22 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
             rebuild_safety(folder)
         cap = folder / "capability.json"
         if study.arc_limit is not None and not cap.is_file():
-            cap.write_text(json.dumps(capability(model, study.arc_limit, study.seed), indent=2))
+            write_json(cap, capability(model, study.arc_limit, study.seed))
     finally:
         model.close()
 
 
 def run_study(path: Path, out: Path, only_report: bool = False) -> dict[str, Any]:
     study = load_study(path)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "study.yaml").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    claim(out)
+    write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     if not only_report:
         prepare(study, out)
         for c in study.conditions:
             run_condition(study, c, out)
     data = summarize(study, out)
-    (out / "study.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
-    (out / "study.md").write_text(render_study(data), encoding="utf-8")
+    write_json(out / "study.json", data)
+    write_text(out / "study.md", render_study(data))
     draw_dose_response(data, out / "dose_response.png")
     return data
 

@@ -18,7 +18,7 @@ from typing import Any
 from psyprobe.errors import UserError
 from psyprobe.instruments import load_instrument
 from psyprobe.prompting import TEMPLATES, build_prompts
-from psyprobe.runs.runner import hold_record
+from psyprobe.runs.directory import hold_record, write_json, write_text
 
 # dimension → (direction that is chosen: +1 raise / −1 lower, chosen reason, rejected reason)
 TARGETS: dict[str, tuple[int, str, str]] = {
@@ -70,9 +70,8 @@ def dpo_pairs(orders: str = "latin", seed: int = 0) -> list[dict[str, Any]]:
 
 
 def write_pairs(pairs: list[dict[str, Any]], path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs)
-    path.write_text(text, encoding="utf-8")
+    write_text(path, text)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -186,5 +185,5 @@ def train_dpo(
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     resumed = int(checkpoint.name.split("-")[1]) if checkpoint else None
     record = {**request, "resumed_from_step": resumed, "losses": losses}
-    (out / "psyprobe-dpo.json").write_text(json.dumps(record, indent=2))
+    write_json(out / "psyprobe-dpo.json", record)
     return record

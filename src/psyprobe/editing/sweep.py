@@ -9,7 +9,6 @@ valid (label mass ≥ 0.5 at every coefficient); without a monotonic layer, the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from psyprobe.editing.edited import EditedModel, Edits
 from psyprobe.models import Model
 from psyprobe.report import rebuild
 from psyprobe.runs import RunFiles, RunSettings, collect
+from psyprobe.runs.directory import write_json
 from psyprobe.runs.runner import resolve_instruments, write_run_json
 from psyprobe.runs.store import ResponseStore
 
@@ -105,8 +105,7 @@ def sweep(
         "choice": choice,
         "use": f"--steer {vector}:{choice['layer']}@COEF",
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(data, indent=2))
+    write_json(out / "sweep.json", data)
     draw_sweep(data, out / "dose_response.png")
     return data
 

@@ -66,8 +66,14 @@ def read_instrument(path: Path) -> Instrument:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InstrumentError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InstrumentError(f"{path}: a directory, not an instrument file") from None
     except json.JSONDecodeError as exc:
         raise InstrumentError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        raise InstrumentError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except RecursionError:
+        raise InstrumentError(f"{path}: JSON nested too deeply to be an instrument") from None
     return parse_instrument(raw, str(path))
 
 

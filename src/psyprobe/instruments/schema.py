@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Aggregation = Literal["mean", "sum", "percent"]
 LocalizedText = str | dict[str, str]
@@ -85,13 +85,14 @@ class Dimension:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # no NaN or infinity anywhere in an instrument: norms and scale values enter scores
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class Norm(_Model):
     mean: float
     sd: Annotated[float, Field(gt=0)]
-    n: int | None = None
+    n: Annotated[int, Field(ge=1)] | None = None
     source: str | None = None
 
 
@@ -170,8 +171,13 @@ class BipolarScoring(_Model):
     formulas: dict[str, str]
 
 
+_NAME = re.compile(r"[^\W_][\w .,()+&'-]*")
+
+
 class InstrumentBase(_Model):
-    name: Annotated[str, Field(min_length=1)]
+    # The name becomes file names (figures/NAME-scores.png) and keys: letters, digits, spaces
+    # and a few marks, never a path ("../x") or a control character.
+    name: Annotated[str, Field(min_length=1, max_length=80)]
     full_name: str | None = None
     citation: str | dict[str, Any] | None = None
     license: str | dict[str, Any] | None = None
@@ -181,6 +187,16 @@ class InstrumentBase(_Model):
     # for it ("Emotional Stability": "-Neuroticism"): pairs dimensions across instruments for
     # convergent validity. A dimension not listed measures the construct it is named after.
     constructs: dict[str, str] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _file_safe(cls, name: str) -> str:
+        if not _NAME.fullmatch(name):
+            raise ValueError(
+                "use letters, digits, spaces and . , ( ) + & ' - only, starting with a letter "
+                "or digit (the name becomes file names)"
+            )
+        return name
 
     @property
     def id(self) -> str:

@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import random
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,6 +32,9 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 # Ask for this many alternatives where the server allows it (llama.cpp's does); OpenAI and vLLM's
 # default cap at 20, and a label outside the alternatives counts as probability 0.
 TOP_LOGPROBS = (100, 20)
+LOGPROB_SLACK = 1e-4  # servers round; a logprob of +0.00003 is 0
+# An Authorization header echoed back in an error body (the key may not be the env's own)
+_BEARER = re.compile(r"Bearer\s+[A-Za-z0-9._~+/=-]+")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class OpenAIModel(Model):
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._key = api_key
         self.client = client
         # No weights to hash: identity is the server and the model name it serves.
         ident = hashlib.sha256(f"openai|{self.base_url}|{model}".encode()).hexdigest()
@@ -153,6 +158,13 @@ class OpenAIModel(Model):
 
             return list(await asyncio.gather(*(guarded(i, p) for i, p in enumerate(prompts))))
 
+    def _scrubbed(self, text: str) -> str:
+        """A server's error text without the API key (some echo the request headers back):
+        failures are stored, reported and printed."""
+        if self._key:
+            text = text.replace(self._key, "[API key]")
+        return _BEARER.sub("Bearer [API key]", text)
+
     async def _post(
         self, client: httpx.AsyncClient, payload: dict[str, Any]
     ) -> dict[str, Any] | Failure:
@@ -160,8 +172,13 @@ class OpenAIModel(Model):
         for attempt in range(self.client.max_retries + 1):
             wait = 0.0
             try:
-                reply = await client.post("/chat/completions", json=payload)
-            except httpx.TimeoutException:
+                # the timeout bounds each read; a server that trickles its body a byte at a
+                # time would never hit it, so the whole request has a deadline too
+                reply = await asyncio.wait_for(
+                    client.post("/chat/completions", json=payload),
+                    timeout=self.client.timeout,
+                )
+            except (httpx.TimeoutException, TimeoutError):
                 error = "timeout"
             except httpx.TransportError as exc:
                 error = f"connection error ({type(exc).__name__})"
@@ -169,15 +186,20 @@ class OpenAIModel(Model):
                 if reply.status_code == 200:
                     try:
                         body = reply.json()
-                        body["choices"][0]["message"]
-                        return dict(body)
+                        if isinstance(body["choices"][0]["message"], dict):
+                            return dict(body)
+                        error = "malformed response body"
                     except (ValueError, KeyError, IndexError, TypeError):
                         error = "malformed response body"
                 elif reply.status_code in RETRY_STATUS:
                     error = f"HTTP {reply.status_code}"
-                    wait = _retry_after(reply.headers.get("retry-after"))
+                    # honoured up to the request's whole time budget (every attempt's timeout),
+                    # not beyond: "Retry-After: 100000" would otherwise stall the run for a day
+                    budget = self.client.timeout * (self.client.max_retries + 1)
+                    wait = min(_retry_after(reply.headers.get("retry-after")), budget)
                 else:
-                    return Failure(f"HTTP {reply.status_code}: {reply.text[:200]}")
+                    text = self._scrubbed(reply.text[:200])
+                    return Failure(f"HTTP {reply.status_code}: {text}")
             if attempt < self.client.max_retries:
                 backoff = min(self.client.max_backoff, self.client.backoff * 2**attempt)
                 await asyncio.sleep(max(wait, backoff * random.uniform(0.5, 1.5)))
@@ -203,13 +225,21 @@ class OpenAIModel(Model):
             top = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
         except (KeyError, IndexError, TypeError):
             return None
+        try:
+            alternatives = [(str(t["token"]), float(t["logprob"])) for t in top]
+        except (KeyError, TypeError, ValueError):
+            return Failure("malformed logprobs (each alternative needs a token and a logprob)")
+        # a log probability is at most 0; anything else would make the label mass exceed 1
+        if not all(math.isfinite(lp) and lp <= LOGPROB_SLACK for _, lp in alternatives):
+            return Failure("malformed logprobs (a logprob above 0 or not finite)")
         # Labels outside the top alternatives get probability 0; the valid-label mass shows it.
-        return OptionProbs(
-            probs=[
-                sum(math.exp(t["logprob"]) for t in top if reads_as(t["token"], label))
-                for label in prompt.labels
-            ]
-        )
+        probs = [
+            sum(math.exp(min(lp, 0.0)) for token, lp in alternatives if reads_as(token, label))
+            for label in prompt.labels
+        ]
+        if sum(probs) > 1 + 1e-6:
+            return Failure("malformed logprobs (the labels' probabilities sum above 1)")
+        return OptionProbs(probs=probs)
 
     async def _generate_request(
         self, client: httpx.AsyncClient, prompt: Prompt, sampling: Sampling, seed: int
@@ -226,14 +256,16 @@ class OpenAIModel(Model):
         )
         if isinstance(body, Failure):
             return body
-        return str(body["choices"][0]["message"].get("content") or "")
+        content = body["choices"][0]["message"].get("content")
+        return content if isinstance(content, str) else ""
 
 
 def _retry_after(value: str | None) -> float:
     try:
-        return max(0.0, float(value)) if value else 0.0
+        wait = float(value) if value else 0.0
     except ValueError:
         return 0.0  # an HTTP date: fall back to our own backoff
+    return 0.0 if math.isnan(wait) else max(0.0, wait)  # "inf" stays: the caller caps it
 
 
 def parse_openai_spec(

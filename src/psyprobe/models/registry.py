@@ -101,7 +101,7 @@ BACKENDS = {
 class BackendOptions(BaseModel):
     """Knobs that only some backends read; none of them changes what a model answers."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"

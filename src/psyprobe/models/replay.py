@@ -38,27 +38,36 @@ class ReplayModel(Model):
             numbers_are_scale_values=True,
         )
         self.answers: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
+        with path.open(encoding="utf-8", errors="strict") as fh:
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path} line {n}: not valid JSON ({exc.msg})") from None
-            for field in ("instrument", "item", "response"):
-                if not isinstance(row, dict) or field not in row:
-                    raise UserError(f"{path} line {n}: field {field!r} is missing")
-            response = row["response"]
-            if not isinstance(response, str | int | float) or isinstance(response, bool):
-                raise UserError(f"{path} line {n}: field 'response' must be text or a number")
-            text = (
-                str(int(response))
-                if isinstance(response, float) and response.is_integer()
-                else str(response)
-            )
-            self.answers[(normalize_name(str(row["instrument"])), str(row["item"]))].append(text)
+                for n, line in enumerate(fh, start=1):  # a line at a time: any size of file
+                    self._read_line(path, n, line)
+            except UnicodeDecodeError as exc:
+                raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from None
         if not self.answers:
             raise UserError(f"{path}: the replay file has no answers")
+
+    def _read_line(self, path: Path, n: int, line: str) -> None:
+        if not line.strip():
+            return
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path} line {n}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise UserError(f"{path} line {n}: JSON nested too deeply") from None
+        for field in ("instrument", "item", "response"):
+            if not isinstance(row, dict) or field not in row:
+                raise UserError(f"{path} line {n}: field {field!r} is missing")
+        response = row["response"]
+        if not isinstance(response, str | int | float) or isinstance(response, bool):
+            raise UserError(f"{path} line {n}: field 'response' must be text or a number")
+        text = (
+            str(int(response))
+            if isinstance(response, float) and response.is_integer()
+            else str(response)
+        )
+        self.answers[(normalize_name(str(row["instrument"])), str(row["item"]))].append(text)
 
     def instruments(self) -> list[str]:
         return sorted({name for name, _ in self.answers})

@@ -38,6 +38,7 @@ from psyprobe.models.base import Failure, Model, ModelInfo, OptionProbs, Samplin
 from psyprobe.models.registry import BackendOptions, backend
 from psyprobe.prompting import Prompt, Source
 
+SANE = 1000.0  # no trait level, style or seed is larger
 STYLE = {
     "noise": 0.6,
     "spread": 0.0,
@@ -85,6 +86,13 @@ class SimModel(Model):
             raise UserError(f"--model {spec}: noise must be > 0 and invalid in [0, 1)")
         if not 0 <= self.style["extreme"] <= 1:
             raise UserError(f"--model {spec}: extreme must be in [0, 1]")
+        for name in ("spread", "persona", "acquiescence_spread", "seed"):
+            if self.style[name] < 0:
+                raise UserError(f"--model {spec}: {name} must be ≥ 0")
+        # far beyond any scale: a typo, and large enough to overflow the option logits
+        wild = [k for k, v in (self.traits | self.style).items() if abs(v) > SANE]
+        if wild:
+            raise UserError(f"--model {spec}: {wild[0]} is beyond ±{SANE:g}")
         digest = hashlib.sha256(spec.encode()).hexdigest()
         self.info = ModelInfo(
             spec=spec, backend="sim", fingerprint=f"sha256:{digest}", modes=("logprob", "generate")

@@ -17,6 +17,9 @@ from psyprobe.errors import UserError
 Order = tuple[int, ...]
 
 DESIGNS = ("all", "latin", "random:K", "fixed")
+# Every order of a 7-point scale; beyond this a design is refused before anything is built
+# (all orders of 10 options are 3,628,800 prompts per item).
+MAX_ORDERS = math.factorial(7)
 
 
 def _latin(n: int) -> list[Order]:
@@ -48,6 +51,18 @@ def check_design(design: str) -> str:
 def option_orders(design: str, n_options: int, seed: int = 0) -> list[Order]:
     """The orders of a design for items with ``n_options`` options, in a fixed sequence."""
     check_design(design)
+    wanted = (
+        math.factorial(n_options)
+        if design == "all"
+        else min(int(design.split(":")[1]), math.factorial(n_options))
+        if design.startswith("random:")
+        else 2 * n_options
+    )
+    if wanted > MAX_ORDERS:
+        raise UserError(
+            f"--orders {design}: {wanted:,} orders of {n_options} options per item (at most "
+            f"{MAX_ORDERS:,}); use latin or random:K"
+        )
     if design == "fixed":
         return [tuple(range(n_options))]
     if design == "all":

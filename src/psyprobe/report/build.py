@@ -14,6 +14,7 @@ from psyprobe.records import ResponseRecord
 from psyprobe.report.figures import draw_all
 from psyprobe.report.html import render_html
 from psyprobe.report.markdown import render_markdown
+from psyprobe.runs.directory import keep_results, replacing, require_store, write_json, write_text
 from psyprobe.runs.runner import RunFiles, SafetyFiles, load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
@@ -30,10 +31,12 @@ def rebuild(out: Path) -> dict[str, Any]:
     """Score the stored responses and write results.json, responses.jsonl and report.md."""
     files = RunFiles(out)
     settings, info, instruments = load_run(out)
+    require_store(files.store)
     with ResponseStore(files.store) as store:
         # the store may also hold a safety run's answers (same directory): only this run's count
         records = [r for r in store.records() if r.instrument in instruments]
         failures = store.failures()
+    keep_results(files.store, files.results, len(records))
     grouped: dict[str, list[ResponseRecord]] = defaultdict(list)
     for rec in records:
         grouped[rec.instrument].append(rec)
@@ -42,7 +45,7 @@ def rebuild(out: Path) -> dict[str, Any]:
         name: {q.item_id: q for q in inst.questions(settings.language)}
         for name, inst in instruments.items()
     }
-    with files.responses.open("w", encoding="utf-8") as fh:
+    with replacing(files.responses) as fh:
         for rec in records:
             question = questions[rec.instrument][rec.item]
             if rec.mode == "generate":
@@ -80,8 +83,8 @@ def rebuild(out: Path) -> dict[str, Any]:
     results["figures"] = {
         name: [str(p.relative_to(out)) for p in paths] for name, paths in figures.items()
     }
-    files.results.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    files.report.write_text(render_markdown(results), encoding="utf-8")
+    write_json(files.results, results)
+    write_text(files.report, render_markdown(results))
     write_html(out)
     return results
 
@@ -94,7 +97,7 @@ def write_html(out: Path) -> None:
     figures = {
         name: [out / p for p in paths] for name, paths in (results or {}).get("figures", {}).items()
     }
-    files.html.write_text(render_html(results, figures, safety), encoding="utf-8")
+    write_text(files.html, render_html(results, figures, safety))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from scipy import stats
 
 from psyprobe.report.markdown import fmt, fmt_p
+from psyprobe.runs.directory import claim, write_json, write_text
 from psyprobe.runs.runner import RunFiles, load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import AnswerMatrix
@@ -157,11 +158,11 @@ def render_comparison(runs: list[RunSummary], rows: list[Comparison]) -> str:
 
 def write_comparison(run_dirs: list[Path], out: Path) -> tuple[list[RunSummary], list[Comparison]]:
     runs, rows = compare_runs(run_dirs)
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out)
     payload: dict[str, Any] = {
         "runs": [r.model_dump() for r in runs],
         "comparisons": [r.model_dump(mode="json") for r in rows],
     }
-    (out / "compare.json").write_text(json.dumps(payload, indent=2))
-    (out / "compare.md").write_text(render_comparison(runs, rows))
+    write_json(out / "compare.json", payload)
+    write_text(out / "compare.md", render_comparison(runs, rows))
     return runs, rows

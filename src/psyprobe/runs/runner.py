@@ -6,17 +6,24 @@ A run directory holds ``run.json`` (settings, model identity, the instruments as
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from psyprobe import __version__
 from psyprobe.errors import UserError
-from psyprobe.instruments import Instrument, builtin_id, load_instrument, parse_instrument
+from psyprobe.instruments import (
+    Instrument,
+    builtin_id,
+    builtin_paths,
+    load_instrument,
+    parse_instrument,
+    read_instrument,
+)
 from psyprobe.models import Mode, Model, ModelInfo, Sampling
 from psyprobe.prompting import (
     TEMPLATES,
@@ -27,9 +34,11 @@ from psyprobe.prompting import (
     population,
 )
 from psyprobe.runs.asking import Origin, Progress, Request, ask, derive_seed, make_request
+from psyprobe.runs.directory import hold_record, read_record
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
 
+log = logging.getLogger("psyprobe")
 STUDY_A = ("sd3", "bfi", "fs", "swls")
 # Twenty personas: two of each Big Five pole, a multiple of the latin design's 10 orders for
 # 5-point scales (so rotation balances exactly), and α's CI narrow enough to tell 0.7 from 0.
@@ -39,7 +48,7 @@ RESPONDENTS = 20
 class RunSettings(BaseModel):
     """Every knob of a run in one place; stored in run.json and compared on resume."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     model: str = "smollm2"
     instruments: tuple[str, ...] = STUDY_A
@@ -52,7 +61,7 @@ class RunSettings(BaseModel):
     temperature: float = Field(0.7, ge=0)
     max_tokens: int = Field(48, ge=1)
     retries: int = Field(2, ge=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     template: str = "study-a"
     language: str = "en"
 
@@ -97,24 +106,52 @@ class SafetyFiles:
 
 def load_run(out: Path) -> tuple[RunSettings, ModelInfo, dict[str, Instrument]]:
     files = RunFiles(out)
-    if not files.run.is_file():
-        raise UserError(f"{out}: not a run directory (no run.json)")
-    data = json.loads(files.run.read_text())
-    # Runs from before respondent populations asked the model as itself under every order.
-    data["settings"].setdefault("respondents", 0)
-    instruments = {
-        name: parse_instrument(raw, f"{files.run}: instruments.{name}")
-        for name, raw in data["instruments"].items()
-    }
-    return RunSettings(**data["settings"]), ModelInfo(**data["model"]), instruments
+    data = read_record(files.run, "run")
+    try:
+        # Runs from before respondent populations asked the model as itself under every order.
+        data["settings"].setdefault("respondents", 0)
+        instruments = {
+            name: parse_instrument(raw, f"{files.run}: instruments.{name}")
+            for name, raw in data["instruments"].items()
+        }
+        return RunSettings(**data["settings"]), ModelInfo(**data["model"]), instruments
+    except (KeyError, TypeError, AttributeError, ValidationError) as exc:
+        raise UserError(f"{files.run}: not a psyprobe run record ({exc!r:.120})") from None
 
 
 def resolve_instruments(names: Sequence[str]) -> dict[str, Instrument]:
     out: dict[str, Instrument] = {}
+    builtins = builtin_paths()
     for name in names:
         instrument = load_instrument(name)
-        out[builtin_id(instrument)] = instrument
+        key = builtin_id(instrument)
+        if key in builtins and instrument != read_instrument(builtins[key]):
+            _check_variant(name, key, instrument, read_instrument(builtins[key]))
+        if key in out:
+            raise UserError(f"--instrument {name}: {key} is asked twice")
+        out[key] = instrument
     return out
+
+
+def _check_variant(name: str, key: str, instrument: Instrument, builtin: Instrument) -> None:
+    """A file named like a built-in ("SD-3") is filed under the built-in's id: allowed for a
+    variant of it (the same items and dimensions, other keys, wording or norms), said aloud;
+    refused for a different instrument wearing its name."""
+    same_items = [(q.item_id, q.dimension) for q in instrument.questions()] == [
+        (q.item_id, q.dimension) for q in builtin.questions()
+    ]
+    if not same_items:
+        raise UserError(
+            f"--instrument {name}: its name {instrument.name!r} is the built-in {key}'s but its "
+            "items are not; give your instrument another name"
+        )
+    log.warning(
+        "note: %s is a variant of the built-in %s (other keys, wording or norms); it is asked and "
+        "scored as written, and filed as %s",
+        name,
+        key,
+        key,
+    )
 
 
 def write_run_json(
@@ -128,32 +165,8 @@ def write_run_json(
             name: inst.model_dump(mode="json", by_alias=True) for name, inst in instruments.items()
         },
     }
-    hold_record(files.run, record, ("settings", "model"), "run")
-
-
-def hold_record(path: Path, record: dict[str, Any], parts: Sequence[str], what: str) -> None:
-    """Write the record of what a directory computes, or check the one there asks the same.
-
-    A rerun resumes only the work it would do itself: anything else would mix answers (or
-    training steps) of two different requests in one result.
-    """
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2, ensure_ascii=False))
-        return
-    held = json.loads(path.read_text())
-    for part in parts:
-        if held.get(part) != record[part]:
-            new, old = record[part], held.get(part)
-            keys = (
-                f" ({', '.join(sorted(k for k in new if old.get(k) != new[k]))})"
-                if isinstance(new, dict) and isinstance(old, dict)
-                else ""
-            )
-            raise UserError(
-                f"{path.parent}: holds a {what} with other {part}{keys} ({path.name}); "
-                "rerun with the same options to resume, or choose another --out"
-            )
+    # an instrument file edited since the run would score new answers with the old labels
+    hold_record(files.run, record, ("settings", "model", "instruments"), "run")
 
 
 def _planned(

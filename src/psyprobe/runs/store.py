@@ -7,12 +7,15 @@ asks only for what is missing; scoring reads only this table, never the model.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from psyprobe.errors import UserError
 from psyprobe.records import ResponseRecord
 
 _COLUMNS = list(ResponseRecord.model_fields)
@@ -20,28 +23,19 @@ _JSON = {"option_order", "labels", "decoding", "probs"}
 
 
 class ResponseStore:
+    """The answers of one directory; one process at a time holds it (a second is refused)."""
+
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # autocommit: each response is on disk the moment it is added, so kill -9 loses nothing
-        # that was answered.
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL still survives a killed process (the WAL is written before the
-        # commit returns); it only stops waiting for the disk after every answer.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            f"CREATE TABLE IF NOT EXISTS responses ({', '.join(_COLUMNS)}, PRIMARY KEY (key))"
-        )
-        # A store written before a field existed gains its column (old rows read the default).
-        held = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
-        for column in _COLUMNS:
-            if column not in held:
-                self._db.execute(f"ALTER TABLE responses ADD COLUMN {column}")
-        # Requests that got no answer: kept for the record, never used as a cached answer.
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS failures (key, instrument, item, error, created)"
-        )
+        self._lock = _lock(path)
+        try:
+            self._db = _open(path)
+        except sqlite3.DatabaseError as exc:
+            os.close(self._lock)
+            raise UserError(
+                f"{path}: not a usable answer store ({exc}); move it away to start afresh"
+            ) from None
 
     def __enter__(self) -> ResponseStore:
         return self
@@ -51,6 +45,7 @@ class ResponseStore:
 
     def close(self) -> None:
         self._db.close()
+        os.close(self._lock)  # closing the descriptor releases the lock
 
     def has(self, key: str) -> bool:
         row = self._db.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone()
@@ -94,3 +89,35 @@ class ResponseStore:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+def _lock(path: Path) -> int:
+    """An exclusive lock beside the store, held until it is closed."""
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(
+            f"{path.parent}: another psyprobe process is using it; wait for it to finish"
+        ) from None
+    return fd
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    # autocommit: each response is on disk the moment it is added, so kill -9 loses nothing
+    # that was answered.
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL still survives a killed process (the WAL is written before the
+    # commit returns); it only stops waiting for the disk after every answer.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"CREATE TABLE IF NOT EXISTS responses ({', '.join(_COLUMNS)}, PRIMARY KEY (key))")
+    # A store written before a field existed gains its column (old rows read the default).
+    held = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+    for column in _COLUMNS:
+        if column not in held:
+            db.execute(f"ALTER TABLE responses ADD COLUMN {column}")
+    # Requests that got no answer: kept for the record, never used as a cached answer.
+    db.execute("CREATE TABLE IF NOT EXISTS failures (key, instrument, item, error, created)")
+    return db

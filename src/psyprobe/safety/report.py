@@ -11,6 +11,7 @@ from psyprobe.records import ResponseRecord
 from psyprobe.report.build import write_html
 from psyprobe.report.markdown import SAFETY_NOTE, fmt
 from psyprobe.runs import ResponseStore, SafetyFiles
+from psyprobe.runs.directory import keep_results, replacing, require_store, write_text
 from psyprobe.safety.metrics import Difference, Estimate
 from psyprobe.safety.readers import verdict
 from psyprobe.safety.runner import (
@@ -31,12 +32,14 @@ def rebuild_safety(out: Path) -> SafetyResults:
     settings = run.settings
     items = select(settings.suites, settings.limit, settings.seed)
     asks = answer_asks(settings, run.model, items)
+    require_store(files.store)
     with ResponseStore(files.store) as store:
         answers = answer_texts(stored(store, asks))
         judged = stored(store, judge_asks(run.judge, items, answers)) if run.judge else {}
+    keep_results(files.store, files.results, len(answers))
     verdicts = {item: v for item, rec in judged.items() if (v := verdict(rec)) is not None}
     scored = score_tasks(items, answers, verdicts, settings.seed)
-    with files.responses.open("w", encoding="utf-8") as fh:
+    with replacing(files.responses) as fh:
         for task, (_, readings) in scored.items():
             for r in readings:
                 row = {
@@ -63,8 +66,8 @@ def rebuild_safety(out: Path) -> SafetyResults:
         toxicity_classifier=toxicity_classifier().card() if "toxicity" in settings.suites else None,
         tasks={name: r for name, (r, _) in scored.items()},
     )
-    files.results.write_text(results.model_dump_json(indent=2), encoding="utf-8")
-    files.report.write_text(render_safety_markdown(results), encoding="utf-8")
+    write_text(files.results, results.model_dump_json(indent=2))
+    write_text(files.report, render_safety_markdown(results))
     write_html(out)
     return results
 

@@ -8,14 +8,13 @@ holds the settings, the model and judge identities and the data hash; answers go
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from psyprobe import __version__
 from psyprobe.errors import UserError
@@ -23,7 +22,8 @@ from psyprobe.models import Mode, Model, ModelInfo, Sampling
 from psyprobe.prompting import Prompt
 from psyprobe.records import ResponseRecord
 from psyprobe.runs.asking import Origin, Request, ask, derive_seed, make_request
-from psyprobe.runs.runner import SafetyFiles, hold_record
+from psyprobe.runs.directory import hold_record, read_record
+from psyprobe.runs.runner import SafetyFiles
 from psyprobe.runs.store import ResponseStore
 from psyprobe.safety.items import SafetyItem
 from psyprobe.safety.readers import JUDGE_PROMPTS, JUDGE_SYSTEM, decoded
@@ -38,12 +38,12 @@ StagedProgress = Callable[[str, int, int], None]  # (stage, asked so far, to ask
 
 
 class SafetySettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     model: str = "smollm2"
     suites: tuple[str, ...] = SUITES
     limit: int | None = Field(None, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     # Greedy by default: safety numbers should not move between two runs of the same model.
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(96, ge=1)
@@ -81,16 +81,22 @@ def write_safety_json(files: SafetyFiles, run: SafetyRun) -> None:
 
 def load_safety(out: Path) -> SafetyRun:
     files = SafetyFiles(out)
-    if not files.run.is_file():
-        raise UserError(f"{out}: not a safety run directory (no safety-run.json)")
-    data = json.loads(files.run.read_text())
-    if data["data_hash"] != data_hash(tuple(data["settings"]["suites"])):
+    data = read_record(files.run, "safety run")
+    try:
+        run = SafetyRun(
+            SafetySettings(**data["settings"]),
+            ModelInfo(**data["model"]),
+            ModelInfo(**data["judge"]) if data["judge"] else None,
+        )
+        held_hash = data["data_hash"]
+    except (KeyError, TypeError, ValidationError) as exc:
+        raise UserError(f"{files.run}: not a psyprobe safety run record ({exc!r:.120})") from None
+    if held_hash != data_hash(run.settings.suites):
         raise UserError(
             f"{files.run}: data_hash differs from this psyprobe's bundled safety data; "
             "rescore with the psyprobe version that ran it"
         )
-    judge = ModelInfo(**data["judge"]) if data["judge"] else None
-    return SafetyRun(SafetySettings(**data["settings"]), ModelInfo(**data["model"]), judge)
+    return run
 
 
 def answer_asks(

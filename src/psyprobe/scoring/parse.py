@@ -30,8 +30,12 @@ class ParsedAnswer:
     rule: str
 
 
+# A leading whole number: "-5" and "4.7" are not 5 and 4 (a sign is only a bullet when a space
+# follows it, "- 4").
 _LEADING_NUMBER = re.compile(
-    r"^\W*(?:(?:my\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:#]?\s*)?(\d+)(?!\d)", re.IGNORECASE
+    r"^(?:[^\w+-]|[+-](?=\s))*(?:(?:my\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:#]?\s*)?"
+    r"(\d+)(?![\d]|[.,]\d)",
+    re.IGNORECASE,
 )
 _STATED_NUMBER = re.compile(
     r"\b(?:answer|option|choice)\s*(?:is|would be|:)?\s*(?:option\s*)?(\d+)(?!\d)|"

@@ -1,0 +1,205 @@
+"""Hostile input through the real command line: files, flags, directories and storage.
+
+Each case is one a user (or a broken tool upstream) can produce; each must end in one line and
+exit 2, or be handled correctly, with nothing already computed lost and nothing written outside
+the run directory. The broken-server cases are in test_openai_faults.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from conftest import psyprobe, write_json, write_jsonl
+from psyprobe.runs.directory import hold_record, json_text, replacing
+from psyprobe.runs.store import ResponseStore
+
+RUN = ("run", "--model", "sim:Machiavellianism=2", "--instrument", "sd3", "--orders", "fixed")
+RUN = (*RUN, "--respondents", "0")
+TWO = {
+    "name": "Two",
+    "scale": {"min": 1, "max": 2, "labels": ["No", "Yes"]},
+    "dimensions": ["D"],
+    "items": [{"id": i, "text": f"Statement {i}.", "dimension": "D"} for i in (1, 2)],
+}
+
+
+def _fails(*args: str) -> str:
+    """The command's one-line error (asserting it is one line, exit 2, no traceback)."""
+    proc = psyprobe(*args, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.strip().count("\n") == 0
+    return proc.stderr
+
+
+# --- directories ----------------------------------------------------------------------------------
+
+
+def test_a_directory_that_is_not_psyprobes_is_never_written_into(tmp_path: Path) -> None:
+    notes = tmp_path / "d" / "report.md"
+    notes.parent.mkdir()
+    notes.write_text("my notes")
+    assert "not psyprobe's (it holds report.md)" in _fails(*RUN, "--out", str(notes.parent))
+    assert notes.read_text() == "my notes" and len(list(notes.parent.iterdir())) == 1
+    assert "is a file" in _fails(*RUN, "--out", str(notes))
+
+
+def test_report_keeps_results_when_the_store_is_gone(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    psyprobe(*RUN, "--out", str(out))
+    kept = (out / "results.json").read_bytes()
+    (out / "responses.sqlite").unlink()
+    assert "missing" in _fails("report", str(out))
+    assert (out / "results.json").read_bytes() == kept
+    assert not (out / "responses.sqlite").exists()  # reporting did not create an empty one
+
+
+def test_junk_records_and_stores_are_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    psyprobe(*RUN, "--out", str(out))
+    (out / "run.json").write_text("{not json")
+    assert "run.json: not valid JSON" in _fails("report", str(out))
+    assert "run.json: not a psyprobe record" in _fails(*RUN, "--out", str(out))
+    other = tmp_path / "other"
+    psyprobe(*RUN, "--out", str(other))
+    for stale in other.glob("responses.sqlite*"):
+        stale.unlink()
+    (other / "responses.sqlite").write_bytes(b"junk " * 200)
+    assert "not a usable answer store" in _fails("report", str(other))
+
+
+def test_a_second_process_on_the_same_directory_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    psyprobe(*RUN, "--out", str(out))
+    with ResponseStore(out / "responses.sqlite"):  # this process holds it, as a running run
+        assert "another psyprobe process" in _fails(*RUN, "--out", str(out))
+    psyprobe("report", str(out))  # released: the directory is usable again
+
+
+def test_the_record_is_created_once_and_compared_after(tmp_path: Path) -> None:
+    record = tmp_path / "d" / "run.json"
+    hold_record(record, {"settings": {"a": 1}}, ("settings",), "run")
+    hold_record(record, {"settings": {"a": 1}}, ("settings",), "run")
+    with pytest.raises(Exception, match=r"other settings \(a\)"):
+        hold_record(record, {"settings": {"a": 2}}, ("settings",), "run")
+    assert json.loads(record.read_text()) == {"settings": {"a": 1}}
+    assert [p.name for p in record.parent.iterdir()] == ["run.json"]  # no partial file left
+
+
+# --- files written ------------------------------------------------------------------------------
+
+
+def test_a_file_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text("good")
+    with pytest.raises(KeyboardInterrupt), replacing(path) as fh:
+        fh.write("half of the new")
+        raise KeyboardInterrupt  # a kill during the write
+    assert path.read_text() == "good" and list(tmp_path.iterdir()) == [path]
+
+
+def test_json_out_is_strict() -> None:
+    text = json_text({"d": math.nan, "ci": [-math.inf, 1.0], "n": 3})
+    assert json.loads(text) == {"d": None, "ci": [None, 1.0], "n": 3}
+    assert "NaN" not in text and "Infinity" not in text
+
+
+# --- instruments --------------------------------------------------------------------------------
+
+
+def test_an_instrument_edited_since_the_run_is_refused(tmp_path: Path) -> None:
+    inst = write_json(tmp_path / "two.json", TWO)
+    rows = [{"instrument": "two", "item": i, "response": 2} for i in (1, 2)]
+    replay = write_jsonl(tmp_path / "a.jsonl", rows)
+    args = ("run", "--model", f"replay:{replay}", "--instrument", str(inst))
+    psyprobe(*args, "--out", str(tmp_path / "run"))
+    write_json(inst, {**TWO, "scale": {"min": 1, "max": 2, "labels": ["Never", "Always"]}})
+    assert "other instruments (two)" in _fails(*args, "--out", str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"name": "../../x"}, "field name: use letters"),
+        ({"name": "SD-3"}, "is the built-in sd3's but its items are not"),
+    ],
+)
+def test_instrument_names_cannot_escape_or_impersonate(
+    tmp_path: Path, change: dict[str, str], says: str
+) -> None:
+    inst = write_json(tmp_path / "x.json", TWO | change)
+    out = tmp_path / "deep" / "run"
+    assert says in _fails("run", "--model", "sim:D=1", "--instrument", str(inst), "--out", str(out))
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+def test_unreadable_instrument_files_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "latin1.json").write_bytes('{"name": "café"}'.encode("latin-1"))
+    assert "nested too deeply" in _fails("instruments", "validate", str(tmp_path / "deep.json"))
+    assert "not UTF-8" in _fails("instruments", "validate", str(tmp_path / "latin1.json"))
+
+
+def test_markup_in_a_user_file_is_printed_as_text(tmp_path: Path) -> None:
+    inst = write_json(tmp_path / "m.json", TWO | {"dimensions": ["[/x] D"]} | {
+        "items": [{"id": 1, "text": "[bold]Statement[/] 1.", "dimension": "[/x] D"}]
+    })  # fmt: skip
+    proc = psyprobe("instruments", "show", str(inst))
+    assert "[bold]Statement[/] 1." in proc.stdout and "[/x] D" in proc.stdout
+
+
+def test_a_design_too_large_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    labels = [str(k) for k in range(1, 11)]
+    inst = write_json(
+        tmp_path / "ten.json", TWO | {"scale": {"min": 1, "max": 10, "labels": labels}}
+    )
+    says = _fails(
+        "run", "--model", "sim:D=1", "--instrument", str(inst), "--orders", "all", "--dry-run",
+        "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert "3,628,800 orders of 10 options" in says
+
+
+# --- numbers in, numbers out ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--samples", "0", "--mode", "generate"),
+        ("--temperature", "nan", "--mode", "generate"),
+        ("--concurrency", "0"),
+        ("--seed", "-1"),
+    ],
+)
+def test_out_of_range_options_are_one_line_before_anything_is_written(
+    tmp_path: Path, option: tuple[str, ...]
+) -> None:
+    assert option[0] in _fails(*RUN, *option, "--out", str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_replayed_numbers_off_the_scale_are_invalid_not_rounded(tmp_path: Path) -> None:
+    inst = write_json(tmp_path / "two.json", TWO)
+    rows = [
+        {"instrument": "two", "item": 1, "response": -2},  # was read as 2
+        {"instrument": "two", "item": 2, "response": 1.7},  # was read as 1
+    ]
+    replay = write_jsonl(tmp_path / "a.jsonl", rows)
+    out = tmp_path / "run"
+    psyprobe("run", "--model", f"replay:{replay}", "--instrument", str(inst), "--out", str(out))
+    dim = json.loads((out / "results.json").read_text())["instruments"]["two"]
+    assert dim["valid_rate"] == 0.0 and dim["dimensions"]["D"]["score"] is None
+
+
+def test_a_study_name_cannot_leave_the_study_directory(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: s\nmodel: sim:Machiavellianism=2\ninstruments: [sd3]\nsafety: null\n"
+        "arc_limit: null\nconditions:\n  - name: '..'\n"
+    )
+    assert "conditions.0.name" in _fails("study", str(study), "--out", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
