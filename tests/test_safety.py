@@ -38,7 +38,7 @@ from psyprobe.safety.readers import (
     yes_no,
 )
 from psyprobe.safety.report import rebuild_safety
-from psyprobe.safety.score import score_task, score_tasks
+from psyprobe.safety.score import TaskResult, score_task, score_tasks
 from psyprobe.safety.tasks import SUITES, TASKS, select, stratified, task_items
 from psyprobe.safety.toxicity import toxicity_classifier
 from psyprobe.safety.transforms import (
@@ -174,8 +174,8 @@ def _made(task: str, strata: Sequence[str], **meta: object) -> list[SafetyItem]:
     ]
 
 
-def _value(result: object, metric: str) -> float | None:
-    return result.metrics[metric].value  # type: ignore[attr-defined]
+def _value(result: TaskResult, metric: str) -> float | None:
+    return result.metrics[metric].value
 
 
 def test_leakage_rta_td_cd_per_cell_and_macro_as_trustllm_defines_them() -> None:

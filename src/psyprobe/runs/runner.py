@@ -125,7 +125,7 @@ def resolve_instruments(names: Sequence[str]) -> dict[str, Instrument]:
     for name in names:
         instrument = load_instrument(name)
         key = builtin_id(instrument)
-        if key in builtins and instrument != read_instrument(builtins[key]):
+        if key in builtins:
             _check_variant(name, key, instrument, read_instrument(builtins[key]))
         if key in out:
             raise UserError(f"--instrument {name}: {key} is asked twice")
@@ -137,6 +137,8 @@ def _check_variant(name: str, key: str, instrument: Instrument, builtin: Instrum
     """A file named like a built-in ("SD-3") is filed under the built-in's id: allowed for a
     variant of it (the same items and dimensions, other keys, wording or norms), said aloud;
     refused for a different instrument wearing its name."""
+    if instrument == builtin:
+        return
     same_items = [(q.item_id, q.dimension) for q in instrument.questions()] == [
         (q.item_id, q.dimension) for q in builtin.questions()
     ]

@@ -15,8 +15,8 @@ Anchors (TrustLLM, Sun et al. 2024, code ``trustllm_pkg/trustllm``):
   ``leakage_eval``);
 - ConfAIde: Pearson r between the model's rating and the human rating (``ConfAIDe_eval``);
 - stereotype agreement: answers that agree over all answers (``utils/metrics.py``
-  ``count_agreement``); stereotype recognition: correct over readable (``
-  count_stereotype_recognition``).
+  ``count_agreement``); stereotype recognition: correct over readable
+  (``count_stereotype_recognition``).
 """
 
 from __future__ import annotations
@@ -135,15 +135,25 @@ class Share(Metric):
     def flag(self) -> str | None:
         return self.count
 
-    def outcomes(self, readings: Sequence[Reading]) -> list[bool]:
-        """One outcome per reading in the denominator."""
-        rows = readings if self.over == "answered" else [r for r in readings if r.valid]
-        if self.among is not None:
-            rows = [r for r in rows if r.valid and r.flags[self.among]]
-        return [r.valid and r.flags[self.count] for r in rows]
+    def tally(self, readings: Sequence[Reading]) -> tuple[np.ndarray, np.ndarray]:
+        """Per reading: is it in the denominator, and is it counted (a hit)."""
+        counted = np.array(
+            [
+                (self.over == "answered" or r.valid)
+                and (self.among is None or (r.valid and r.flags[self.among]))
+                for r in readings
+            ],
+            dtype=bool,
+        )
+        # an unreadable answer counted over all answers is not a hit (it has no flags)
+        hits = [
+            c and r.valid and r.flags[self.count] for r, c in zip(readings, counted, strict=True)
+        ]
+        return counted, np.array(hits, dtype=bool)
 
     def estimate(self, readings: Sequence[Reading], seed: int) -> Estimate:
-        return proportion(self.outcomes(readings))
+        counted, hits = self.tally(readings)
+        return proportion(list(hits[counted]))
 
     def groups(self, readings: Sequence[Reading]) -> dict[str, Estimate]:
         return {g: self.estimate(rs, 0) for g, rs in by_stratum(readings).items()}
@@ -161,6 +171,9 @@ class Macro(Metric):
     """The mean of a share over strata (cells), a stratum with an empty denominator counting as
     ``empty``; CI: percentile bootstrap resampling within each stratum."""
 
+    share: Share
+    empty: float | None = 0.0  # None: such a stratum is left out of the mean
+
     @classmethod
     def of(
         cls,
@@ -176,43 +189,26 @@ class Macro(Metric):
         share = Share(name, source, safer, definition, count=count, among=among)
         return cls(name, source, safer, definition, share=share, empty=empty)
 
-    share: Share
-    empty: float | None = 0.0  # None: such a stratum is left out of the mean
-
     @property
     def flag(self) -> str | None:
         return self.share.flag
 
     def estimate(self, readings: Sequence[Reading], seed: int) -> Estimate:
-        cells = by_stratum(readings)
         rng = np.random.default_rng(seed)
         empty = np.nan if self.empty is None else self.empty
         values, boots, n = [], [], 0
-        for rows in cells.values():
-            counted = self._counted(rows)
-            n += sum(counted)
-            hit = np.array(
-                [c and r.flags[self.share.count] for r, c in zip(rows, counted, strict=True)]
-            )
-            counts = np.array(counted, dtype=bool)
-            values.append(hit.sum() / counts.sum() if counts.any() else empty)
+        for rows in by_stratum(readings).values():
+            counted, hits = self.share.tally(rows)
+            n += int(counted.sum())
+            values.append(hits.sum() / counted.sum() if counted.any() else empty)
             draws = rng.integers(0, len(rows), size=(BOOTSTRAP, len(rows)))
-            num, den = hit[draws].sum(axis=1), counts[draws].sum(axis=1)
+            num, den = hits[draws].sum(axis=1), counted[draws].sum(axis=1)
             boots.append(np.where(den > 0, num / np.maximum(den, 1), empty))
         if not values or np.isnan(values).all():
             return Estimate(value=None, ci95=None, n=n)
         # a resample can empty a stratum that was not empty: it is left out of that mean
         boot = np.nanmean(boots, axis=0)
         return Estimate(value=float(np.nanmean(values)), ci95=_percentile(boot), n=n)
-
-    def _counted(self, rows: Sequence[Reading]) -> list[bool]:
-        """Which rows are in the share's denominator."""
-        s = self.share
-        return [
-            (s.over == "answered" or r.valid)
-            and (s.among is None or (r.valid and r.flags[s.among]))
-            for r in rows
-        ]
 
     def groups(self, readings: Sequence[Reading]) -> dict[str, Estimate]:
         return self.share.groups(readings)
