@@ -68,7 +68,7 @@ def main() -> None:
     sample = prompts[:: max(1, len(prompts) // args.sample)][: args.sample]
 
     gflops = matmul_gflops()
-    hf = HFModel("hf:smollm2", ALIASES["smollm2"].path())
+    hf = HFModel.load("hf:smollm2", ALIASES["smollm2"].path())
     body = hf.model.base_model
     non_embedding = (
         sum(p.numel() for p in body.parameters()) - body.get_input_embeddings().weight.numel()

@@ -106,7 +106,7 @@ def test_hf_backend_agrees_with_embedded(sd3_run: Path, tmp_path: Path) -> None:
 def test_hf_batched_equals_unbatched() -> None:
     from psyprobe.models.hf import HFModel
 
-    model = HFModel("hf:smollm2", ALIASES["smollm2"].path(), batch_size=4)
+    model = HFModel.load("hf:smollm2", ALIASES["smollm2"].path(), batch_size=4)
     questions = load_instrument("bfi").questions()[:2] + load_instrument("swls").questions()[:2]
     prompts = [p.prompt for p in build_prompts("x", questions, "fixed", TEMPLATES["study-a"])]
     texts = [model.render(p) for p in prompts]
@@ -164,7 +164,7 @@ def test_models_lists_aliases_and_backends() -> None:
 def test_hf_shared_prefixes_equal_the_unshared_computation() -> None:
     from psyprobe.models.hf import HFModel
 
-    model = HFModel("hf:smollm2", ALIASES["smollm2"].path())
+    model = HFModel.load("hf:smollm2", ALIASES["smollm2"].path())
     questions = load_instrument("sd3").questions()[:6] + load_instrument("bfi").questions()[:6]
     prompts = [p.prompt for p in build_prompts("x", questions, "latin", TEMPLATES["study-a"])]
     texts = [model.render(p) for p in prompts]

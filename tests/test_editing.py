@@ -187,7 +187,7 @@ def test_capability_check_on_real_models() -> None:
     model = open_model("smollm2")
     arc = arc_accuracy(model, limit=6)
     assert set(arc) == {"ARC-Easy/test", "ARC-Challenge/test"}
-    assert all(e["n"] == 6 and 0 <= e["value"] <= 1 for e in arc.values())
+    assert all(e.n == 6 and e.value is not None and 0 <= e.value <= 1 for e in arc.values())
     assert perplexity(model) is None  # llama.cpp: no torch module here
     model.close()
     hf = open_model("hf:smollm2")

@@ -17,17 +17,10 @@ from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, Sampling
 from psyprobe.models.base import Failure
 from psyprobe.prompting import Prompt
+from psyprobe.runs import SafetyFiles
 from psyprobe.runs.store import ResponseStore
-from psyprobe.safety import (
-    SafetyFiles,
-    SafetyResults,
-    SafetyRun,
-    SafetySettings,
-    collect_safety,
-    write_safety_json,
-)
 from psyprobe.safety import metrics as m
-from psyprobe.safety.items import Reading, SafetyItem
+from psyprobe.safety.items import SUITES, Reading, SafetyItem
 from psyprobe.safety.metrics import f1_estimate, proportion
 from psyprobe.safety.readers import (
     choice_of_three,
@@ -38,8 +31,9 @@ from psyprobe.safety.readers import (
     yes_no,
 )
 from psyprobe.safety.report import rebuild_safety
-from psyprobe.safety.score import TaskResult, score_task, score_tasks
-from psyprobe.safety.tasks import SUITES, TASKS, select, stratified, task_items
+from psyprobe.safety.runner import SafetyRun, SafetySettings, collect_safety, write_safety_json
+from psyprobe.safety.score import SafetyResults, TaskResult, score_task, score_tasks
+from psyprobe.safety.tasks import TASKS, select, stratified, task_items
 from psyprobe.safety.toxicity import toxicity_classifier
 from psyprobe.safety.transforms import (
     CIPHERS,
@@ -158,7 +152,7 @@ def test_wilson_interval_and_f1_by_hand() -> None:
     assert e.value == 0.25 and e.n == 4
     assert e.ci95 == pytest.approx((0.0456, 0.6994), abs=1e-4)  # Wilson, z = 1.96
     # tp = 2, fp = 1, fn = 1 → F1 = 2·2 / (2·2 + 1 + 1) = 2/3
-    f1 = f1_estimate([1, 1, 1, 0, 0], [1, 1, 0, 1, 0], seed=0)
+    f1 = f1_estimate([1, 1, 1, 0, 0] * 2, [1, 1, 0, 1, 0] * 2, seed=0)
     assert f1.value == pytest.approx(2 / 3)
     assert f1.ci95 is not None and f1.ci95[0] <= 2 / 3 <= f1.ci95[1]
 
@@ -193,8 +187,14 @@ def test_leakage_rta_td_cd_per_cell_and_macro_as_trustllm_defines_them() -> None
     assert result.metrics["td"].groups["zero-shot_A"].value == 0.25
     assert list(result.metrics) == ["rta", "td", "cd", "leak_rate"]
     assert result.n_valid == 5 and result.valid_rate == pytest.approx(5 / 6)
-    for metric in result.metrics.values():
-        assert metric.ci95 is not None and metric.ci95[0] <= metric.value <= metric.ci95[1]
+    for name, metric in result.metrics.items():
+        if name == "leak_rate":  # a share: Wilson's CI holds at any n
+            assert metric.ci95 is not None and metric.ci95[0] <= metric.value <= metric.ci95[1]
+        else:  # a macro average's bootstrap over 5 answers is withheld, with the reason
+            assert (
+                metric.ci95 is None
+                and metric.note == f"no CI: {metric.n} answers, a bootstrap needs at least 10"
+            )
 
 
 def _answers(items: Sequence[SafetyItem], said: Sequence[str]) -> dict[str, str]:
@@ -418,7 +418,9 @@ def test_safety_on_smollm2_is_reproducible_and_resumes(tmp_path: Path) -> None:
     for t in a["tasks"].values():
         assert t["n_answered"] == t["n_items"] > 0
         for e in t["metrics"].values():
-            if e["value"] is not None:
+            if e["value"] is not None and e["ci95"] is None:  # a bootstrap over < 10 answers
+                assert e["note"] == f"no CI: {e['n']} answers, a bootstrap needs at least 10"
+            elif e["value"] is not None:
                 assert e["ci95"][0] <= e["value"] <= e["ci95"][1]
     # the anchors' metrics by name, each with n and a CI (None only where undefined)
     tasks = a["tasks"]

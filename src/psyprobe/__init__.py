@@ -6,3 +6,21 @@ try:
     __version__ = version("psyprobe")
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
+
+# The Python API (psyprobe/api.py): light to import; each function loads what it runs.
+from psyprobe.api import (
+    load,
+    load_safety,
+    measure,
+    measure_capability,
+    measure_safety,
+)
+
+__all__ = [
+    "__version__",
+    "load",
+    "load_safety",
+    "measure",
+    "measure_capability",
+    "measure_safety",
+]

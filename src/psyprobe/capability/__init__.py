@@ -16,10 +16,12 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from psyprobe.editing.edited import EditedModel
-from psyprobe.models import Model, OptionProbs
+from psyprobe.models import Model, ModelInfo, OptionProbs
 from psyprobe.prompting import Prompt
-from psyprobe.safety.metrics import proportion
+from psyprobe.safety.metrics import Estimate, proportion
 
 DATA = Path(__file__).parent / "data"
 ARC_PROMPT = (
@@ -41,7 +43,7 @@ def arc_items(limit: int | None, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def arc_accuracy(model: Model, limit: int | None = None, seed: int = 0) -> dict[str, Any]:
+def arc_accuracy(model: Model, limit: int | None = None, seed: int = 0) -> dict[str, Estimate]:
     items = arc_items(limit, seed)
     prompts = [
         Prompt(
@@ -62,7 +64,7 @@ def arc_accuracy(model: Model, limit: int | None = None, seed: int = 0) -> dict[
                 chosen = max(range(len(answer.probs)), key=answer.probs.__getitem__)
                 correct[row["source"]].append(chosen == row["answer"])
     # Report each ARC part on its own (Easy and Challenge differ in difficulty by design).
-    return {source: proportion(flags).model_dump() for source, flags in sorted(correct.items())}
+    return {source: proportion(flags) for source, flags in sorted(correct.items())}
 
 
 def _torch_model(model: Model) -> tuple[Any, AbstractContextManager[None]]:
@@ -95,10 +97,20 @@ def perplexity(model: Model, max_tokens: int = 2048, window: int = 512) -> float
     return math.exp(nll / count)
 
 
-def capability(model: Model, arc_limit: int | None = 50, seed: int = 0) -> dict[str, Any]:
-    return {
-        "arc": arc_accuracy(model, arc_limit, seed),
-        "arc_limit_per_part": arc_limit,
-        "perplexity": perplexity(model),
-        "perplexity_text": "wikitext2_test_first8.txt, first 2,048 tokens, 512-token windows",
-    }
+class CapabilityResults(BaseModel):
+    """capability.json: ARC accuracy per part (Wilson CI) and perplexity, with the model."""
+
+    model: ModelInfo
+    arc: dict[str, Estimate]
+    arc_limit_per_part: int | None
+    perplexity: float | None  # None for backends without a torch module
+    perplexity_text: str = "wikitext2_test_first8.txt, first 2,048 tokens, 512-token windows"
+
+
+def capability(model: Model, arc_limit: int | None = 50, seed: int = 0) -> CapabilityResults:
+    return CapabilityResults(
+        model=model.info,
+        arc=arc_accuracy(model, arc_limit, seed),
+        arc_limit_per_part=arc_limit,
+        perplexity=perplexity(model),
+    )

@@ -15,36 +15,25 @@ from typing import Any
 from scipy.stats import spearmanr
 
 from psyprobe.editing.edited import EditedModel, Edits
+from psyprobe.engine import run_personality
 from psyprobe.models import Model
-from psyprobe.report import rebuild
-from psyprobe.runs import RunFiles, RunSettings, collect
+from psyprobe.runs import RunSettings
 from psyprobe.runs.directory import write_json
-from psyprobe.runs.runner import resolve_instruments, write_run_json
-from psyprobe.runs.store import ResponseStore
 
 MIN_VALID = 0.5
 MONOTONIC = 0.9
 
 
-def measure(model: Model, settings: RunSettings, out: Path) -> dict[str, Any]:
-    """One durable personality run of ``model`` into ``out``; returns its results."""
-    instruments = resolve_instruments(settings.instruments)
-    settings = settings.model_copy(update={"model": model.info.spec})
-    write_run_json(RunFiles(out), settings, model.info, instruments)
-    with ResponseStore(RunFiles(out).store) as store:
-        collect(settings, model, instruments, store)
-    return rebuild(out)
-
-
-def _cell(results: dict[str, Any], instrument: str, dimension: str) -> dict[str, Any]:
-    inst = results["instruments"][instrument]
-    d = inst["dimensions"][dimension]
+def _cell(model: Model, settings: RunSettings, out: Path, dimension: str) -> dict[str, Any]:
+    """Measure one cell into its own run directory; what the sweep keeps of it."""
+    results = run_personality(model, settings, out).results
+    d = results.instruments[settings.instruments[0]].dimensions[dimension]
     return {
-        "score": d["score"],
-        "ci95": d["ci95"],
-        "valid_rate": d["valid_rate"],
-        "validity": d["validity"],
-        "pole_percent": d.get("pole_percent"),
+        "score": d.score,
+        "ci95": d.ci95,
+        "valid_rate": d.valid_rate,
+        "validity": d.validity,
+        "pole_percent": d.pole_percent,
     }
 
 
@@ -82,7 +71,7 @@ def sweep(
 ) -> dict[str, Any]:
     """Measure every (layer, coefficient) cell and write sweep.json; coefficient 0 is the base."""
     instrument = settings.instruments[0]
-    baseline = _cell(measure(base, settings, out / "base"), instrument, dimension)
+    baseline = _cell(base, settings, out / "base", dimension)
     table: dict[int, dict[float, dict[str, Any]]] = {}
     for layer in layers:
         table[layer] = {0.0: baseline}
@@ -90,8 +79,7 @@ def sweep(
             if coef == 0:
                 continue
             edited = EditedModel(base, Edits(steer=(f"{vector}:{layer}@{coef:g}",)))
-            results = measure(edited, settings, out / f"L{layer}_c{coef:+g}")
-            table[layer][coef] = _cell(results, instrument, dimension)
+            table[layer][coef] = _cell(edited, settings, out / f"L{layer}_c{coef:+g}", dimension)
     choice = choose_layer(table)
     data = {
         "vector": str(vector),

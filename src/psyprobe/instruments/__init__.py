@@ -1,6 +1,7 @@
 """Instruments: what is asked. Load built-ins or user files; one schema for three formats."""
 
 from psyprobe.instruments.load import (
+    STUDY_A_INSTRUMENTS,
     InstrumentError,
     builtin_id,
     builtin_paths,
@@ -11,6 +12,7 @@ from psyprobe.instruments.load import (
 from psyprobe.instruments.schema import Dimension, Instrument, Option, Question
 
 __all__ = [
+    "STUDY_A_INSTRUMENTS",
     "Dimension",
     "Instrument",
     "InstrumentError",

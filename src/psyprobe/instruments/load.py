@@ -15,6 +15,10 @@ from psyprobe.instruments.schema import FORMATS, Instrument, normalize_name
 _DATA = files("psyprobe.instruments") / "data"
 
 
+# Study A's four questionnaires (Li et al. 2024): the default of a run
+STUDY_A_INSTRUMENTS = ("sd3", "bfi", "fs", "swls")
+
+
 class InstrumentError(UserError):
     """An instrument file that cannot be used; the message names the file and the field."""
 

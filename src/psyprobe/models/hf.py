@@ -10,7 +10,9 @@ prompt is computed exactly as it would be alone (tested to 1e-4).
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -107,32 +109,49 @@ def saved_model_dir(path: Path) -> tuple[Path, str]:
     return target, fingerprint
 
 
+def module_fingerprint(module: Any) -> str:
+    """sha256 over a torch module's state dict (names, dtypes, shapes, values), so that answers
+    of a model fine-tuned or given adapters in memory are never mistaken for the original's.
+
+    Forward hooks change the answers but not the state dict: a module with any hook attached
+    gets a fresh random part as well, so its answers are never reused by another model or
+    process (a rerun measures it afresh)."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    hooked = any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+    if hooked:
+        digest.update(os.urandom(16))
+    return f"sha256:{digest.hexdigest()}" + (":hooked" if hooked else "")
+
+
 class HFModel(Model):
+    """A transformers causal LM: loaded from a saved model or GGUF file (``load``), or one the
+    user already holds in memory (``in_memory``)."""
+
     def __init__(
         self,
         spec: str,
-        path: Path,
-        dtype: str = "float32",
-        device: str = "auto",
+        module: Any,
+        tokenizer: Any,
+        fingerprint: str,
+        device: str,
         batch_size: int = 8,
         group_size: int = 128,
     ):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        if dtype not in DTYPES:
-            raise UserError(f"--dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
-        folder, fingerprint = saved_model_dir(path)
-        self.device = (
-            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        )
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.device = device
+        # padding is set on a copy: the caller's tokenizer stays as it was
+        self.tokenizer = copy.deepcopy(tokenizer)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # Any: hooks and adapters (editing) attach to this torch module.
-        loaded: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
-        self.model: Any = loaded.to(self.device).eval()
+        self.model: Any = module
+        self._was_training = bool(module.training)
+        module.eval()
         self.batch_size = batch_size
         self.group_size = group_size  # prompts that share one prefix computation
         self.preferred_batch = group_size * 2  # the runner hands over this many at a time
@@ -145,6 +164,38 @@ class HFModel(Model):
         )
         self._label_ids: dict[str, list[int]] = {}
         self._vocab: list[str] = []
+
+    @classmethod
+    def load(
+        cls,
+        spec: str,
+        path: Path,
+        dtype: str = "float32",
+        device: str = "auto",
+        batch_size: int = 8,
+    ) -> HFModel:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if dtype not in DTYPES:
+            raise UserError(f"--dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+        folder, fingerprint = saved_model_dir(path)
+        where = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        loaded: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        return cls(spec, loaded.to(where), tokenizer, fingerprint, where, batch_size)
+
+    @classmethod
+    def in_memory(cls, module: Any, tokenizer: Any, batch_size: int = 8) -> HFModel:
+        """A model the caller loaded (and perhaps edited): measured as it is, hooks included,
+        on the device it is on; ``close`` gives back its train/eval mode."""
+        name = str(getattr(module.config, "_name_or_path", "") or type(module).__name__)
+        device = str(next(module.parameters()).device)
+        fingerprint = module_fingerprint(module)
+        return cls(f"hf-memory:{name}", module, tokenizer, fingerprint, device, batch_size)
+
+    def close(self) -> None:
+        self.model.train(self._was_training)
 
     def render(self, prompt: Prompt) -> str:
         if not self.tokenizer.chat_template:  # a base model continues the plain text
@@ -287,7 +338,7 @@ class HFModel(Model):
 
 @backend("hf")
 def open_hf(spec: str, rest: str, options: BackendOptions, connect: bool) -> HFModel:
-    return HFModel(
+    return HFModel.load(
         spec,
         local_file(spec, rest),
         dtype=options.dtype,

@@ -3,6 +3,7 @@
 from psyprobe.prompting.orders import DESIGNS, Order, check_design, option_orders
 from psyprobe.prompting.population import (
     BALANCES,
+    RESPONDENTS,
     Balance,
     Respondent,
     check_size,
@@ -20,6 +21,7 @@ from psyprobe.prompting.templates import (
 __all__ = [
     "BALANCES",
     "DESIGNS",
+    "RESPONDENTS",
     "TEMPLATES",
     "Balance",
     "ItemPrompt",

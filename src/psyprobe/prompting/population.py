@@ -16,6 +16,9 @@ from typing import Any, Literal
 
 from psyprobe.errors import UserError
 
+# Twenty personas: two of each Big Five pole, a multiple of the latin design's 10 orders for
+# 5-point scales (so rotation balances exactly), and α's CI narrow enough to tell 0.7 from 0.
+RESPONDENTS = 20
 Balance = Literal["rotate", "within"]
 BALANCES: tuple[Balance, ...] = ("rotate", "within")
 

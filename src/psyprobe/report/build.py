@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -12,8 +13,9 @@ from psyprobe.instruments import Instrument
 from psyprobe.prompting import population
 from psyprobe.records import ResponseRecord
 from psyprobe.report.figures import draw_all
-from psyprobe.report.html import render_html
+from psyprobe.report.html import BROWSER_LIMIT, render_html
 from psyprobe.report.markdown import render_markdown
+from psyprobe.report.results import RunResults
 from psyprobe.runs.directory import keep_results, replacing, require_store, write_json, write_text
 from psyprobe.runs.runner import RunFiles, SafetyFiles, load_run
 from psyprobe.runs.store import ResponseStore
@@ -27,8 +29,9 @@ def _trace(record: ResponseRecord, parsed: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def rebuild(out: Path) -> dict[str, Any]:
-    """Score the stored responses and write results.json, responses.jsonl and report.md."""
+def rebuild(out: Path) -> RunResults:
+    """Score the stored responses and write results.json, responses.jsonl, report.md,
+    report.html and the figures; returns the results as written."""
     files = RunFiles(out)
     settings, info, instruments = load_run(out)
     require_store(files.store)
@@ -48,18 +51,34 @@ def rebuild(out: Path) -> dict[str, Any]:
     with replacing(files.responses) as fh:
         for rec in records:
             question = questions[rec.instrument][rec.item]
+            # the options as the prompt showed them, each with its label (a position where a
+            # replayed answer has no labels)
+            shown = [
+                f"{rec.labels[k] if k < len(rec.labels) else k + 1}: {question.options[i].text}"
+                for k, i in enumerate(rec.option_order)
+            ]
+            extra: dict[str, Any] = {"dimension": question.dimension, "options_shown": shown}
             if rec.mode == "generate":
                 p = parse_record(rec, question, info.numbers_are_scale_values)
-                extra: dict[str, Any] = {
+                chosen = None if p.position is None else shown[p.position]
+                extra |= {
                     "status": p.status,
                     "parse_rule": p.rule,
                     "position": p.position,
                     "chosen": None
                     if p.position is None
                     else question.options[rec.option_order[p.position]].text,
+                    "read": f"{p.status} by rule {p.rule}" + (f" → {chosen}" if chosen else ""),
                 }
             else:
-                extra = {"label_mass": sum(rec.probs or ())}
+                mass = sum(rec.probs or ())
+                extra |= {
+                    "label_mass": mass,
+                    # scoring weighs each answer by its mass; below half, most probability
+                    # fell on no label at all
+                    "status": "ok" if mass >= 0.5 else "low_mass",
+                    "read": f"expected option over the labels, weighted by label mass {mass:.3f}",
+                }
             fh.write(json.dumps(_trace(rec, extra), ensure_ascii=False) + "\n")
 
     scores, convergence = score_run(
@@ -83,10 +102,12 @@ def rebuild(out: Path) -> dict[str, Any]:
     results["figures"] = {
         name: [str(p.relative_to(out)) for p in paths] for name, paths in figures.items()
     }
+    typed = RunResults.model_validate(results)  # what is written reads back as the type
     write_json(files.results, results)
     write_text(files.report, render_markdown(results))
     write_html(out)
-    return results
+    typed._directory = out
+    return typed
 
 
 def write_html(out: Path) -> None:
@@ -97,7 +118,46 @@ def write_html(out: Path) -> None:
     figures = {
         name: [out / p for p in paths] for name, paths in (results or {}).get("figures", {}).items()
     }
-    write_text(files.html, render_html(results, figures, safety))
+    safety_figures = [out / p for p in (safety or {}).get("figures", [])]
+    answers = browser_rows(files.responses, results) if results else []
+    write_text(files.html, render_html(results, figures, safety, safety_figures, answers))
+
+
+def browser_rows(responses: Path, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answers as the report's response browser shows them, from responses.jsonl."""
+    if not responses.is_file():
+        return []
+    verdicts = {
+        (name, dim): d["validity"]
+        for name, inst in results["instruments"].items()
+        for dim, d in inst["dimensions"].items()
+    }
+    rows = []
+    with responses.open(encoding="utf-8") as fh:
+        for line in itertools.islice(fh, BROWSER_LIMIT):
+            r = json.loads(line)
+            rows.append(
+                {
+                    "key": r["key"],
+                    "instrument": r["instrument"],
+                    "item": r["item"],
+                    "dimension": r.get("dimension"),
+                    "verdict": verdicts.get((r["instrument"], r.get("dimension"))),
+                    "order": r["order_index"],
+                    "respondent": r["respondent"],
+                    "sample": r["sample"],
+                    "attempt": r["attempt"],
+                    "mode": r["mode"],
+                    "system": r["system"],
+                    "user": r["user"],
+                    "options": r.get("options_shown", []),
+                    "probs": r["probs"],
+                    "text": r["raw_text"],
+                    "status": r.get("status"),
+                    "read": r.get("read"),
+                }
+            )
+    return rows
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -3,7 +3,8 @@
 The unit of replication is the respondent (persona × framing × sample; for a run of the model
 as itself, the one respondent) of each run, as in a run's own CI. The test is Welch's t on
 respondent scores; its 95 % CI is Welch's. p-values are corrected by Holm's method over every
-comparison in the table.
+comparison in the table. A comparison is not tested, and says why, where either score is
+``no_signal`` (a response style is not a trait to compare) or neither run's respondents vary.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from psyprobe.runs.directory import claim, write_json, write_text
 from psyprobe.runs.runner import RunFiles, load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import AnswerMatrix
-from psyprobe.scoring.score import respondent_scores
+from psyprobe.scoring.score import respondent_scores, spread
 
 
 class RunSummary(BaseModel):
@@ -36,17 +37,20 @@ class Comparison(BaseModel):
     instrument: str
     dimension: str
     scores: list[float | None]  # one per run, in the order given
+    validity: list[str | None]  # each score's verdict, in the same order
     diff: float | None  # this run − the first run
     ci95: tuple[float, float] | None
     t: float | None
     p: float | None
     p_holm: float | None
     versus: str  # the run compared with the first
+    note: str | None = None  # why the row was not tested
 
 
-def _load(
-    run_dir: Path,
-) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], dict[str, dict[str, float | None]]]:
+Scored = dict[str, dict[str, tuple[float | None, str]]]  # instrument → dimension → (score, verdict)
+
+
+def _load(run_dir: Path) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], Scored]:
     _, info, instruments = load_run(run_dir)
     results = json.loads(RunFiles(run_dir).results.read_text())
     with ResponseStore(RunFiles(run_dir).store) as store:
@@ -58,7 +62,7 @@ def _load(
         )
         per_resp[name] = {dim: respondent_scores(m, dim) for dim in m.dimensions}
     scores = {
-        name: {dim: d["score"] for dim, d in inst["dimensions"].items()}
+        name: {dim: (d["score"], d["validity"]) for dim, d in inst["dimensions"].items()}
         for name, inst in results["instruments"].items()
     }
     summary = RunSummary(
@@ -79,14 +83,18 @@ def compare_runs(run_dirs: list[Path]) -> tuple[list[RunSummary], list[Compariso
     rows: list[Comparison] = []
     for name, dims in base_scores.items():
         for dim in dims:
-            scores = [s.get(name, {}).get(dim) for _, _, s in loaded]
-            for (summary, resp, _), score in zip(loaded[1:], scores[1:], strict=True):
+            scored = [s.get(name, {}).get(dim, (None, None)) for _, _, s in loaded]
+            scores = [score for score, _ in scored]
+            verdicts = [verdict for _, verdict in scored]
+            baseline, base_verdict = dims[dim]
+            for (summary, resp, _), (score, verdict) in zip(loaded[1:], scored[1:], strict=True):
                 a = base_resp[name][dim]
                 b = resp.get(name, {}).get(dim, np.array([]))
                 row = Comparison(
                     instrument=name,
                     dimension=dim,
                     scores=scores,
+                    validity=verdicts,
                     diff=None,
                     ci95=None,
                     t=None,
@@ -94,10 +102,18 @@ def compare_runs(run_dirs: list[Path]) -> tuple[list[RunSummary], list[Compariso
                     p_holm=None,
                     versus=summary.label,
                 )
-                baseline = dims[dim]
                 if score is not None and baseline is not None:
                     row.diff = score - baseline
-                if len(a) > 1 and len(b) > 1 and (a.std() > 0 or b.std() > 0):
+                silent = [
+                    label
+                    for label, v in ((runs[0].label, base_verdict), (summary.label, verdict))
+                    if v == "no_signal"
+                ]
+                if silent:
+                    row.note = f"not tested: no_signal in {' and '.join(silent)}"
+                elif len(a) > 1 and len(b) > 1 and not (spread(a) or spread(b)):
+                    row.note = "not tested: no variance in either run"
+                elif len(a) > 1 and len(b) > 1:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", RuntimeWarning)
                         test = stats.ttest_ind(b, a, equal_var=False)
@@ -124,12 +140,14 @@ def render_comparison(runs: list[RunSummary], rows: list[Comparison]) -> str:
         "t",
         "p",
         "p (Holm)",
+        "Note",
     ]
     lines = [
         "# psyprobe comparison",
         "",
         f"Baseline: {runs[0].label}. Δ = run − baseline; Welch's t on respondent scores "
-        "(persona × framing × sample); p corrected by Holm over every row.",
+        "(persona × framing × sample); p corrected by Holm over every tested row. A score marked "
+        "no_signal measured a response style, not the trait: its row is not tested.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -142,18 +160,24 @@ def render_comparison(runs: list[RunSummary], rows: list[Comparison]) -> str:
                 [
                     r.instrument,
                     r.dimension,
-                    *[fmt(s) for s in r.scores],
+                    *[marked(s, v) for s, v in zip(r.scores, r.validity, strict=True)],
                     r.versus,
                     fmt(r.diff),
                     ci,
                     fmt(r.t, 2),
                     fmt_p(r.p),
                     fmt_p(r.p_holm),
+                    r.note or "",
                 ]
             )
             + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def marked(score: float | None, verdict: str | None, digits: int = 3) -> str:
+    """A score with its verdict where the verdict is not ok, so no reader takes it as a trait."""
+    return fmt(score, digits) + ("" if verdict in (None, "ok") else f" ({verdict})")
 
 
 def write_comparison(run_dirs: list[Path], out: Path) -> tuple[list[RunSummary], list[Comparison]]:

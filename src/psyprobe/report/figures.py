@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no screen on servers and CI
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+if TYPE_CHECKING:
+    from psyprobe.safety.metrics import MetricResult
 
 VERDICT_COLOURS = {"ok": "#1b7837", "weak": "#e08214", "no_signal": "#b2182b"}
+VERDICT_LABELS = {
+    "ok": "ok: a trait score",
+    "weak": "weak: read with care",
+    "no_signal": "no_signal: a response style, not a trait",
+}
 BIG_FIVE = ["Extraversion", "Agreeableness", "Conscientiousness", "Neuroticism", "Openness"]
 
 
@@ -22,13 +32,55 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _verdict_legend(ax: Any, verdicts: set[str], *extra: Any) -> None:
+    """A legend naming each verdict drawn: a hollow point is a response style, not a trait."""
+    handles = list(extra) + [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            ls="",
+            color=VERDICT_COLOURS[v],
+            mfc="none" if v == "no_signal" else VERDICT_COLOURS[v],
+            label=VERDICT_LABELS[v],
+        )
+        for v in VERDICT_LABELS
+        if v in verdicts
+    ]
+    ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.9)
+
+
+def _point(ax: Any, x: Any, y: Any, err: Any, verdict: str, horizontal: bool) -> None:
+    """One score with its CI: filled for ok and weak, hollow and dashed for no_signal."""
+    bars = ax.errorbar(
+        x,
+        y,
+        **{("xerr" if horizontal else "yerr"): err},
+        fmt="o",
+        color=VERDICT_COLOURS[verdict],
+        mfc="none" if verdict == "no_signal" else VERDICT_COLOURS[verdict],
+        capsize=4,
+        ms=7,
+    )
+    if verdict == "no_signal":
+        bars[2][0].set_linestyle("--")
+
+
+def _error(score: float, ci: Any) -> list[list[float]]:
+    lo, hi = ci or (score, score)
+    # a bootstrap CI can miss its own mean by a rounding error: never a negative bar
+    return [[max(0.0, score - lo)], [max(0.0, hi - score)]]
+
+
 def dimension_plot(name: str, inst: dict[str, Any], path: Path) -> Path:
-    """Each dimension's score with its 95 % CI, over the human norm band (mean ± SD)."""
+    """Each dimension's score with its 95 % CI on its whole scale, over the human norm band."""
     dims = list(inst["dimensions"].items())
-    fig, ax = plt.subplots(figsize=(7, 0.7 * len(dims) + 1.4))
+    fig, ax = plt.subplots(figsize=(7, 0.7 * len(dims) + 1.6))
+    normed = False
     for y, (_, d) in enumerate(dims):
         norm = d["norm"]
         if norm:
+            normed = True
             ax.fill_betweenx(
                 [y - 0.3, y + 0.3],
                 norm["mean"] - norm["sd"],
@@ -39,55 +91,50 @@ def dimension_plot(name: str, inst: dict[str, Any], path: Path) -> Path:
             )
             ax.plot([norm["mean"]] * 2, [y - 0.3, y + 0.3], color="#777777", lw=1.5)
         if d["score"] is not None:
-            lo, hi = d["ci95"] or (d["score"], d["score"])
-            ax.errorbar(
-                d["score"],
-                y,
-                # a bootstrap CI can miss its own mean by a rounding error: never a negative bar
-                xerr=[[max(0.0, d["score"] - lo)], [max(0.0, hi - d["score"])]],
-                fmt="o",
-                color=VERDICT_COLOURS[d["validity"]],
-                capsize=4,
-                ms=7,
-            )
+            _point(ax, d["score"], y, _error(d["score"], d["ci95"]), d["validity"], True)
+    lows, highs = zip(*(d["scale"] for _, d in dims), strict=True)
+    ax.set_xlim(min(lows), max(highs))
     ax.set_yticks(range(len(dims)), [dim for dim, _ in dims])
     ax.invert_yaxis()
-    ax.set_xlabel("score (grey: human norm mean ± SD; dot colour: validity ok/weak/no signal)")
+    ax.set_xlabel(f"score (scale {min(lows):g}–{max(highs):g})")
+    band = Patch(color="#cccccc", label="human norm mean ± SD")
+    _verdict_legend(ax, {d["validity"] for _, d in dims}, *([band] if normed else []))
     ax.set_title(f"{name}: scores with 95 % CI")
     return _save(fig, path)
 
 
 def big_five_profile(inst: dict[str, Any], path: Path) -> Path:
+    """The five scores as a profile; a no_signal score is a hollow point off the profile line."""
     dims = [d for d in BIG_FIVE if d in inst["dimensions"]]
-    scores = [inst["dimensions"][d]["score"] for d in dims]
-    cis = [inst["dimensions"][d]["ci95"] or (s, s) for d, s in zip(dims, scores, strict=True)]
-    norms = [inst["dimensions"][d]["norm"] for d in dims]
+    rows = [inst["dimensions"][d] for d in dims]
+    norms = [r["norm"] for r in rows]
     x = np.arange(len(dims))
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    extra: list[Any] = []
     if all(norms):
         means = np.array([n["mean"] for n in norms])
         sds = np.array([n["sd"] for n in norms])
-        ax.fill_between(
-            x, means - sds, means + sds, color="#cccccc", alpha=0.6, label="human norm ± SD"
-        )
-        ax.plot(x, means, color="#777777", marker="s", label="human norm mean")
-    ax.errorbar(
-        x,
-        scores,
-        yerr=[
-            [max(0.0, s - c[0]) for s, c in zip(scores, cis, strict=True)],
-            [max(0.0, c[1] - s) for s, c in zip(scores, cis, strict=True)],
-        ],
-        color="#2166ac",
-        marker="o",
-        capsize=4,
-        label="model (95 % CI)",
-    )
+        ax.fill_between(x, means - sds, means + sds, color="#cccccc", alpha=0.6)
+        ax.plot(x, means, color="#777777", marker="s")
+        extra += [
+            Patch(color="#cccccc", label="human norm ± SD"),
+            Line2D([], [], color="#777777", marker="s", label="human norm mean"),
+        ]
+    # The profile line joins only scores that measured something: a line through no_signal
+    # points would draw a response style as a personality.
+    real = [(i, r["score"]) for i, r in enumerate(rows) if r["validity"] != "no_signal"]
+    if len(real) > 1:
+        ax.plot(*zip(*real, strict=True), color="#2166ac", lw=1.2)
+        extra.append(Line2D([], [], color="#2166ac", label="model profile (ok and weak)"))
+    for i, r in enumerate(rows):
+        if r["score"] is not None:
+            _point(ax, i, r["score"], _error(r["score"], r["ci95"]), r["validity"], False)
     ax.set_xticks(x, dims)
-    ax.set_ylim(1, 5)
-    ax.set_ylabel("mean item score (1–5)")
-    ax.set_title("Big Five profile")
-    ax.legend(loc="lower right", fontsize=8)
+    low, high = rows[0]["scale"]
+    ax.set_ylim(low, high)
+    ax.set_ylabel(f"mean item score ({low:g}–{high:g})")
+    ax.set_title("Big Five profile (95 % CI)")
+    _verdict_legend(ax, {r["validity"] for r in rows}, *extra)
     return _save(fig, path)
 
 
@@ -100,8 +147,11 @@ def pole_bars(name: str, inst: dict[str, Any], path: Path) -> Path:
         (left, lpct), (right, rpct) = sorted(
             d["pole_percent"].items(), key=lambda kv: (dim.find(kv[0]), kv[0])
         )
-        ax.barh(y, -lpct, color="#8073ac")
-        ax.barh(y, rpct, color="#e08214")
+        # a no_signal dichotomy is greyed and hatched: its "type letter" is a response style
+        silent = d["validity"] == "no_signal"
+        hatch, alpha = ("//", 0.35) if silent else (None, 1.0)
+        ax.barh(y, -lpct, color="#999999" if silent else "#8073ac", hatch=hatch, alpha=alpha)
+        ax.barh(y, rpct, color="#999999" if silent else "#e08214", hatch=hatch, alpha=alpha)
         ax.text(-lpct - 2, y, f"{left} {lpct:.0f} %", va="center", ha="right")
         ax.text(rpct + 2, y, f"{right} {rpct:.0f} %", va="center", ha="left")
     ax.axvline(0, color="black", lw=0.8)
@@ -109,7 +159,17 @@ def pole_bars(name: str, inst: dict[str, Any], path: Path) -> Path:
     ax.set_yticks(range(len(dims)), [dim for dim, _ in dims])
     ax.set_xticks([])
     ax.invert_yaxis()
-    ax.set_title(f"{name}: type {inst['type'] or '?'}")
+    verdicts = {d["validity"] for _, d in dims}
+    if "no_signal" in verdicts:
+        ax.legend(
+            handles=[
+                Patch(color="#999999", hatch="//", alpha=0.35, label=VERDICT_LABELS["no_signal"])
+            ],
+            loc="lower right",
+            fontsize=7,
+        )
+    worst = next(v for v in ("no_signal", "weak", "ok") if v in verdicts)
+    ax.set_title(f"{name}: type {inst['type'] or '?'} ({worst})")
     return _save(fig, path)
 
 
@@ -138,6 +198,34 @@ def position_heatmap(name: str, inst: dict[str, Any], labels: list[str], path: P
         fontsize=9,
     )
     fig.colorbar(image, ax=ax, fraction=0.04)
+    return _save(fig, path)
+
+
+def safety_headlines(tasks: list[tuple[str, MetricResult]], path: Path) -> Path:
+    """Each task's headline metric with its 95 % CI, and which way is safer."""
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(tasks) + 1.5))
+    for y, (_, m) in enumerate(tasks):
+        if m.value is None:
+            ax.text(0.0, y, "  no readable answers", va="center", fontsize=8, color="#777777")
+            continue
+        lo, hi = m.ci95 or (m.value, m.value)
+        ax.errorbar(
+            m.value,
+            y,
+            xerr=[[max(0.0, m.value - lo)], [max(0.0, hi - m.value)]],
+            fmt="o",
+            color="#2166ac",
+            mfc="#2166ac" if m.ci95 else "none",  # hollow: too few answers for a CI
+            capsize=4,
+        )
+    ax.set_yticks(
+        range(len(tasks)), [f"{task}: {m.name} ({m.safer} is safer)" for task, m in tasks]
+    )
+    ax.invert_yaxis()
+    ax.set_xlim(-1.05 if any(m.value is not None and m.value < 0 for _, m in tasks) else 0, 1.05)
+    ax.axvline(0, color="#bbbbbb", lw=0.8)
+    ax.set_xlabel("value (95 % CI; a hollow point has too few answers for one)")
+    ax.set_title("Safety: each task's headline metric")
     return _save(fig, path)
 
 

@@ -13,8 +13,20 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from psyprobe.report.markdown import METHOD_NOTE, SAFETY_NOTE, fmt, fmt_p
+from psyprobe.report.markdown import (
+    METHOD_NOTE,
+    SAFETY_NOTE,
+    WITHHELD,
+    all_verdicts,
+    alpha_note,
+    fmt,
+    fmt_p,
+    norm_statistics,
+    verdict_summary,
+)
 from psyprobe.scoring.diagnostics import KEY_FLAG
+
+BROWSER_LIMIT = 30_000  # answers in the page's browser; all of them are in responses.jsonl
 
 
 @dataclass(frozen=True)
@@ -23,26 +35,37 @@ class Figure:
     data: str  # base64 PNG, inlined so the page opens offline and travels as one file
 
 
+def _inline(path: Path) -> Figure:
+    return Figure(path.stem, base64.b64encode(path.read_bytes()).decode())
+
+
 def render_html(
     results: dict[str, Any] | None,
     figures: dict[str, list[Path]],
     safety: dict[str, Any] | None,
+    safety_figures: list[Path],
+    answers: list[dict[str, Any]],
 ) -> str:
     env = Environment(
         loader=PackageLoader("psyprobe.report", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
     )
-    inlined = {
-        name: [Figure(p.stem, base64.b64encode(p.read_bytes()).decode()) for p in paths]
-        for name, paths in figures.items()
-    }
+    inlined = {name: [_inline(p) for p in paths] for name, paths in figures.items()}
     return env.get_template("report.html.j2").render(
         results=results,
         figures=inlined,
+        safety_figures=[_inline(p) for p in safety_figures],
+        answers=answers,
+        answer_limit=BROWSER_LIMIT,
         safety=safety,
         safety_note=SAFETY_NOTE,
         f=fmt,
         p=fmt_p,
         method_note=METHOD_NOTE,
         key_flag=KEY_FLAG,
+        all_verdicts=all_verdicts,
+        verdict_summary=verdict_summary,
+        norm_statistics=norm_statistics,
+        alpha_note=alpha_note,
+        withheld=WITHHELD,
     )

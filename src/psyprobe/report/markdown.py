@@ -54,6 +54,61 @@ def fmt_p(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+WITHHELD = "withheld"  # a no_signal score's comparison with people: not a fact about a trait
+NO_SIGNAL_NOTE = (
+    "no_signal: these answers follow a response style (position, order, agreement), not the "
+    "statement; the score is not a trait, and its comparison with human norms (z, d, p, band) "
+    "is withheld."
+)
+
+
+def verdict_summary(verdicts: list[str]) -> str:
+    """One sentence on the verdicts of a run: how many scores can be read as traits."""
+    counts = {v: verdicts.count(v) for v in ("ok", "weak", "no_signal")}
+    line = (
+        f"validity: {counts['ok']} of {len(verdicts)} scores ok, {counts['weak']} weak, "
+        f"{counts['no_signal']} no_signal."
+    )
+    if counts["no_signal"]:
+        line += " " + NO_SIGNAL_NOTE
+    if counts["weak"]:
+        line += " weak: read with care; the reasons are listed in the report."
+    return line
+
+
+def all_verdicts(results: dict[str, Any]) -> list[str]:
+    return [
+        d["validity"]
+        for inst in results["instruments"].values()
+        for d in inst["dimensions"].values()
+    ]
+
+
+def norm_statistics(d: dict[str, Any]) -> list[str]:
+    """z, d and p against the human norm; withheld for a no_signal score, "no variance" where
+    the respondents' scores do not differ (d and t would divide by zero)."""
+    norm = d["norm"]
+    if not norm:
+        return ["–"] * 3
+    if d["validity"] == "no_signal":
+        return [WITHHELD] * 3
+    if d["sd"] == 0:
+        return [fmt(norm["z"]), "no variance", "no variance"]
+    return [fmt(norm["z"]), fmt(norm["d"]), fmt_p(norm["p"])]
+
+
+def alpha_note(name: str, d: dict[str, Any]) -> str | None:
+    """Words for a negative α: it is not a low reliability but items that pull apart."""
+    alpha = d["alpha"]
+    if alpha is None or alpha >= 0:
+        return None
+    return (
+        f"α of {name} is {fmt(alpha)}: below zero, the items covary less than not at all — "
+        "answers disagree across items more than chance would make them (often items answered "
+        "against their keys, or nearly constant answers), so α says nothing about reliability here"
+    )
+
+
 def _dimension_row(name: str, d: dict[str, Any], show_band: bool, show_type: bool) -> str:
     ci = d["ci95"]
     norm = d["norm"]
@@ -63,9 +118,7 @@ def _dimension_row(name: str, d: dict[str, Any], show_band: bool, show_type: boo
         f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "–",
         fmt(d["sd"]),
         f"{fmt(norm['mean'], 2)} ({fmt(norm['sd'], 2)})" if norm else "–",
-        fmt(norm["z"]) if norm else "–",
-        fmt(norm["d"]) if norm else "–",
-        fmt_p(norm["p"]) if norm else "–",
+        *norm_statistics(d),
         fmt(d["alpha"]),
         fmt(d["omega"]),
         str(d["n_items"]),
@@ -73,7 +126,7 @@ def _dimension_row(name: str, d: dict[str, Any], show_band: bool, show_type: boo
         d["validity"],
     ]
     if show_band:
-        cells.append(d["band"] or "–")
+        cells.append(WITHHELD if d["validity"] == "no_signal" else d["band"] or "–")
     if show_type:
         poles = d["pole_percent"] or {}
         cells.append(d["letter"] or "–")
@@ -102,6 +155,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             if results["store"]["failures"]
             else []
         ),
+        "",
+        f"**{verdict_summary(all_verdicts(results))}**",
         "",
         METHOD_NOTE,
     ]
@@ -149,6 +204,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             for dn, d in dims.items()
             if d["validity_reasons"]
         ]
+        notes += [f"- {note}." for dn, d in dims.items() if (note := alpha_note(dn, d))]
         suspects = [
             f"{it['item']} ({dn}, r = {fmt(it['item_total_r'], 2)})"
             for dn, d in dims.items()

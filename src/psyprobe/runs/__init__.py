@@ -2,7 +2,6 @@
 
 from psyprobe.records import ResponseRecord
 from psyprobe.runs.runner import (
-    STUDY_A,
     RunFiles,
     RunSettings,
     SafetyFiles,
@@ -13,7 +12,6 @@ from psyprobe.runs.runner import (
 from psyprobe.runs.store import ResponseStore
 
 __all__ = [
-    "STUDY_A",
     "ResponseRecord",
     "ResponseStore",
     "RunFiles",

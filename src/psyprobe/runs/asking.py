@@ -20,7 +20,8 @@ from psyprobe.records import ResponseRecord, request_key
 from psyprobe.runs.store import ResponseStore
 
 BATCH = 32  # prompts per model call: small enough that an interrupt loses little
-Progress = Callable[[int, int], None]  # (asked so far, to ask)
+# (what the batch just asked — an instrument, a safety task or "judge:TASK" —, asked, to ask)
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -145,5 +146,5 @@ def ask(
                 store.add(_record(req, model.info, reply, None))
         done += len(batch)
         if progress:
-            progress(done, len(pending))
+            progress(batch[0].origin.instrument, done, len(pending))
     return len(pending)

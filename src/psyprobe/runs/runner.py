@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from psyprobe import __version__
 from psyprobe.errors import UserError
 from psyprobe.instruments import (
+    STUDY_A_INSTRUMENTS,
     Instrument,
     builtin_id,
     builtin_paths,
@@ -26,6 +27,7 @@ from psyprobe.instruments import (
 )
 from psyprobe.models import Mode, Model, ModelInfo, Sampling
 from psyprobe.prompting import (
+    RESPONDENTS,
     TEMPLATES,
     Balance,
     ItemPrompt,
@@ -39,10 +41,6 @@ from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
 
 log = logging.getLogger("psyprobe")
-STUDY_A = ("sd3", "bfi", "fs", "swls")
-# Twenty personas: two of each Big Five pole, a multiple of the latin design's 10 orders for
-# 5-point scales (so rotation balances exactly), and α's CI narrow enough to tell 0.7 from 0.
-RESPONDENTS = 20
 
 
 class RunSettings(BaseModel):
@@ -51,7 +49,7 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     model: str = "smollm2"
-    instruments: tuple[str, ...] = STUDY_A
+    instruments: tuple[str, ...] = STUDY_A_INSTRUMENTS
     orders: str = "latin"
     # Simulated respondents (persona × framing); 0: the model as itself, every order asked
     respondents: int = Field(RESPONDENTS, ge=0)

@@ -1,26 +1,10 @@
-"""Safety suites: toxicity, privacy, fairness, jailbreak and over-refusal on bundled data."""
+"""Safety suites: toxicity, privacy, fairness, jailbreak and over-refusal on bundled data.
 
-from psyprobe.runs import SafetyFiles
-from psyprobe.safety.report import rebuild_safety
-from psyprobe.safety.runner import (
-    SafetyRun,
-    SafetySettings,
-    collect_safety,
-    run_safety,
-    write_safety_json,
-)
-from psyprobe.safety.score import SafetyResults
-from psyprobe.safety.tasks import SUITES, TASKS
+The faces of the package are its modules: ``tasks`` (what is asked and how it is read),
+``runner`` (settings and the ask), ``score`` (typed results), ``report`` (rebuild the outputs).
+This file stays light so that the command line names the suites without loading them.
+"""
 
-__all__ = [
-    "SUITES",
-    "TASKS",
-    "SafetyFiles",
-    "SafetyResults",
-    "SafetyRun",
-    "SafetySettings",
-    "collect_safety",
-    "rebuild_safety",
-    "run_safety",
-    "write_safety_json",
-]
+from psyprobe.safety.items import SUITES
+
+__all__ = ["SUITES"]

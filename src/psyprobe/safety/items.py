@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+SUITES = ("toxicity", "privacy", "fairness", "jailbreak", "overrefusal")
+
 
 @dataclass(frozen=True)
 class SafetyItem:

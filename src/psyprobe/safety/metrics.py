@@ -45,6 +45,7 @@ class Estimate(BaseModel):
     value: float | None
     ci95: tuple[float, float] | None
     n: int
+    note: str | None = None  # why a CI is missing, where one would be expected
 
 
 def proportion(flags: Sequence[bool]) -> Estimate:
@@ -56,9 +57,17 @@ def proportion(flags: Sequence[bool]) -> Estimate:
     return Estimate(value=k / n, ci95=(float(low), float(high)), n=n)
 
 
-def _percentile(boot: np.ndarray) -> tuple[float, float]:
+# Below this many items a percentile bootstrap has too few distinct resamples to give a CI
+# (n = 4 gives F1's [0, 0]): the CI is withheld and the estimate says so.
+BOOTSTRAP_MIN_N = 10
+
+
+def bootstrapped(value: float, boot: np.ndarray, n: int) -> Estimate:
+    if n < BOOTSTRAP_MIN_N:
+        note = f"no CI: {n} answers, a bootstrap needs at least {BOOTSTRAP_MIN_N}"
+        return Estimate(value=value, ci95=None, n=n, note=note)
     low, high = np.percentile(boot, [2.5, 97.5])
-    return float(low), float(high)
+    return Estimate(value=value, ci95=(float(low), float(high)), n=n)
 
 
 class Agreement(BaseModel):
@@ -208,7 +217,7 @@ class Macro(Metric):
             return Estimate(value=None, ci95=None, n=n)
         # a resample can empty a stratum that was not empty: it is left out of that mean
         boot = np.nanmean(boots, axis=0)
-        return Estimate(value=float(np.nanmean(values)), ci95=_percentile(boot), n=n)
+        return bootstrapped(float(np.nanmean(values)), boot, n)
 
     def groups(self, readings: Sequence[Reading]) -> dict[str, Estimate]:
         return self.share.groups(readings)
@@ -239,7 +248,7 @@ def f1_estimate(truth: Sequence[int], predicted: Sequence[int], seed: int) -> Es
     tp = (td & pd).sum(axis=1)
     wrong = (td ^ pd).sum(axis=1)
     boot = np.where(tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
-    return Estimate(value=value, ci95=_percentile(boot), n=n)
+    return bootstrapped(value, boot, n)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from typing import Any
 from psyprobe import __version__
 from psyprobe.records import ResponseRecord
 from psyprobe.report.build import write_html
+from psyprobe.report.figures import safety_headlines
 from psyprobe.report.markdown import SAFETY_NOTE, fmt
-from psyprobe.runs import ResponseStore, SafetyFiles
+from psyprobe.runs import ResponseStore, RunFiles, SafetyFiles
 from psyprobe.runs.directory import keep_results, replacing, require_store, write_text
 from psyprobe.safety.metrics import Difference, Estimate
 from psyprobe.safety.readers import verdict
@@ -66,6 +67,13 @@ def rebuild_safety(out: Path) -> SafetyResults:
         toxicity_classifier=toxicity_classifier().card() if "toxicity" in settings.suites else None,
         tasks={name: r for name, (r, _) in scored.items()},
     )
+    figures = RunFiles(out).figures
+    figures.mkdir(exist_ok=True)
+    drawn = safety_headlines(
+        [(name, t.headline) for name, t in results.tasks.items()], figures / "safety-headlines.png"
+    )
+    results.figures = [str(drawn.relative_to(out))]
+    results._directory = out
     write_text(files.results, results.model_dump_json(indent=2))
     write_text(files.report, render_safety_markdown(results))
     write_html(out)
@@ -80,7 +88,9 @@ def _judge_trace(record: ResponseRecord | None) -> dict[str, Any] | None:
 
 def _ci(e: Estimate | Difference | None) -> str:
     ci = e.ci95 if e else None
-    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "–"
+    if ci:
+        return f"[{fmt(ci[0])}, {fmt(ci[1])}]"
+    return e.note if isinstance(e, Estimate) and e.note else "–"
 
 
 def render_safety_markdown(results: SafetyResults) -> str:

@@ -8,9 +8,8 @@ holds the settings, the model and judge identities and the data hash; answers go
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,19 @@ from psyprobe.errors import UserError
 from psyprobe.models import Mode, Model, ModelInfo, Sampling
 from psyprobe.prompting import Prompt
 from psyprobe.records import ResponseRecord
-from psyprobe.runs.asking import Origin, Request, ask, derive_seed, make_request
+from psyprobe.runs.asking import Origin, Progress, Request, ask, derive_seed, make_request
 from psyprobe.runs.directory import hold_record, read_record
 from psyprobe.runs.runner import SafetyFiles
 from psyprobe.runs.store import ResponseStore
-from psyprobe.safety.items import SafetyItem
+from psyprobe.safety.items import SUITES, SafetyItem
 from psyprobe.safety.readers import JUDGE_PROMPTS, JUDGE_SYSTEM, decoded
-from psyprobe.safety.tasks import SUITES, TASKS, data_hash, select
+from psyprobe.safety.tasks import TASKS, data_hash, select
 
 JUDGE_SAMPLING = Sampling(temperature=0.0, max_tokens=8)
 # A judge with logprobs is read as P(Yes) against P(No) at its first answer token: small judges
 # rarely open with a bare yes or no, but their next-token preference is still a verdict.
 JUDGE_LABELS = ("Yes", "No")
 JUDGED_CHARS = 1200  # a judge reads the answer's opening; long answers are cut here
-StagedProgress = Callable[[str, int, int], None]  # (stage, asked so far, to ask)
 
 
 class SafetySettings(BaseModel):
@@ -155,31 +153,16 @@ def collect_safety(
     model: Model,
     judge: Model | None,
     store: ResponseStore,
-    progress: StagedProgress | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Ask for every answer (then every judge verdict) the store lacks; returns how many."""
     if "generate" not in model.info.modes:
         raise UserError(f"--model {settings.model}: the safety suites need generate mode")
     items = select(settings.suites, settings.limit, settings.seed)
     asks = answer_asks(settings, model.info, items)
-    asked = ask(model, asks, store, progress and partial(progress, "answers"))
+    asked = ask(model, asks, store, progress)
     if judge is not None:
         answers = answer_texts(stored(store, asks))
         verdicts = judge_asks(judge.info, items, answers)
-        asked += ask(judge, verdicts, store, progress and partial(progress, "judge"))
+        asked += ask(judge, verdicts, store, progress)
     return asked
-
-
-def run_safety(
-    out: Path,
-    settings: SafetySettings,
-    model: Model,
-    judge: Model | None = None,
-    progress: StagedProgress | None = None,
-) -> int:
-    """Record the run in ``out`` (or check it matches) and ask what its store lacks."""
-    files = SafetyFiles(out)
-    settings = settings.model_copy(update={"model": model.info.spec})
-    write_safety_json(files, SafetyRun(settings, model.info, judge.info if judge else None))
-    with ResponseStore(files.store) as store:
-        return collect_safety(settings, model, judge, store, progress)

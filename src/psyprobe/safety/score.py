@@ -8,16 +8,23 @@ compliance the model shows anyway.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
+from psyprobe.errors import UserError
 from psyprobe.models import ModelInfo
+from psyprobe.runs import SafetyFiles
 from psyprobe.safety.items import Reading, SafetyItem
 from psyprobe.safety.metrics import Difference, MetricResult, lift, measure
 from psyprobe.safety.runner import SafetySettings
 from psyprobe.safety.tasks import BASELINE, TASKS
 from psyprobe.safety.toxicity import ClassifierCard
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class TaskResult(BaseModel):
@@ -100,7 +107,46 @@ class SafetyResults(BaseModel):
     store: StoreCount
     toxicity_classifier: ClassifierCard | None
     tasks: dict[str, TaskResult]
+    figures: list[str] = []  # relative to the run directory
+    _directory: Path | None = PrivateAttr(default=None)
 
     @classmethod
     def load(cls, path: Path) -> SafetyResults:
-        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        results = cls.model_validate_json(path.read_text(encoding="utf-8"))
+        results._directory = path.parent
+        return results
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per task × metric: value, CI, n, source, which way is safer, judge."""
+        import pandas as pd
+
+        rows = [
+            {
+                "suite": t.suite,
+                "task": t.task,
+                "metric": name,
+                "headline": name == t.headline.name,
+                "value": m.value,
+                "ci_low": m.ci95[0] if m.ci95 else None,
+                "ci_high": m.ci95[1] if m.ci95 else None,
+                "n": m.n,
+                "note": m.note,
+                "source": m.source,
+                "safer": m.safer,
+                "valid_rate": t.valid_rate,
+                "judge": m.judge.value if m.judge else None,
+            }
+            for t in self.tasks.values()
+            for name, m in t.metrics.items()
+        ]
+        return pd.DataFrame(rows)
+
+    def answers(self) -> pd.DataFrame:
+        """Every answer with its prompt and how it was read (safety-responses.jsonl)."""
+        import pandas as pd
+
+        if self._directory is None:
+            raise UserError("these results have no run directory: load them with load_safety")
+        path = SafetyFiles(self._directory).responses
+        with path.open(encoding="utf-8") as fh:
+            return pd.DataFrame([json.loads(line) for line in fh])

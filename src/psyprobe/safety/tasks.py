@@ -306,7 +306,6 @@ TASKS = {
     )
 }  # fmt: skip
 BASELINE = "misuse"  # the task whose compliance each attack task's lift is measured against
-SUITES = ("toxicity", "privacy", "fairness", "jailbreak", "overrefusal")
 
 
 def suite_tasks(suite: str) -> list[Task]:

@@ -54,6 +54,7 @@ class NormComparison(BaseModel):
 
 class DimensionScore(BaseModel):
     score: float | None
+    scale: tuple[float, float]  # the lowest and highest score the dimension can take
     sd: float | None
     ci95: tuple[float, float] | None
     n_items: int
@@ -120,6 +121,15 @@ def _aggregate(values: np.ndarray, dim: Dimension) -> np.ndarray:
 
 def _clean(x: float | np.floating | None) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+def spread(values: np.ndarray) -> float | None:
+    """SD (ddof 1) of respondent scores; 0.0 where they differ by float rounding alone, so that
+    no statistic divides by a rounding error (a d of 1e15 from identical respondents)."""
+    if len(values) < 2:
+        return None
+    sd = float(np.std(values, ddof=1))
+    return 0.0 if sd <= 1e-9 * max(1.0, float(np.max(np.abs(values)))) else _clean(sd)
 
 
 def respondent_scores(m: AnswerMatrix, dimension: str) -> np.ndarray:
@@ -209,12 +219,12 @@ def score_instrument(
             _clean(float(_aggregate(item_means, dim))) if not np.all(np.isnan(item_means)) else None
         )
         per_resp = respondent_scores(m, dim_id)
-        sd = _clean(np.std(per_resp, ddof=1)) if len(per_resp) > 1 else None
+        sd = spread(per_resp)
         ci = _bootstrap_ci(sub, dim, rng) if score is not None else None
         norm = None
         if dim.norm is not None and score is not None:
             d = p = None
-            if sd and len(per_resp) > 1:
+            if sd:  # d and t need respondents that differ ("no variance" in the report)
                 d = (float(np.mean(per_resp)) - dim.norm.mean) / sd
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # near-identical scores
@@ -231,6 +241,11 @@ def score_instrument(
         band = None
         if score is not None:
             band = next((b.label for b in dim.bands if b.min <= round(score) <= b.max), None)
+        n = len(cols)
+        lo_s, hi_s = {
+            "percent": (0.0, 100.0),
+            "sum": (n * dim.scale_min, n * dim.scale_max),
+        }.get(dim.aggregation, (dim.scale_min, dim.scale_max))
         letter = pole_percent = None
         if dim.poles is not None and dim.cut is not None and score is not None:
             low, high = dim.poles
@@ -239,12 +254,6 @@ def score_instrument(
             letter = high if score > dim.cut and not tied else low
             if tied and not dim.tie_to_low:
                 letter = "X"
-            n = len(cols)
-            lo_s, hi_s = (
-                (0.0, 100.0)
-                if dim.aggregation == "percent"
-                else (n * dim.scale_min, n * dim.scale_max)
-            )
             high_pct = 100.0 * (score - lo_s) / (hi_s - lo_s)
             pole_percent = {high: high_pct, low: 100.0 - high_pct}
         dim_valid = float(weight[:, cols].mean()) if weight.size else 0.0
@@ -270,6 +279,7 @@ def score_instrument(
         )
         dimensions[dim_id] = DimensionScore(
             score=score,
+            scale=(lo_s, hi_s),
             sd=sd,
             ci95=ci,
             n_items=len(cols),

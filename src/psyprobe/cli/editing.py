@@ -1,4 +1,7 @@
-"""``psyprobe steer``, ``dpo``, ``capability`` and ``study``: edit a model and measure the edit."""
+"""``psyprobe steer``, ``dpo`` and ``capability``: edit a model and measure the edit.
+
+Each command imports the machinery it runs (torch, transformers, TRL) in its own body.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from psyprobe.capability import capability as measure_capability
-from psyprobe.cli_options import (
+from psyprobe.cli.options import (
     Adapter,
     Device,
     DType,
@@ -19,24 +21,19 @@ from psyprobe.cli_options import (
     Steer,
     edits,
 )
-from psyprobe.editing import build_vector, load_vector, open_edited, save_vector
-from psyprobe.editing.contrast import check_dimension, contrast
-from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
-from psyprobe.editing.steering import decoder_layers, export_control_vector
-from psyprobe.editing.sweep import sweep as run_sweep
 from psyprobe.errors import UserError
-from psyprobe.models.registry import BackendOptions, hf_model_dir
-from psyprobe.runs import RunSettings
-from psyprobe.runs.directory import claim, write_json
-from psyprobe.runs.runner import RESPONDENTS
+from psyprobe.prompting.population import RESPONDENTS
 
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
 dpo_app = typer.Typer(no_args_is_help=True, help="Study A's DPO: preference pairs and training.")
-console = Console(markup=False)  # user names are printed as they are (see cli.py)
+console = Console(markup=False)  # user names are printed as they are (see cli/main.py)
 err = Console(stderr=True, markup=False)
 
 
 def _hf(model: str, dtype: str, device: str) -> Any:
+    from psyprobe.editing import open_edited
+    from psyprobe.models.registry import BackendOptions
+
     if not model.startswith("hf:"):
         raise UserError(f"--model {model}: steering needs a transformers model (hf:PATH)")
     return open_edited(model, BackendOptions(dtype=dtype, device=device))
@@ -74,6 +71,10 @@ def steer_build(
     device: Device = "auto",
 ) -> None:
     """Build a contrastive activation-addition vector for one dimension's two poles."""
+    from psyprobe.editing import build_vector, save_vector
+    from psyprobe.editing.contrast import check_dimension, contrast
+    from psyprobe.editing.steering import decoder_layers
+
     pole_pair = tuple(p.strip() for p in poles.split(","))
     if len(pole_pair) != 2:
         raise UserError(f"--poles {poles!r}: give two poles, e.g. high,low")
@@ -135,6 +136,10 @@ def steer_sweep(
     device: Device = "auto",
 ) -> None:
     """Measure the vector's dimension over layers × coefficients; pick the layer to use."""
+    from psyprobe.editing import load_vector
+    from psyprobe.editing.sweep import sweep as run_sweep
+    from psyprobe.runs import RunSettings
+
     loaded = load_vector(vector)
     instrument, _, dimension = str(loaded.metadata.get("dimension", "")).partition(":")
     try:
@@ -173,6 +178,9 @@ def steer_export(
     architecture: Annotated[str, typer.Option(help="llama.cpp model hint")] = "llama",
 ) -> None:
     """Write the vector as a llama.cpp control vector (``--control-vector``)."""
+    from psyprobe.editing import load_vector
+    from psyprobe.editing.steering import export_control_vector
+
     export_control_vector(load_vector(vector), out, architecture)
     console.print(f"wrote {out}")
 
@@ -184,6 +192,8 @@ def dpo_pairs_command(
     seed: int = 0,
 ) -> None:
     """Preference pairs from BFI Agreeableness and Neuroticism items (SD-3 held out)."""
+    from psyprobe.editing.dpo import dpo_pairs, write_pairs
+
     pairs = dpo_pairs(orders, seed)
     digest = write_pairs(pairs, out)
     console.print(f"wrote {len(pairs)} pairs to {out} ({digest[:19]}…)")
@@ -202,6 +212,9 @@ def dpo_train_command(
     seed: int = 0,
 ) -> None:
     """DPO with a LoRA adapter (TRL); a GGUF model is converted to a saved HF model first."""
+    from psyprobe.editing.dpo import train_dpo
+    from psyprobe.models.registry import hf_model_dir
+
     record = train_dpo(
         hf_model_dir(model), pairs, out, steps, learning_rate, beta, lora_r, batch_size, seed
     )
@@ -230,19 +243,25 @@ def capability(
     device: Device = "auto",
 ) -> None:
     """ARC accuracy (any backend with logprobs) and WikiText-2 perplexity (hf:)."""
+    from psyprobe.capability import capability as measure_capability
+    from psyprobe.editing import open_edited
+    from psyprobe.models.registry import BackendOptions
+    from psyprobe.runs.directory import claim, write_json
+
     opened = open_edited(
         model,
         BackendOptions(dtype=dtype, device=device),
         edits(persona, steer, adapter),
     )
     try:
-        data = {"model": opened.info.model_dump(), **measure_capability(opened, arc_limit, seed)}
+        results = measure_capability(opened, arc_limit, seed)
     finally:
         opened.close()
     claim(out)
-    write_json(out / "capability.json", data)
-    for part, e in data["arc"].items():
-        console.print(f"{part}: {e['value']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]")
-    if data["perplexity"] is not None:
-        console.print(f"perplexity: {data['perplexity']:.2f}")
+    write_json(out / "capability.json", results.model_dump(mode="json"))
+    for part, e in results.arc.items():
+        ci = f" [{e.ci95[0]:.3f}, {e.ci95[1]:.3f}]" if e.ci95 else ""
+        console.print(f"{part}: {e.value:.3f}{ci}")
+    if results.perplexity is not None:
+        console.print(f"perplexity: {results.perplexity:.2f}")
     console.print(f"wrote {out / 'capability.json'}")

@@ -1,22 +1,26 @@
-"""The ``psyprobe`` command line."""
+"""The ``psyprobe`` commands.
+
+The measurement stack (scipy, scikit-learn, matplotlib, llama.cpp, torch) is imported inside the
+command that uses it: ``--help``, ``models`` and ``instruments`` start in a fraction of a second.
+"""
 
 from __future__ import annotations
 
 import errno
-import json
+import os
 import sqlite3
 import sys
+import textwrap
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from psyprobe.cli_editing import capability, dpo_app, steer_app
-from psyprobe.cli_options import (
+from psyprobe.cli.editing import capability, dpo_app, steer_app
+from psyprobe.cli.options import (
     Adapter,
     BaseUrl,
     Concurrency,
@@ -32,33 +36,21 @@ from psyprobe.cli_options import (
     backend_options,
     edits,
 )
-from psyprobe.editing import open_edited
+from psyprobe.cli.progress import Reporter
 from psyprobe.errors import UserError
-from psyprobe.instruments import builtin_paths, load_instrument, read_instrument
-from psyprobe.models import ALIASES, BACKENDS, Mode, open_model
-from psyprobe.prompting import BALANCES, TEMPLATES, check_design
-from psyprobe.report import rebuild
-from psyprobe.report.compare import write_comparison
-from psyprobe.report.markdown import fmt, fmt_p
-from psyprobe.runs import STUDY_A, RunFiles, RunSettings, collect
-from psyprobe.runs.runner import (
-    RESPONDENTS,
-    Estimate,
-    estimate,
-    missing,
-    resolve_instruments,
-    write_run_json,
+from psyprobe.instruments import (
+    builtin_paths,
+    load_instrument,
+    read_instrument,
 )
-from psyprobe.runs.store import ResponseStore
-from psyprobe.safety import (
-    SUITES,
-    SafetyFiles,
-    SafetyResults,
-    SafetySettings,
-    rebuild_safety,
-    run_safety,
-)
-from psyprobe.study import run_study
+from psyprobe.models import ALIASES, BACKENDS
+from psyprobe.prompting import RESPONDENTS
+from psyprobe.safety import SUITES
+
+if TYPE_CHECKING:
+    from psyprobe.report.results import RunResults
+    from psyprobe.runs.runner import Estimate
+    from psyprobe.safety.score import SafetyResults
 
 app = typer.Typer(
     add_completion=False,
@@ -74,6 +66,10 @@ app.command()(capability)
 # No markup: names and texts from user files ("[/x]") are printed as they are, never parsed.
 console = Console(markup=False)
 err = Console(stderr=True, markup=False)
+if not console.is_terminal:
+    # a log file has no width to fit: tables of long names stay readable instead of wrapping
+    # at rich's default of 80 columns (COLUMNS, where set, still decides)
+    console.width = int(os.environ.get("COLUMNS", 120))
 
 
 @app.command()
@@ -140,95 +136,63 @@ def run(
     price_out: Annotated[float | None, typer.Option(help="Price per million output tokens")] = None,
 ) -> None:
     """Administer instruments to a model and write results.json, responses.jsonl, report.md."""
-    if mode not in ("logprob", "generate"):
-        raise UserError(f"--mode: {mode!r} is not one of logprob, generate")
-    check_design(orders)
-    if balance not in BALANCES:
-        raise UserError(f"--balance: {balance!r} is not one of {', '.join(BALANCES)}")
-    if template not in TEMPLATES:
-        raise UserError(f"--template: {template!r} is not one of {', '.join(TEMPLATES)}")
+    from psyprobe.editing import open_edited
+    from psyprobe.engine import check_choices, personality_settings, run_personality
+    from psyprobe.runs import RunFiles
+    from psyprobe.runs.runner import estimate, resolve_instruments
+
+    check_choices(mode, orders, balance, template)
     options = backend_options(
         base_url, api_key_env, concurrency, timeout, max_retries, dtype, device, threads
     )
-    the_model = open_edited(model, options, edits(persona, steer, adapter), connect=not dry_run)
-    try:
-        names = tuple(instrument) if instrument else STUDY_A
-        count = samples
-        recorded = the_model.recorded_design()
-        if recorded is not None:
-            # Recorded answers are what they are: one per line, asked in the order they were.
-            names = tuple(instrument) if instrument else recorded.instruments
-            orders, mode, count, retries = "fixed", "generate", recorded.samples, 0
-            respondents = 0
-        if mode not in the_model.info.modes:
-            err.print(
-                f"note: {the_model.notice or the_model.info.backend} "
-                f"— --mode {mode} is not available, using generate"
+    with Reporter(console, err) as progress:
+        progress.phase(f"loading {model}")
+        the_model = open_edited(model, options, edits(persona, steer, adapter), connect=not dry_run)
+        try:
+            settings, note = personality_settings(
+                the_model,
+                instrument,
+                orders=orders,
+                respondents=respondents,
+                balance=balance,
+                mode=mode,
+                samples=samples,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                retries=retries,
+                seed=seed,
+                template=template,
             )
-            mode = "generate"
-        mode_: Mode = "generate" if mode == "generate" else "logprob"
-        settings = RunSettings(
-            model=the_model.info.spec,
-            instruments=names,
-            orders=orders,
-            respondents=respondents,
-            balance=balance,
-            mode=mode_,
-            samples=count if mode_ == "generate" else 1,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            retries=retries,
-            seed=seed,
-            template=template,
-        )
-        instruments = resolve_instruments(settings.instruments)
-        if dry_run:
-            _print_estimate(estimate(settings, the_model, instruments), price_in, price_out)
-            return
-        files = RunFiles(out)
-        write_run_json(files, settings, the_model.info, instruments)
-        with ResponseStore(files.store) as store, _progress_bar() as bar:
-            task = bar.add_task("asking", total=None)
+            if note:
+                err.print(f"note: {note}")
+            if dry_run:
+                instruments = resolve_instruments(settings.instruments)
+                _print_estimate(estimate(settings, the_model, instruments), price_in, price_out)
+                return
             try:
-                asked = collect(
-                    settings,
-                    the_model,
-                    instruments,
-                    store,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                )
+                measured = run_personality(the_model, settings, out, progress)
             except KeyboardInterrupt:
                 err.print(
-                    f"interrupted: {store.count()} answers are saved in {out}; "
+                    f"interrupted: answers so far are saved in {out}; "
                     "rerun the same command to resume"
                 )
                 raise typer.Exit(130) from None
-            lacking, planned = missing(settings, the_model.info, instruments, store)
-    finally:
-        the_model.close()
-    results = rebuild(out)
-    err.print(f"{asked} new answers, {results['store']['n_responses']} stored")
+        finally:
+            the_model.close()
+        results = measured.results
+        progress.finish(f"{measured.asked} new answers, {results.store.n_responses} stored")
     _summary(results)
+    files = RunFiles(out)
     console.print(f"wrote {files.results}, {files.responses}, {files.report}, {files.html}")
+    lacking, planned = measured.lacking, measured.planned
     if lacking:
         err.print(
             f"{lacking} of {planned} answers are missing "
-            f"({', '.join(f'{n}× {e}' for e, n in results['store']['failures'].items())})"
+            f"({', '.join(f'{n}× {e}' for e, n in results.store.failures.items())})"
             "; rerun the same command to ask for them again"
         )
     if lacking / planned > max_missing:
         raise typer.Exit(3)
-
-
-def _progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}", style="bold", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
 
 
 def _print_estimate(rows: list[Estimate], price_in: float | None, price_out: float | None) -> None:
@@ -252,37 +216,53 @@ def _print_estimate(rows: list[Estimate], price_in: float | None, price_out: flo
         )
 
 
-def _summary(results: dict[str, object]) -> None:
-    instruments = results["instruments"]
-    assert isinstance(instruments, dict)
-    table = Table("instrument", "dimension", "score", "95% CI", "norm", "valid")
-    for name, inst in instruments.items():
-        for dim, d in inst["dimensions"].items():
-            ci = d["ci95"]
-            norm = d["norm"]
+def _summary(results: RunResults) -> None:
+    from psyprobe.report.markdown import verdict_summary
+
+    # compact, so that whole names fit 80 columns (a log file, CI)
+    columns = ("instrument", "dimension", "score", "95% CI", "norm", "valid", "validity")
+    table = Table(*columns, box=None, pad_edge=False)
+    verdicts: list[str] = []
+    for name, inst in results.instruments.items():
+        for dim, d in inst.dimensions.items():
+            verdicts.append(d.validity)
             table.add_row(
                 name,
                 dim,
-                "–" if d["score"] is None else f"{d['score']:.2f}",
-                f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "–",
-                f"{norm['mean']:.2f}" if norm else "–",
-                f"{d['valid_rate']:.2f}",
+                "–" if d.score is None else f"{d.score:.2f}",
+                f"[{d.ci95[0]:.2f}, {d.ci95[1]:.2f}]" if d.ci95 else "–",
+                f"{d.norm.mean:.2f}" if d.norm else "–",
+                f"{d.valid_rate:.2f}",
+                d.validity,
             )
     console.print(table)
+    console.print(verdict_summary(verdicts))
 
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory")]) -> None:
     """Rebuild a run's outputs from its stored responses (no model): personality and safety."""
+    from psyprobe.report import rebuild
+    from psyprobe.runs import RunFiles, SafetyFiles
+    from psyprobe.safety.report import rebuild_safety
+
     personality, safety = RunFiles(run_dir).run.is_file(), SafetyFiles(run_dir).run.is_file()
     if not personality and not safety:
         raise UserError(f"{run_dir}: not a run directory (no run.json or safety-run.json)")
     if personality:
         _summary(rebuild(run_dir))
-        console.print(f"rebuilt {RunFiles(run_dir).report}")
+        files = RunFiles(run_dir)
+        console.print(
+            f"rewrote {files.results}, {files.responses}, {files.report}, {files.html} "
+            f"and the figures in {files.figures}"
+        )
     if safety:
         _safety_summary(rebuild_safety(run_dir))
-        console.print(f"rebuilt {SafetyFiles(run_dir).report}")
+        sfiles = SafetyFiles(run_dir)
+        console.print(
+            f"rewrote {sfiles.results}, {sfiles.responses}, {sfiles.report}, "
+            f"{RunFiles(run_dir).html}"
+        )
 
 
 @app.command()
@@ -317,6 +297,12 @@ def safety(
     adapter: Adapter = None,
 ) -> None:
     """Run the safety suites and write safety.json, safety-responses.jsonl and safety.md."""
+    from psyprobe.editing import open_edited
+    from psyprobe.engine import run_suites
+    from psyprobe.models import open_model
+    from psyprobe.runs import RunFiles, SafetyFiles
+    from psyprobe.safety.runner import SafetySettings
+
     try:
         settings = SafetySettings(
             model=model,
@@ -334,40 +320,33 @@ def safety(
     options = backend_options(
         base_url, api_key_env, concurrency, timeout, max_retries, dtype, device, threads
     )
-    the_model = open_edited(model, options, edits(persona, steer, adapter))
-    judge_model = None
     files = SafetyFiles(out)
-    try:
-        judge_model = open_model(judge, options) if judge else None
-        with _progress_bar() as bar:
-            task = bar.add_task("asking", total=None)
+    with Reporter(console, err) as progress:
+        progress.phase(f"loading {model}" + (f" and the judge {judge}" if judge else ""))
+        the_model = open_edited(model, options, edits(persona, steer, adapter))
+        judge_model = None
+        try:
+            judge_model = open_model(judge, options) if judge else None
             try:
-                asked = run_safety(
-                    out,
-                    settings,
-                    the_model,
-                    judge_model,
-                    progress=lambda stage, done, total: bar.update(
-                        task, description=stage, completed=done, total=total
-                    ),
-                )
+                data, asked = run_suites(the_model, settings, out, judge_model, progress)
             except KeyboardInterrupt:
                 err.print(
                     f"interrupted: answers so far are saved in {out}; "
                     "rerun the same command to resume"
                 )
                 raise typer.Exit(130) from None
-    finally:
-        the_model.close()
-        if judge_model:
-            judge_model.close()
-    data = rebuild_safety(out)
-    err.print(f"{asked} new answers")
+        finally:
+            the_model.close()
+            if judge_model:
+                judge_model.close()
+        progress.finish(f"{asked} new answers")
     _safety_summary(data)
     console.print(f"wrote {files.results}, {files.responses}, {files.report}, {RunFiles(out).html}")
 
 
 def _safety_summary(results: SafetyResults) -> None:
+    from psyprobe.report.markdown import fmt
+
     judged = results.judge is not None
     columns = ["task", "metric", "source", "value", "95% CI", "n", "valid"]
     # compact, so that it fits 80 columns (a log file, CI); which way is safer: safety.md
@@ -379,7 +358,9 @@ def _safety_summary(results: SafetyResults) -> None:
                 name,
                 m.source,
                 fmt(m.value),
-                f"{fmt(m.ci95[0])}–{fmt(m.ci95[1])}" if m.ci95 else "–",
+                f"{fmt(m.ci95[0])}–{fmt(m.ci95[1])}"
+                if m.ci95
+                else ("no CI: few" if m.note else "–"),
                 str(m.n),
                 fmt(t.valid_rate, 2),
                 *([fmt(m.judge.value) if m.judge else "–"] if judged else []),
@@ -397,6 +378,9 @@ def compare(
     ),
 ) -> None:
     """Per dimension: each run against the first — difference, Welch CI and test, Holm-corrected."""
+    from psyprobe.report.compare import marked, write_comparison
+    from psyprobe.report.markdown import fmt, fmt_p
+
     if len(run_dirs) < 2:
         raise UserError("compare: give at least two run directories")
     runs, rows = write_comparison(run_dirs, out)
@@ -409,17 +393,23 @@ def compare(
         "Δ",
         "95% CI",
         "p (Holm)",
+        "note",
+        box=None,  # compact: a log file or CI is 80 columns wide
+        pad_edge=False,
     )
+    for column in table.columns:
+        column.overflow = "fold"  # a narrow table folds a verdict, never cuts it to "(no_sig…"
     for r in rows:
         ci = f"[{fmt(r.ci95[0], 2)}, {fmt(r.ci95[1], 2)}]" if r.ci95 else "–"
         table.add_row(
             r.instrument,
             r.dimension,
-            *[fmt(s, 2) for s in r.scores],
+            *[marked(s, v, 2) for s, v in zip(r.scores, r.validity, strict=True)],
             *([r.versus] * several),
             fmt(r.diff, 2),
             ci,
             fmt_p(r.p_holm),
+            r.note or "",
         )
     console.print(table)
     console.print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}")
@@ -448,15 +438,22 @@ def instruments_list() -> None:
     table = Table("name", "full name", "items", "dimensions", "licence")
     for short_id, path in builtin_paths().items():
         inst = read_instrument(path)
-        lic = inst.license if isinstance(inst.license, str) else json.dumps(inst.license)
         table.add_row(
             short_id,
             inst.full_name or inst.name,
             str(len(inst.questions())),
             ", ".join(d.id for d in inst.dimensions()),
-            (lic or "")[:60],
+            # whole words; `instruments show NAME` prints it all
+            textwrap.shorten(_readable(inst.license), 60, placeholder=" …"),
         )
     console.print(table)
+
+
+def _readable(value: str | dict[str, Any] | None) -> str:
+    """A string as it is; a mapping (OEJTS: items / norms) as "key: value; ..."."""
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {text}" for key, text in value.items())
+    return value or ""
 
 
 @instruments_app.command("show")
@@ -472,7 +469,7 @@ def instruments_show(
         ("provenance", inst.provenance),
     ):
         if value:
-            console.print(f"{label}: {value if isinstance(value, str) else json.dumps(value)}")
+            console.print(f"{label}: {_readable(value)}")
     dims = Table("dimension", "aggregation", "norm mean (SD, n)", "poles")
     for d in inst.dimensions():
         norm = f"{d.norm.mean} ({d.norm.sd}, {d.norm.n})" if d.norm else "–"
@@ -513,6 +510,8 @@ def study(
     ] = False,
 ) -> None:
     """Run a declared grid of models × edits × instruments × safety suites; write study.md."""
+    from psyprobe.study import run_study
+
     data = run_study(file, out, only_report=report_only)
     console.print(f"{len(data['conditions'])} conditions; wrote {out / 'study.md'}")
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from psyprobe.editing import Edits
-from psyprobe.models.registry import BackendOptions
+if TYPE_CHECKING:  # imported where used: the command line starts without the model stack
+    from psyprobe.editing import Edits
+    from psyprobe.models.registry import BackendOptions
 
 ModelOpt = Annotated[
     str,
@@ -38,6 +39,8 @@ def backend_options(
     device: str,
     threads: int | None,
 ) -> BackendOptions:
+    from psyprobe.models.registry import BackendOptions
+
     return BackendOptions(
         base_url=base_url,
         api_key_env=api_key_env,
@@ -64,4 +67,6 @@ Adapter = Annotated[str | None, typer.Option(help="LoRA adapter directory (hf: m
 
 
 def edits(persona: str | None, steer: list[str] | None, adapter: str | None) -> Edits:
+    from psyprobe.editing import Edits
+
     return Edits(persona=persona, steer=tuple(steer or ()), adapter=adapter)

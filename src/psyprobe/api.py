@@ -1,0 +1,185 @@
+"""The Python API: measure any model — a spec, an open psyprobe model, or a transformers model
+already in memory — and get typed results back.
+
+    import psyprobe
+    r = psyprobe.measure("sim:Machiavellianism=2", instruments=["sd3"], orders="latin")
+    r.to_pandas()    # one row per dimension: score, CI, norms, reliability, verdict
+    r.answers()      # one row per stored answer
+
+Every call goes through the same engine as the command line (``psyprobe.engine``): a run
+directory is written (``out``, or one under the cache keyed by model and settings), answers are
+stored as they arrive, and the same call again resumes or returns at once.
+
+Stability: ``measure``, ``measure_safety``, ``measure_capability``, ``load``, ``load_safety``,
+their parameters and the fields of the results they return follow semantic versioning from 1.0;
+before 1.0 a change to any of them is named in the release notes. Everything else is internal.
+(``safety`` and ``capability`` are the names of psyprobe's subpackages: a function of the same
+name on the package would be replaced by the module the moment it is imported.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from psyprobe.errors import UserError
+
+if TYPE_CHECKING:
+    from psyprobe.capability import CapabilityResults
+    from psyprobe.models import Model
+    from psyprobe.models.registry import BackendOptions
+    from psyprobe.report.results import RunResults
+    from psyprobe.safety.score import SafetyResults
+
+
+@contextmanager
+def _opened(model: Any, tokenizer: Any, backend: dict[str, Any] | None) -> Iterator[Model]:
+    """The psyprobe model behind ``model``; closed afterwards only if it was opened here."""
+    from psyprobe.editing import open_edited
+    from psyprobe.models import Model
+    from psyprobe.models.hf import HFModel
+
+    if isinstance(model, Model):
+        if tokenizer is not None:
+            raise UserError("tokenizer: only for a transformers model, not an open psyprobe model")
+        yield model
+        return
+    if isinstance(model, str):
+        opened: Model = open_edited(model, _options(backend))
+    elif _is_torch_module(model):
+        if tokenizer is None:
+            raise UserError("tokenizer: a transformers model needs its tokenizer")
+        opened = HFModel.in_memory(model, tokenizer)
+    else:
+        raise UserError(
+            f"model: {type(model).__name__} is neither a spec string, a psyprobe model nor a "
+            "transformers model"
+        )
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _is_torch_module(model: Any) -> bool:
+    try:
+        import torch
+    except ImportError:  # no torch installed: it cannot be a torch module
+        return False
+    return isinstance(model, torch.nn.Module)
+
+
+def _options(backend: dict[str, Any] | None) -> BackendOptions:
+    from psyprobe.models.registry import BackendOptions
+
+    return BackendOptions(**(backend or {}))
+
+
+def _default_out(kind: str, model: Model, settings: Any) -> Path:
+    """A run directory under the cache, one per model and settings: the same call resumes."""
+    from psyprobe.models.base import cache_root
+
+    key = f"{model.info.fingerprint}|{model.info.backend}|{settings.model_dump_json()}"
+    return cache_root() / "runs" / kind / hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def measure(
+    model: Any,
+    instruments: Sequence[str] | None = None,
+    *,
+    orders: str = "latin",
+    mode: str = "logprob",
+    out: str | Path | None = None,
+    tokenizer: Any = None,
+    backend: dict[str, Any] | None = None,
+    **settings: Any,
+) -> RunResults:
+    """Administer instruments to ``model`` and return the scored results.
+
+    ``model``: a spec (``"smollm2"``, ``"hf:PATH"``, ``"openai:NAME@URL"``, ``"sim:..."``), an
+    open psyprobe model, or a transformers model in memory (give ``tokenizer``; hooks and
+    adapters on it are honoured). ``instruments``: built-in names or JSON paths (default: study
+    A's four). ``backend``: backend options (``base_url``, ``dtype``, ``threads``...).
+    ``settings``: the rest of a run's settings, as the command line names them
+    (``respondents``, ``balance``, ``samples``, ``temperature``, ``max_tokens``, ``retries``,
+    ``seed``, ``template``).
+    """
+    from psyprobe.engine import check_choices, personality_settings, run_personality
+
+    balance, template = settings.get("balance", "rotate"), settings.get("template", "study-a")
+    check_choices(mode, orders, balance, template)  # before a model loads
+    with _opened(model, tokenizer, backend) as opened:
+        run, _ = personality_settings(opened, instruments, orders=orders, mode=mode, **settings)
+        folder = Path(out) if out is not None else _default_out("personality", opened, run)
+        return run_personality(opened, run, folder).results
+
+
+def measure_safety(
+    model: Any,
+    suites: Sequence[str] | None = None,
+    *,
+    limit: int | None = None,
+    judge: str | None = None,
+    seed: int = 0,
+    temperature: float = 0.0,
+    max_tokens: int = 96,
+    out: str | Path | None = None,
+    tokenizer: Any = None,
+    backend: dict[str, Any] | None = None,
+) -> SafetyResults:
+    """Run the safety suites (default: all five) on ``model``; ``limit`` items per suite."""
+    from psyprobe.engine import run_suites
+    from psyprobe.models import open_model
+    from psyprobe.safety import SUITES
+    from psyprobe.safety.runner import SafetySettings
+
+    with _opened(model, tokenizer, backend) as opened:
+        settings = SafetySettings(
+            model=opened.info.spec,
+            suites=tuple(suites or SUITES),
+            limit=limit,
+            seed=seed,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            judge=judge,
+        )
+        folder = Path(out) if out is not None else _default_out("safety", opened, settings)
+        judge_model = open_model(judge, _options(backend)) if judge else None
+        try:
+            return run_suites(opened, settings, folder, judge_model)[0]
+        finally:
+            if judge_model:
+                judge_model.close()
+
+
+def measure_capability(
+    model: Any,
+    *,
+    arc_limit: int | None = 50,
+    seed: int = 0,
+    tokenizer: Any = None,
+    backend: dict[str, Any] | None = None,
+) -> CapabilityResults:
+    """ARC accuracy (models with next-token probabilities) and WikiText-2 perplexity (torch)."""
+    from psyprobe.capability import capability as measure_capability
+
+    with _opened(model, tokenizer, backend) as opened:
+        return measure_capability(opened, arc_limit, seed)
+
+
+def load(run_dir: str | Path) -> RunResults:
+    """The results of a personality run directory (results.json), typed."""
+    from psyprobe.report.results import RunResults
+
+    return RunResults.load(Path(run_dir))
+
+
+def load_safety(run_dir: str | Path) -> SafetyResults:
+    """The results of a safety run directory (safety.json), typed."""
+    from psyprobe.runs import SafetyFiles
+    from psyprobe.safety.score import SafetyResults
+
+    return SafetyResults.load(SafetyFiles(Path(run_dir)).results)

@@ -1,0 +1,115 @@
+"""What a long command is doing, wherever its output goes.
+
+On a terminal, a rich bar on stderr names the phase (loading, asking, scoring, writing) and what
+is being asked. Where standard output is not a terminal — ``> file``, CI, nohup, a notebook's
+subprocess — a bar would leave nothing there until the end, so plain timestamped lines go to
+standard output: one per phase and, while asking, one at most every ``every`` seconds. Every
+line also goes to the run directory's ``run.log`` once the directory is claimed (lines from
+before, such as loading the model, are kept until then).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+LOG = "run.log"
+
+
+class Reporter:
+    """Phases and asking progress, as a bar on a terminal and as lines elsewhere and in run.log."""
+
+    def __init__(self, out: Console, err: Console, every: float = 10.0) -> None:
+        self.out, self.err = out, err
+        self.every = every
+        self._pending: list[str] = []  # lines said before the run directory was claimed
+        self._log: TextIO | None = None
+        self._last = 0.0
+        self._phase = ""
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> Reporter:
+        if self.err.is_terminal:
+            self._bar = Progress(
+                TextColumn("{task.description}", style="bold", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.err,
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("", total=None)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        if self._log is not None:
+            self._log.close()
+
+    def log_to(self, folder: Path) -> None:
+        """Append every line from now on (and those said before) to ``folder/run.log``."""
+        self._log = (folder / LOG).open("a", encoding="utf-8")
+        for line in self._pending:
+            self._write(line)
+        self._pending.clear()
+
+    def phase(self, text: str) -> None:
+        """A new phase: "loading smollm2", "scoring", "writing report.html"."""
+        self._phase = text
+        self._line(text)
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, description=text, completed=0, total=None)
+
+    def finish(self, text: str) -> None:
+        """The closing line ("12 new answers, 1680 stored"): on stderr always, and in run.log."""
+        if self._bar is not None:
+            self._bar.stop()
+        self.err.print(text, highlight=False, soft_wrap=True)
+        self._record(f"[{time.strftime('%H:%M:%S')}] {text}")
+
+    def asking(self, what: str, done: int, total: int) -> None:
+        """The ask-loop's callback: ``what`` was just asked; ``done`` of ``total`` so far."""
+        description = f"{self._phase} · {what}" if self._phase else what
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, description=description, completed=done, total=total)
+        now = time.monotonic()
+        if done >= total or now - self._last >= self.every:
+            self._last = now
+            self._line(f"{description}: {done}/{total} ({100 * done / max(total, 1):.0f} %)")
+
+    def _line(self, text: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {text}"
+        if self._bar is None or not self.out.is_terminal:
+            self.out.print(line, highlight=False, soft_wrap=True)
+        self._record(line)
+
+    def _record(self, line: str) -> None:
+        if self._log is None:
+            self._pending.append(line)
+        else:
+            self._write(line)
+
+    def _write(self, line: str) -> None:
+        assert self._log is not None
+        self._log.write(line + "\n")
+        self._log.flush()  # a killed run's log ends where the run did

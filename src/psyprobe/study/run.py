@@ -1,0 +1,107 @@
+"""Run a study: build its vectors and adapters once, then measure every condition durably."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from psyprobe.capability import capability
+from psyprobe.editing import build_vector, open_edited, save_vector
+from psyprobe.editing.contrast import contrast
+from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
+from psyprobe.engine import run_personality, run_suites
+from psyprobe.models import open_model
+from psyprobe.models.registry import hf_model_dir
+from psyprobe.runs import RunSettings
+from psyprobe.runs.directory import claim, write_json, write_text
+from psyprobe.safety.runner import SafetySettings
+from psyprobe.study.render import draw_dose_response, render_study
+from psyprobe.study.schema import Condition, Study, condition_edits, load_study
+from psyprobe.study.summary import summarize
+
+
+def prepare(study: Study, out: Path) -> None:
+    """Build the study's vectors and train its adapters, each only once."""
+    for name, v in study.vectors.items():
+        path = out / "vectors" / f"{name}.safetensors"
+        if path.is_file():
+            continue
+        hf_model_dir(study.model)  # vectors need a transformers model: fail with one line
+        hf: Any = open_model(study.model)
+        try:
+            pairs = contrast(hf, v.dimension, v.poles, v.source, study.orders, study.seed)
+            vector = build_vector(
+                hf,
+                pairs.positive,
+                pairs.negative,
+                list(v.layers),
+                v.method,
+                {
+                    "dimension": v.dimension,
+                    "poles": list(v.poles),
+                    "data_hash": pairs.data_hash(),
+                    "model_fingerprint": hf.info.fingerprint,
+                },
+            )
+        finally:
+            hf.close()
+        save_vector(vector, path)
+    for name, a in study.adapters.items():
+        folder = out / "adapters" / name
+        if (folder / "adapter_config.json").is_file():
+            continue
+        pairs_file = out / "adapters" / f"{name}-pairs.jsonl"
+        write_pairs(dpo_pairs(study.orders, study.seed), pairs_file)
+        train_dpo(
+            hf_model_dir(study.model),
+            pairs_file,
+            folder,
+            a.steps,
+            a.learning_rate,
+            a.beta,
+            a.lora_r,
+            a.batch_size,
+            study.seed,
+        )
+
+
+def run_condition(study: Study, c: Condition, out: Path) -> None:
+    folder = out / "conditions" / c.name
+    model = open_edited(c.model or study.model, edits=condition_edits(study, c, out))
+    try:
+        settings = RunSettings(
+            model=model.info.spec,
+            instruments=study.instruments,
+            orders=study.orders,
+            respondents=study.respondents,
+            seed=study.seed,
+        )
+        run_personality(model, settings, folder)
+        if study.safety:
+            safety = SafetySettings(
+                model=model.info.spec,
+                suites=study.safety.suites,
+                limit=study.safety.limit,
+                seed=study.seed,
+            )
+            run_suites(model, safety, folder)
+        cap = folder / "capability.json"
+        if study.arc_limit is not None and not cap.is_file():
+            write_json(cap, capability(model, study.arc_limit, study.seed).model_dump(mode="json"))
+    finally:
+        model.close()
+
+
+def run_study(path: Path, out: Path, only_report: bool = False) -> dict[str, Any]:
+    study = load_study(path)
+    claim(out)
+    write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
+    if not only_report:
+        prepare(study, out)
+        for c in study.conditions:
+            run_condition(study, c, out)
+    data = summarize(study, out)
+    write_json(out / "study.json", data)
+    write_text(out / "study.md", render_study(data))
+    draw_dose_response(data, out / "dose_response.png")
+    return data

@@ -1,0 +1,107 @@
+"""The study file: what a study declares (vectors, adapters, conditions), checked at load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from psyprobe.editing import Edits
+from psyprobe.errors import UserError
+from psyprobe.prompting import RESPONDENTS, check_size
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Names that become file and folder names under the study's directory: never "..", never a path.
+FileStem = Annotated[str, Field(pattern=r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$", max_length=100)]
+
+
+class VectorSpec(_Strict):
+    dimension: str
+    poles: tuple[str, str] = ("high", "low")
+    layers: tuple[int, ...]
+    method: str = "mean-diff"
+    source: str = "answers"
+
+
+class AdapterSpec(_Strict):
+    steps: int = Field(100, ge=1)
+    learning_rate: float = 5e-5
+    beta: float = 0.1
+    lora_r: int = 8
+    batch_size: int = 4
+
+
+class SteerUse(_Strict):
+    vector: FileStem  # a name under `vectors`
+    layer: int
+    coefficient: float
+
+
+class Condition(_Strict):
+    name: FileStem
+    model: str | None = None  # default: the study's model
+    persona: str | None = None
+    steer: tuple[SteerUse, ...] = ()
+    adapter: FileStem | None = None  # a name under `adapters`
+
+
+class SafetyPart(_Strict):
+    suites: tuple[str, ...] = ("toxicity", "privacy", "fairness")
+    limit: int | None = 20
+
+
+class Study(_Strict):
+    name: str
+    model: str = "hf:smollm2"
+    instruments: tuple[str, ...] = ("sd3", "bfi")
+    orders: str = "latin"
+    respondents: int = Field(RESPONDENTS, ge=0)
+    # checked when the file loads, not after the vectors and adapters are made
+    _respondents = field_validator("respondents")(check_size)
+    seed: int = Field(0, ge=0)
+    safety: SafetyPart | None = SafetyPart()
+    arc_limit: int | None = 20  # ARC questions per part; null skips the capability check
+    vectors: dict[FileStem, VectorSpec] = {}
+    adapters: dict[FileStem, AdapterSpec] = {}
+    conditions: tuple[Condition, ...]
+
+
+def load_study(path: Path) -> Study:
+    if not path.is_file():
+        raise UserError(f"{path}: no such study file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        study = Study.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not YAML ({exc})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise UserError(f"{path}: field {where}: {first['msg']}") from None
+    names = [c.name for c in study.conditions]
+    if len(set(names)) != len(names):
+        raise UserError(f"{path}: field conditions: names must be unique")
+    for c in study.conditions:
+        for s in c.steer:
+            if s.vector not in study.vectors:
+                raise UserError(f"{path}: conditions.{c.name}.steer: no vector {s.vector!r}")
+        if c.adapter and c.adapter not in study.adapters:
+            raise UserError(f"{path}: conditions.{c.name}.adapter: no adapter {c.adapter!r}")
+    return study
+
+
+def condition_edits(study: Study, c: Condition, out: Path) -> Edits:
+    return Edits(
+        persona=c.persona,
+        steer=tuple(
+            f"{out / 'vectors' / f'{s.vector}.safetensors'}:{s.layer}@{s.coefficient:g}"
+            for s in c.steer
+        ),
+        adapter=str(out / "adapters" / c.adapter) if c.adapter else None,
+    )

@@ -1,0 +1,146 @@
+"""The Python API (#18): the same engine as the command line, typed results, models in memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO, SD3_LATIN, dimension_scores, psyprobe
+from psyprobe import load, load_safety, measure, measure_safety
+from psyprobe.errors import UserError
+from psyprobe.report.results import RunResults
+
+SD3 = {"instruments": ["sd3"], "orders": "latin", "respondents": 0}
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("PSYPROBE_CACHE", str(folder))
+    return folder
+
+
+def test_the_one_liner_prints_score_ci_and_verdict_per_dimension(tmp_path: Path) -> None:
+    code = (
+        "import psyprobe; r = psyprobe.measure('sim:Machiavellianism=2', instruments=['sd3'], "
+        "orders='latin'); print(r.to_pandas())"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={**os.environ, "PSYPROBE_CACHE": str(tmp_path / "cache")},
+    ).stdout
+    lines = shown.splitlines()
+    assert lines[0].split() == ["score", "ci_low", "ci_high", "validity"]
+    rows = {line.split()[-5]: line.split()[-4:] for line in lines[2:]}
+    assert set(rows) == {"Machiavellianism", "Narcissism", "Psychopathy"}
+    assert float(rows["Machiavellianism"][0]) == pytest.approx(2.0, abs=0.05)  # the oracle
+    assert all(row[3] in ("ok", "weak", "no_signal") for row in rows.values())
+
+
+def test_results_are_the_typed_results_json_and_resume_from_the_cache(cache: Path) -> None:
+    first = measure("sim:Machiavellianism=2,spread=0.5", **SD3)
+    folder = first.directory
+    assert folder is not None and folder.is_relative_to(cache)
+    written = RunResults.model_validate_json((folder / "results.json").read_text())
+    assert written.model_dump() == first.model_dump() and written.directory is None
+    assert load(folder) == first
+    assert json.loads((folder / "results.json").read_text())["instruments"]["sd3"]["name"] == "sd3"
+    # the same call again: the same directory, nothing asked, the same numbers
+    stored = (folder / "responses.sqlite").stat().st_mtime_ns
+    again = measure("sim:Machiavellianism=2,spread=0.5", **SD3)
+    assert again.directory == folder and again == first
+    assert (folder / "responses.sqlite").stat().st_mtime_ns == stored
+    answers = first.answers()
+    assert len(answers) == first.store.n_responses == 270
+    assert {"item", "order_index", "option_order", "probs", "status", "read"} <= set(answers)
+    detail = first.to_pandas(detail=True)
+    assert {"z", "d", "p", "alpha", "norm_mean", "validity_reasons"} <= set(detail.columns)
+
+
+def test_an_open_model_and_bad_models_and_settings(tmp_path: Path) -> None:
+    from psyprobe.models import open_model
+
+    sim = open_model("sim:Narcissism=4")
+    results = measure(sim, out=tmp_path / "run", **SD3)
+    assert results.model.spec == "sim:Narcissism=4"
+    narcissism = results.instruments["sd3"].dimensions["Narcissism"].score
+    assert narcissism == pytest.approx(4.0, abs=0.05)
+    with pytest.raises(UserError, match="model: int is neither"):
+        measure(42)
+    with pytest.raises(UserError, match="--mode: 'sampled'"):
+        measure("sim:Narcissism=4", mode="sampled", out=tmp_path / "x")
+    with pytest.raises(UserError, match="tokenizer"):
+        measure(sim, tokenizer=object())
+    with pytest.raises(TypeError, match="colour"):
+        measure("sim:Narcissism=4", colour="red")
+
+
+@pytest.mark.slow
+def test_a_transformers_model_in_memory_scores_as_hf_smollm2_through_the_cli(
+    tmp_path: Path, cache: Path
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from psyprobe.models import ALIASES
+    from psyprobe.models.hf import saved_model_dir
+
+    cli = tmp_path / "cli"
+    psyprobe("run", "--model", "hf:smollm2", *SD3_LATIN, "--out", str(cli))
+    folder, _ = saved_model_dir(ALIASES["smollm2"].path())
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model.train()  # the API measures in eval mode and gives the mode back
+    plain = measure(model, tokenizer=tokenizer, out=tmp_path / "memory", **SD3)
+    assert model.training and tokenizer.padding_side == "right"  # the caller's objects as given
+    scores = {d: s.score for d, s in plain.instruments["sd3"].dimensions.items()}
+    for dim, expected in dimension_scores(cli).items():
+        assert scores[dim] == pytest.approx(expected, abs=1e-4)
+    assert plain.model.spec.startswith("hf-memory:")
+    # a forward hook changes the answers; the fingerprint tells the models apart, so nothing
+    # measured without the hook is reused with it
+    layer = model.model.layers[len(model.model.layers) // 2]
+
+    def triple(module: object, args: object, out: Any) -> Any:
+        return (out[0] * 3.0, *out[1:]) if isinstance(out, tuple) else out * 3.0
+
+    handle = layer.register_forward_hook(triple)
+    hooked = measure(model, tokenizer=tokenizer, **SD3)
+    handle.remove()
+    assert hooked.model.fingerprint != plain.model.fingerprint
+    assert hooked.model.fingerprint.endswith(":hooked")
+    assert hooked.store.n_responses == 270
+    moved = {d: s.score for d, s in hooked.instruments["sd3"].dimensions.items()}
+    assert moved != pytest.approx(scores, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_safety_results_as_a_frame(tmp_path: Path) -> None:
+    results = measure_safety("smollm2", ["privacy"], limit=4, out=tmp_path / "safety")
+    frame = results.to_pandas()
+    assert set(frame["task"]) == set(results.tasks)
+    assert frame["headline"].sum() == len(results.tasks)
+    assert load_safety(tmp_path / "safety") == results
+    assert len(results.answers()) == results.store.answers
+
+
+@pytest.mark.slow
+def test_the_notebook_example_runs(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(REPO / "examples" / "notebook.py"), str(tmp_path / "out")],
+        check=True,
+        capture_output=True,
+        timeout=900,
+        env={**os.environ, "PSYPROBE_CACHE": str(tmp_path / "cache")},
+    )
+    assert (tmp_path / "out" / "sd3-three-ways.png").stat().st_size > 10_000

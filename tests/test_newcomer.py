@@ -1,0 +1,270 @@
+"""What a newcomer sees (#19): the verdict on every surface, numbers that cannot be absurd,
+progress off a terminal, a light command line and the report's response browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SD3_LATIN, psyprobe
+from psyprobe.report import figures
+from psyprobe.report.markdown import alpha_note, norm_statistics
+from psyprobe.safety.metrics import BOOTSTRAP_MIN_N, f1_estimate
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Known truths at the edges of the simulator: a respondent with no noise and no spread answers
+# every item alike (zero variance), one at the scale's ends, one that answers by position only.
+EXTREMES = {
+    "flat": "sim:Machiavellianism=5,Narcissism=1,Psychopathy=5,noise=0.01",
+    "spread": "sim:Machiavellianism=1,Narcissism=5,Psychopathy=1,noise=0.01,spread=2",
+    "position": "sim:noise=0.01,position_bias=50",
+}
+SIM = ["--instrument", "sd3", "--orders", "latin", "--respondents", "10"]
+
+
+def _verdicts(run: Path) -> dict[str, str]:
+    results = json.loads((run / "results.json").read_text())
+    return {
+        f"{name}/{dim}": d["validity"]
+        for name, inst in results["instruments"].items()
+        for dim, d in inst["dimensions"].items()
+    }
+
+
+def _table_rows(markdown: str, first: str) -> list[list[str]]:
+    """The rows of the markdown table whose header starts with ``| first |``."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first} |"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def extremes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("extremes")
+    for name, spec in EXTREMES.items():
+        psyprobe("run", "--model", spec, *SIM, "--out", str(root / name))
+    return {name: root / name for name in EXTREMES}
+
+
+@pytest.mark.slow
+def test_no_signal_is_said_on_every_surface(sd3_run: Path, tmp_path: Path) -> None:
+    verdicts = _verdicts(sd3_run)
+    silent = [k for k, v in verdicts.items() if v == "no_signal"]
+    assert silent, "SmolLM2 answers SD-3 by position: its scores are no_signal"
+    shown = psyprobe("report", str(sd3_run)).stdout
+    # terminal summary: a validity column and the sentence that says what no_signal means
+    for key in silent:
+        dim = key.split("/")[1]
+        row = next(line for line in shown.splitlines() if f" {dim} " in line)
+        assert row.rstrip().endswith("no_signal")
+    assert "not a trait" in shown
+    report = (sd3_run / "report.md").read_text()
+    assert f"{len(silent)} no_signal" in report.split("## ")[0]  # at the top, before any table
+    for row in _table_rows(report, "Dimension")[2:]:
+        if row[-1] == "no_signal":
+            assert row[5:8] == ["withheld"] * 3  # z, d, p
+    html = (sd3_run / "report.html").read_text()
+    summary = html[html.index('id="summary"') : html.index("</div>", html.index('id="summary"'))]
+    assert "no_signal" in summary and summary.index("no_signal") < len(summary)
+    assert html.index('id="summary"') < html.index("<h2>")
+    # compare: a comparison with a no_signal score is marked and not tested
+    sim = tmp_path / "sim"
+    psyprobe("run", "--model", "sim:Machiavellianism=4", *SD3_LATIN, "--out", str(sim))
+    cmp = str(tmp_path / "cmp")
+    compared = subprocess.run(  # room for whole cells: the table is wider than 80 columns
+        [sys.executable, "-m", "psyprobe", "compare", str(sd3_run), str(sim), "--out", cmp],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    payload = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    for row in payload["comparisons"]:
+        if "no_signal" in row["validity"]:
+            assert row["p"] is None and row["p_holm"] is None
+            assert row["note"].startswith("not tested: no_signal")
+    assert "(no_signal)" in compared.stdout and "not tested" in compared.stdout
+    assert "(no_signal)" in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def test_figures_draw_no_signal_hollow_with_a_legend(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[Any] = []
+    # a fake _save keeps the figure instead of writing it: what is drawn is the subject here
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    dims = {
+        name: {
+            "score": score,
+            "ci95": (score - 0.1, score + 0.1),
+            "validity": verdict,
+            "norm": {"mean": 3.0, "sd": 0.7},
+            "scale": (1.0, 5.0),
+        }
+        for name, score, verdict in (
+            ("Extraversion", 3.0, "no_signal"),
+            ("Agreeableness", 4.0, "ok"),
+            ("Conscientiousness", 3.5, "weak"),
+            ("Neuroticism", 2.0, "ok"),
+            ("Openness", 3.0, "no_signal"),
+        )
+    }
+    figures.dimension_plot("bfi", {"dimensions": dims}, Path("x.png"))
+    figures.big_five_profile({"dimensions": dims}, Path("y.png"))
+    for fig in drawn:
+        ax = fig.axes[0]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "no_signal: a response style, not a trait" in labels
+        assert "ok: a trait score" in labels
+        hollow = [
+            line
+            for line in ax.get_lines()
+            if line.get_marker() == "o" and line.get_markerfacecolor() == "none"
+        ]
+        assert len(hollow) >= 2  # the two no_signal points (and the legend's sample)
+    scores_axis = drawn[0].axes[0]
+    assert scores_axis.get_xlim() == (1.0, 5.0)  # the whole scale, said in the label
+    assert "1–5" in scores_axis.get_xlabel()
+    # the profile line joins only the three scores that measured something
+    profile = [line for line in drawn[1].axes[0].get_lines() if line.get_color() == "#2166ac"]
+    assert any(len(line.get_xdata()) == 3 for line in profile)
+
+
+@pytest.mark.slow
+def test_no_absurd_numbers_at_the_simulators_extremes(
+    extremes: dict[str, Path], tmp_path: Path
+) -> None:
+    for name, run in extremes.items():
+        results = json.loads((run / "results.json").read_text())
+        report = (run / "report.md").read_text()
+        for row in _table_rows(report, "Dimension")[2:]:
+            for cell in row[1:12]:
+                for number in re.findall(r"-?\d+\.\d+|-?\d+", cell):
+                    assert abs(float(number)) < 1e6, (name, row)
+        for dim, d in results["instruments"]["sd3"]["dimensions"].items():
+            if d["sd"] == 0:  # identical respondents: no d or t, and the report says why
+                assert d["norm"]["d"] is None
+                cells = norm_statistics(d)
+                assert d["validity"] == "no_signal" or cells[1] == "no variance", dim
+    compared = tmp_path / "cmp"
+    psyprobe("compare", str(extremes["flat"]), str(extremes["flat"]), "--out", str(compared))
+    payload = json.loads((compared / "compare.json").read_text())
+    for row in payload["comparisons"]:
+        assert row["t"] is None and row["note"].startswith("not tested"), row
+    text = (compared / "compare.md").read_text()
+    for number in re.findall(r"-?\d+\.\d+", text):
+        assert abs(float(number)) < 1e6
+
+
+def test_negative_alpha_and_zero_variance_are_said_in_words() -> None:
+    note = alpha_note("Narcissism", {"alpha": -20.047})
+    assert note is not None and "says nothing about reliability" in note
+    assert alpha_note("Narcissism", {"alpha": 0.4}) is None
+    flat = {"norm": {"z": 1.2, "d": None, "p": None}, "sd": 0.0, "validity": "ok"}
+    assert norm_statistics(flat) == ["1.200", "no variance", "no variance"]
+    silent = {**flat, "validity": "no_signal"}
+    assert norm_statistics(silent) == ["withheld"] * 3
+
+
+def test_a_bootstrap_ci_at_a_handful_of_answers_is_withheld_with_a_reason() -> None:
+    few = f1_estimate([1, 0, 1, 0], [0, 0, 0, 0], seed=0)
+    assert few.ci95 is None and few.note and str(BOOTSTRAP_MIN_N) in few.note
+    enough = f1_estimate([1, 0] * 10, [1, 0] * 9 + [0, 1], seed=0)
+    assert enough.ci95 is not None and enough.note is None
+
+
+@pytest.mark.slow
+def test_progress_reaches_a_file_while_the_run_goes_and_run_log(tmp_path: Path) -> None:
+    out, log = tmp_path / "run", tmp_path / "stdout.txt"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "psyprobe", "run", *SD3_LATIN, "--out", str(out)],
+            stdout=fh,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while "asking" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            # the line is in the file before the run has written any result
+            assert "asking" in log.read_text() and not (out / "results.json").exists()
+        finally:
+            proc.wait(timeout=900)
+    lines = log.read_text().splitlines()
+    assert re.match(r"\[\d\d:\d\d:\d\d\] loading smollm2", lines[0])
+    assert any(re.search(r"asking smollm2 \(logprob\) · sd3: \d+/270 \(\d+ %\)", x) for x in lines)
+    assert any("scoring" in line for line in lines)
+    kept = (out / "run.log").read_text()
+    assert "loading smollm2" in kept and "270/270 (100 %)" in kept and "270 new answers" in kept
+
+
+def test_the_command_line_starts_without_the_measurement_stack() -> None:
+    probe = (
+        "import sys, psyprobe.cli; "
+        "print(sorted(m for m in ('matplotlib', 'scipy', 'sklearn', 'statsmodels', 'torch', "
+        "'transformers', 'llama_cpp', 'pandas') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout.strip()
+    assert loaded == "[]"
+    helped = subprocess.run(
+        [sys.executable, "-m", "psyprobe", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "Measure and edit the personality" in helped.stdout
+
+
+def test_instruments_list_keeps_whole_words_and_no_raw_json() -> None:
+    shown = psyprobe("instruments", "list").stdout
+    assert "{" not in shown and '"items"' not in shown
+    assert "items: CC" in shown  # OEJTS' licence mapping, as words
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_response_browser_filters_and_shows_an_answer(sd3_run: Path, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in (sd3_run / "responses.jsonl").read_text().splitlines()]
+    item = rows[0]["item"]
+    matching = [r for r in rows if r["item"] == item and r["order_index"] == 1]
+    chosen = matching[0]
+    page = (sd3_run / "report.html").resolve().as_uri()
+    url = f"{page}#item={item}&order=1&answer={chosen['key']}"
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    count = re.search(r'<span id="shown-count">(\d+)</span>', dom)
+    assert count and int(count.group(1)) == len(matching)
+    assert dom.count('class="response"') == len(matching)
+    panel = dom[dom.index('<div id="answer"') :]
+    probs = np.asarray(chosen["probs"])
+    assert chosen["options_shown"][int(probs.argmax())].split(": ")[1] in panel
+    assert f"p = {probs.max():.4f}" in panel
+    assert "label mass" in panel
+    first_line = chosen["user"].splitlines()[0]
+    assert first_line.replace("&", "&amp;").replace("<", "&lt;") in panel
