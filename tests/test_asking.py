@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
-from psyprobe.models.base import Failure
+from psyprobe.models.base import Failure, Until
 from psyprobe.prompting import Prompt
 from psyprobe.runs.asking import BATCH, Origin, Request, ask, derive_seed, make_request
 from psyprobe.runs.store import ResponseStore
@@ -32,7 +32,11 @@ class FakeModel(Model):
             raise KeyboardInterrupt
 
     def generate(
-        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
     ) -> list[str | Failure | None]:
         self._called("generate", len(prompts))
         out: list[str | Failure | None] = []

@@ -72,6 +72,8 @@ def test_openai_backend_generate_agrees_with_embedded(llama_server: str, tmp_pat
         "0",
         "--retries",
         "0",
+        # the server sends whole answers; the embedded model would stop once each is read
+        "--full-answers",
     ]
     psyprobe(
         "run",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import DATA
-from psyprobe.scoring.parse import parse_answer
+from psyprobe.scoring.parse import parse_answer, settled
 
 REAL = [json.loads(line) for line in (DATA / "smollm2_answers.jsonl").read_text().splitlines()]
 LIKERT5 = ["Disagree", "Slightly disagree", "Neither agree nor disagree", "Slightly agree", "Agree"]
@@ -61,3 +63,56 @@ def test_scale_values_and_keys_for_replayed_answers() -> None:
     assert parse_answer("4", LIKERT5, numbers=values).position == 3
     assert parse_answer("0", LIKERT5, numbers=values).status == "invalid"
     assert parse_answer("B", ["plan", "wing it"], keys=["A", "B"]).position == 1
+
+
+# Pieces of answers the reader treats specially: numbers, option texts, refusal phrases, the
+# words rule 1 allows before a number, and the characters that close or extend a number.
+PIECES = [
+    *LIKERT5,
+    *(o.lower() for o in LIKERT5),
+    "1", "3", "5", "7", "12", "0", ".", ",", ".5", " ", "\n", ":", ")", "-", "- ", "+",
+    "My answer is ", "Answer: ", "Option ", "option", "I choose ", "The answer is ",
+    "As an AI", "I'm sorry", "I cannot answer", "I don't have opinions", "I am an AI",
+    "because", "I think", "A", "B", "agree", "Neutral", "strongly ", "*", "**",
+]  # fmt: skip
+texts = st.lists(st.sampled_from(PIECES), max_size=7).map("".join)
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(texts, texts, st.sampled_from([(), ("A", "B")]))
+def test_a_settled_read_no_continuation_changes(
+    text: str, more: str, keys: tuple[str, ...]
+) -> None:
+    """The oracle for --stop-when-read: whatever follows a settled text, the read is the same."""
+    if settled(text, LIKERT5, keys):
+        assert parse_answer(text + more, LIKERT5, keys=keys) == parse_answer(
+            text, LIKERT5, keys=keys
+        )
+
+
+@pytest.mark.parametrize(
+    ("answer", "stop_after"),
+    [
+        ("3\nBecause I am not sure.", "3\n"),
+        ("3. Neither agree nor disagree because it depends.", "3. N"),
+        ("4. Slightly agree, since", "4. Slightly a"),
+        ("1. Slightly agree, since", "1. Slightly agree,"),
+        ("2 - I do not like it", "2 - I"),
+        ("As an AI, I do not have opinions.", "As an AI,"),
+        ("I'm sorry, but I cannot help.", "I'm sorry,"),
+    ],
+)
+def test_typical_answers_settle_early(answer: str, stop_after: str) -> None:
+    """Not vacuous: the usual answers settle within a few characters, at the first point where
+    the rules above say they can."""
+    first = next(k for k in range(len(answer) + 1) if settled(answer[:k], LIKERT5))
+    assert answer[:first] == stop_after
+
+
+@pytest.mark.parametrize(
+    "answer", ["3", "3.", "Slightly agree", "I agree with that", "1. Agree", "1. Slightly agr"]
+)
+def test_open_reads_do_not_settle(answer: str) -> None:
+    """A number that may grow, a line that may still name another option, or an option's text
+    (a refusal may follow) is not settled."""
+    assert not settled(answer, LIKERT5)

@@ -15,7 +15,7 @@ import pytest
 from conftest import DATA, psyprobe
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, Sampling
-from psyprobe.models.base import Failure
+from psyprobe.models.base import Failure, Until
 from psyprobe.prompting import Prompt
 from psyprobe.runs import SafetyFiles
 from psyprobe.runs.store import ResponseStore
@@ -359,7 +359,11 @@ class ScriptedModel(Model):
         self.fail_first = fail_first
 
     def generate(
-        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
     ) -> list[str | Failure | None]:
         out: list[str | Failure | None] = []
         for p in prompts:

@@ -64,11 +64,13 @@ def personality_settings(
     retries: int = 2,
     seed: int = 0,
     template: str = "study-a",
+    stop_when_read: bool = True,
 ) -> tuple[RunSettings, str | None]:
     """The settings of a run of ``model``, and a note where the model changed one of them.
 
     Recorded answers (replay) define their own design; a backend without next-token
-    probabilities is asked in generate mode instead (the note says so).
+    probabilities is asked in generate mode instead (the note says so). Generated answers end
+    once they can be read unless ``stop_when_read`` is off.
     """
     check_choices(mode, orders, balance, template)
     names = tuple(instruments) if instruments else STUDY_A_INSTRUMENTS
@@ -77,6 +79,7 @@ def personality_settings(
         # Recorded answers are what they are: one per line, asked in the order they were.
         names = tuple(instruments) if instruments else recorded.instruments
         orders, mode, samples, retries, respondents = "fixed", "generate", recorded.samples, 0, 0
+        stop_when_read = False
     note = None
     if mode not in model.info.modes:
         note = (
@@ -97,6 +100,7 @@ def personality_settings(
         retries=retries,
         seed=seed,
         template=template,
+        stop_when_read=stop_when_read and chosen == "generate",
     )
     return settings, note
 

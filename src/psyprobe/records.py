@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from psyprobe.models.base import Mode
+from psyprobe.models.base import Ending, Mode
 
 
 class ResponseRecord(BaseModel):
@@ -35,6 +35,9 @@ class ResponseRecord(BaseModel):
     model_fingerprint: str
     raw_text: str | None = None  # generate mode
     probs: tuple[float, ...] | None = None  # logprob mode: P(label) by position
+    # generate mode, where the backend counts: tokens generated, and how the answer ended
+    tokens: int | None = None
+    ended: Ending | None = None
     created: float = 0.0
 
 

@@ -103,6 +103,14 @@ def run(
     temperature: Annotated[float, typer.Option(help="Sampling temperature (generate)")] = 0.7,
     max_tokens: Annotated[int, typer.Option(help="Answer length limit (generate)")] = 48,
     retries: Annotated[int, typer.Option(help="Re-asks of an unreadable answer (generate)")] = 2,
+    stop_when_read: Annotated[
+        bool,
+        typer.Option(
+            "--stop-when-read/--full-answers",
+            help="Generate: end an answer as soon as the option it chose (or a refusal) can be "
+            "read; what is read is the same as from the full answer",
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option(help="Seed for orders, sampling and bootstrap")] = 0,
     template: Annotated[
         str,
@@ -162,6 +170,7 @@ def run(
                 retries=retries,
                 seed=seed,
                 template=template,
+                stop_when_read=stop_when_read,
             )
             if note:
                 err.print(f"note: {note}")

@@ -22,7 +22,7 @@ from psyprobe.editing.personas import persona_text
 from psyprobe.editing.steering import load_vector, steering, vector_hash
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, OptionProbs, Sampling, open_model
-from psyprobe.models.base import Failure, RecordedDesign
+from psyprobe.models.base import Completion, Failure, RecordedDesign, Until
 from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting import Prompt
 
@@ -138,10 +138,14 @@ class EditedModel(Model):
             return self.inner.option_probs(self._with_persona(prompts))
 
     def generate(
-        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
-    ) -> list[str | Failure | None]:
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
+    ) -> Sequence[str | Completion | Failure | None]:
         with self.steered():
-            return self.inner.generate(self._with_persona(prompts), sampling, seeds)
+            return self.inner.generate(self._with_persona(prompts), sampling, seeds, until)
 
     def count_tokens(self, prompt: Prompt) -> int | None:
         return self.inner.count_tokens(self._with_persona([prompt])[0])

@@ -13,14 +13,29 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from psyprobe.errors import UserError
 from psyprobe.prompting import Prompt
 
 Mode = Literal["logprob", "generate"]
+# How a generated answer ended: an end token, its answer read (stop-when-read), or max_tokens.
+Ending = Literal["end", "read", "length"]
+# Says of the text generated so far whether its answer can be read already (generation stops).
+Until = Callable[[str], bool]
+
+
+def leave_out_when_off(
+    model: BaseModel, handler: SerializerFunctionWrapHandler, switch: str
+) -> dict[str, Any]:
+    """The stored form of ``model`` without ``switch`` while it is off: files, run records and
+    cache keys written before the switch existed stay what they were."""
+    data: dict[str, Any] = handler(model)
+    if not data.get(switch):
+        data.pop(switch, None)
+    return data
 
 
 class ModelInfo(BaseModel):
@@ -48,6 +63,13 @@ class Sampling(BaseModel):
 
     temperature: float = 0.7
     max_tokens: int = 48
+    # End a sequence as soon as its answer can be read (questionnaires); the stored text is then
+    # a prefix of the full answer that reads the same (scoring.parse.settled).
+    stop_when_read: bool = False
+
+    @model_serializer(mode="wrap")
+    def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return leave_out_when_off(self, handler, "stop_when_read")
 
 
 class OptionProbs(BaseModel):
@@ -61,6 +83,15 @@ class OptionProbs(BaseModel):
     def mass(self) -> float:
         """Probability that fell on a valid label at all."""
         return float(sum(self.probs))
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A generated answer with how many tokens it took and how it ended."""
+
+    text: str
+    tokens: int
+    ended: Ending
 
 
 @dataclass(frozen=True)
@@ -83,9 +114,17 @@ class Model(ABC):
 
     @abstractmethod
     def generate(
-        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
-    ) -> list[str | Failure | None]:
-        """One sampled answer per prompt (``None`` where the backend has none to give)."""
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
+    ) -> Sequence[str | Completion | Failure | None]:
+        """One sampled answer per prompt (``None`` where the backend has none to give).
+
+        ``until``: per prompt, when its answer can be read; a backend that decodes token by
+        token stops that sequence there (and returns a ``Completion`` saying so), one that
+        cannot returns the whole answer, which reads the same."""
 
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         """Probability of each of ``prompt.labels`` as the first token of the answer."""

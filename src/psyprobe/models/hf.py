@@ -13,17 +13,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from psyprobe.errors import UserError
 from psyprobe.models.base import (
+    Completion,
+    Ending,
     Failure,
     Model,
     ModelInfo,
     OptionProbs,
     Sampling,
+    Until,
     cache_root,
     file_fingerprint,
     plain_prompt,
@@ -35,6 +39,10 @@ from psyprobe.prompting import Prompt
 DTYPES = ("float32", "bfloat16", "float16")
 SHARED_MIN = 16  # tokens a group of prompts must share for prefix reuse to pay
 SUFFIX_BATCH = 24  # suffixes run together after a shared prefix (sorted by length)
+DECODE_ROWS = 128  # sequences decoded together (bench/generate.py)
+# ... and the cache columns they may hold together: rows of long prompts (safety attacks) would
+# otherwise pad every row to the longest and copy a cache of gigabytes per token
+DECODE_CELLS = 128 * 384
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -237,6 +245,20 @@ class HFModel(Model):
             logits = self.model(**self._encode(texts)).logits[:, -1, :]
         return torch.log_softmax(logits.double(), dim=-1).cpu()
 
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+
+    def _shared(self, ids: list[list[int]]) -> list[tuple[list[int], list[int]]]:
+        """(shared prefix, member indexes) for prompts that share at least SHARED_MIN tokens;
+        the prompts that share too little with their neighbours go together with no prefix."""
+        groups, alone = [], []
+        for group, shared in _prefix_groups(ids, self.group_size, SHARED_MIN):
+            if shared:
+                groups.append((ids[group[0]][:shared], group))
+            else:
+                alone += group
+        return groups + ([([], alone)] if alone else [])
+
     def shared_prefix_logprobs(self, texts: list[str]) -> Any:
         """Like next_token_logprobs, computing each prefix that prompts share only once.
 
@@ -248,36 +270,37 @@ class HFModel(Model):
         """
         import torch
 
-        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        ids = self._ids(texts)
         out = torch.empty((len(texts), len(self.tokenizer)), dtype=torch.float64)
-        for group, shared in _prefix_groups(ids, self.group_size, SHARED_MIN):
-            if shared == 0:
-                out[group] = self.next_token_logprobs([texts[i] for i in group])
-                self.tokens_evaluated += sum(len(ids[i]) for i in group)
-                continue
-            suffixes = [ids[i][shared:] for i in group]
-            out[group] = self._suffix_batch(ids[group[0]][:shared], suffixes)
-            self.tokens_evaluated += shared + sum(map(len, suffixes))
+        for prefix, members in self._shared(ids):
+            for part in self._prefill(prefix, [ids[i][len(prefix) :] for i in members]):
+                rows = [members[r] for r in part.rows]
+                out[rows] = torch.log_softmax(part.logits.double(), dim=-1).cpu()
         return out
 
-    def _suffix_batch(self, prefix: list[int], suffixes: list[list[int]]) -> Any:
-        import copy
-
+    def _prefill(self, prefix: list[int], suffixes: list[list[int]]) -> Iterator[Prefilled]:
+        """Run ``prefix`` once, then the suffixes after it in right-padded batches of similar
+        length; yields each batch with its KV cache and the logits at each member's last token."""
         import torch
 
         body = self.model.base_model
-        out = torch.empty((len(suffixes), len(self.tokenizer)), dtype=torch.float64)
         with torch.inference_mode():
-            prefix_cache = body(
-                input_ids=torch.tensor([prefix], device=self.device), use_cache=True
-            ).past_key_values
+            prefix_cache = (
+                body(
+                    input_ids=torch.tensor([prefix], device=self.device), use_cache=True
+                ).past_key_values
+                if prefix
+                else None
+            )
+            self.tokens_evaluated += len(prefix)
             # Suffixes of similar length ride together, so little is spent on padding.
             by_length = sorted(range(len(suffixes)), key=lambda i: len(suffixes[i]))
             for start in range(0, len(by_length), SUFFIX_BATCH):
                 rows = by_length[start : start + SUFFIX_BATCH]
                 part = [suffixes[i] for i in rows]
-                cache = copy.deepcopy(prefix_cache)
-                cache.batch_repeat_interleave(len(part))
+                cache = copy.deepcopy(prefix_cache) if prefix_cache is not None else None
+                if cache is not None:
+                    cache.batch_repeat_interleave(len(part))
                 width = max(map(len, part))
                 pad = self.tokenizer.pad_token_id
                 batch = torch.tensor(
@@ -289,20 +312,25 @@ class HFModel(Model):
                 )
                 # Right padding: real tokens never attend to the pads that follow them.
                 positions = torch.arange(len(prefix), len(prefix) + width, device=self.device)
-                hidden = body(
+                result = body(
                     input_ids=batch,
                     attention_mask=mask,
                     past_key_values=cache,
                     position_ids=positions.expand(len(part), -1),
                     use_cache=True,
-                ).last_hidden_state
-                last = hidden[torch.arange(len(part)), [len(s) - 1 for s in part]]
-                logits = self.model.get_output_embeddings()(last)
-                cap = getattr(self.model.config, "final_logit_softcapping", None)
-                if cap:
-                    logits = torch.tanh(logits / cap) * cap
-                out[rows] = torch.log_softmax(logits.double(), dim=-1).cpu()
-        return out
+                )
+                self.tokens_evaluated += sum(map(len, part))
+                last = result.last_hidden_state[torch.arange(len(part)), [len(s) - 1 for s in part]]
+                lengths = torch.tensor([len(prefix) + len(s) for s in part], device=self.device)
+                yield Prefilled(rows, result.past_key_values, mask, self._logits(last), lengths)
+
+    def _logits(self, hidden: Any) -> Any:
+        """The vocabulary projection of final hidden states (with Gemma's soft cap)."""
+        import torch
+
+        logits = self.model.get_output_embeddings()(hidden)
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        return torch.tanh(logits / cap) * cap if cap else logits
 
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         probs = self.shared_prefix_logprobs([self.render(p) for p in prompts]).exp()
@@ -312,28 +340,185 @@ class HFModel(Model):
         ]
 
     def generate(
-        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
-    ) -> list[str | Failure | None]:
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
+    ) -> list[str | Completion | Failure | None]:
+        """Continuous batching over shared prefixes.
+
+        Prompts are run up to their answer as for next-token scores (each shared prefix once,
+        each distinct prompt once for all its samples); then up to DECODE_ROWS sequences advance
+        one token per forward pass, and a sequence that ends (end token, answer read,
+        max_tokens) leaves its place to the next prompt's. Decoding one token costs reading
+        every weight once whatever the number of rows, so many rows make it cheap (bench/).
+
+        Each sequence draws from its own generator seeded by its request, so its text does not
+        depend on what else was in the batch, up to float32 rounding of the logits, which can
+        tip a draw that falls within about 1e-6 of a boundary (tested on real answers).
+        """
         import torch
 
-        out: list[str | Failure | None] = []
-        for prompt, seed in zip(prompts, seeds, strict=True):
-            torch.manual_seed(seed)
-            inputs = self._encode([self.render(prompt)])
-            inputs.pop("position_ids")
-            with torch.inference_mode():
-                ids = self.model.generate(
-                    **inputs,
-                    max_new_tokens=sampling.max_tokens,
-                    do_sample=sampling.temperature > 0,
-                    temperature=sampling.temperature if sampling.temperature > 0 else None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=self.tokenizer.pad_token_id,
+        ids = self._ids([self.render(p) for p in prompts])
+        same: dict[tuple[int, ...], list[int]] = {}  # one computation per distinct prompt
+        for i, seq in enumerate(ids):
+            same.setdefault(tuple(seq), []).append(i)
+        ready = self._prefilled_requests([list(seq) for seq in same], list(same.values()))
+        draws = [torch.Generator().manual_seed(seed) for seed in seeds]
+        tokens: list[list[int]] = [[] for _ in prompts]
+        ended: list[Ending] = ["length"] * len(prompts)
+        eos = self._end_tokens()
+        batch: Prefilled | None = None
+        waiting: Prefilled | None = None
+        while True:
+            while batch is None or len(batch.rows) < DECODE_ROWS:
+                part = waiting or next(ready, None)
+                waiting = None
+                if part is None:
+                    break
+                if batch is None:
+                    batch = part
+                elif _fits(batch, part):
+                    batch = _joined(batch, part)
+                else:  # joins when the batch has shrunk (or starts the next one)
+                    waiting = part
+                    break
+            if batch is None:
+                break
+            keep = []
+            chosen = _draws(batch.logits, sampling.temperature, [draws[i] for i in batch.rows])
+            for j, (i, token) in enumerate(zip(batch.rows, chosen, strict=True)):
+                tokens[i].append(token)
+                check = until[i] if until else None
+                if token in eos:
+                    ended[i] = "end"
+                elif check is not None and check(self._text(tokens[i])):
+                    ended[i] = "read"
+                elif len(tokens[i]) < sampling.max_tokens:
+                    keep.append(j)
+            batch = self._advance(batch, keep, tokens) if keep else None
+        return [Completion(self._text(t), len(t), e) for t, e in zip(tokens, ended, strict=True)]
+
+    def _prefilled_requests(
+        self, distinct: list[list[int]], askers: list[list[int]]
+    ) -> Iterator[Prefilled]:
+        """Prefilled batches whose rows are requests: a distinct prompt's row repeated once
+        for every request that asks it (its samples)."""
+        import torch
+
+        for prefix, members in self._shared(distinct):
+            for part in self._prefill(prefix, [distinct[m][len(prefix) :] for m in members]):
+                who = [askers[members[r]] for r in part.rows]
+                rows = torch.repeat_interleave(
+                    torch.arange(len(who)), torch.tensor([len(w) for w in who])
+                ).to(self.device)
+                part.cache.batch_select_indices(rows)
+                yield Prefilled(
+                    [i for w in who for i in w],
+                    part.cache,
+                    part.mask[rows],
+                    part.logits[rows],
+                    part.lengths[rows],
                 )
-            new = ids[0, inputs["input_ids"].shape[1] :]
-            out.append(str(self.tokenizer.decode(new, skip_special_tokens=True)))
-        return out
+
+    def _advance(self, batch: Prefilled, keep: list[int], tokens: list[list[int]]) -> Prefilled:
+        """The rows ``keep`` of ``batch``, one token further: each row's last drawn token run
+        through the model at its own next position."""
+        import torch
+
+        if len(keep) < len(batch.rows):
+            chosen = torch.tensor(keep, device=self.device)
+            batch.cache.batch_select_indices(chosen)
+            batch = Prefilled(
+                [batch.rows[j] for j in keep],
+                batch.cache,
+                batch.mask[chosen],
+                batch.logits[chosen],
+                batch.lengths[chosen],
+            )
+        mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
+        with torch.inference_mode():
+            hidden = self.model.base_model(
+                input_ids=torch.tensor([[tokens[i][-1]] for i in batch.rows], device=self.device),
+                attention_mask=mask,
+                past_key_values=batch.cache,
+                position_ids=batch.lengths[:, None],
+                use_cache=True,
+            ).last_hidden_state[:, -1]
+            logits = self._logits(hidden)
+        self.tokens_evaluated += len(keep)
+        return Prefilled(batch.rows, batch.cache, mask, logits, batch.lengths + 1)
+
+    def _text(self, tokens: list[int]) -> str:
+        return str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+
+    def _end_tokens(self) -> set[int]:
+        """The tokens that end an answer: the tokenizer's end token and the model's own."""
+        ends = self.model.generation_config.eos_token_id
+        found = {self.tokenizer.eos_token_id, *(ends if isinstance(ends, list) else [ends])}
+        return {t for t in found if t is not None}
+
+
+@dataclass
+class Prefilled:
+    """Sequences run up to their next token: which ones (rows), the KV cache, the attention
+    mask over it, the logits for the next token, and each row's length so far (its position)."""
+
+    rows: list[int]
+    cache: Any
+    mask: Any
+    logits: Any
+    lengths: Any
+
+
+def _fits(a: Prefilled, b: Prefilled) -> bool:
+    """Whether two batches decode together cheaply: within the cell budget, and of lengths
+    within a factor of two (every row attends over the longest row's columns)."""
+    short, wide = sorted((int(a.mask.shape[1]), int(b.mask.shape[1])))
+    return wide <= 2 * short and (len(a.rows) + len(b.rows)) * wide <= DECODE_CELLS
+
+
+def _joined(a: Prefilled, b: Prefilled) -> Prefilled:
+    """Two batches as one: the shorter cache is padded on the left with masked-out columns.
+    Cached keys carry their rotary positions already and new tokens get explicit positions,
+    so a column's place in the cache means nothing but its mask."""
+    import torch
+    import torch.nn.functional as F
+
+    width = max(a.mask.shape[1], b.mask.shape[1])
+
+    def left(t: Any, dim: int) -> Any:
+        missing = width - t.shape[dim]
+        if not missing:
+            return t
+        pad = [0, 0] * (t.dim() - 1 - dim) + [missing, 0]  # F.pad counts dims from the last
+        return F.pad(t, pad)
+
+    for la, lb in zip(a.cache.layers, b.cache.layers, strict=True):
+        la.keys = torch.cat([left(la.keys, 2), left(lb.keys, 2)])
+        la.values = torch.cat([left(la.values, 2), left(lb.values, 2)])
+    return Prefilled(
+        a.rows + b.rows,
+        a.cache,
+        torch.cat([left(a.mask, 1), left(b.mask, 1)]),
+        torch.cat([a.logits, b.logits]),
+        torch.cat([a.lengths, b.lengths]),
+    )
+
+
+def _draws(logits: Any, temperature: float, generators: Sequence[Any]) -> list[int]:
+    """The next token of every row: the most likely at temperature 0, else an inverse-CDF draw
+    from softmax(logits / T) in float64 with one uniform number from the row's own generator."""
+    import torch
+
+    if temperature <= 0:
+        return [int(t) for t in logits.argmax(dim=-1)]
+    cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(dim=-1)
+    uniform = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in generators])
+    picked = torch.searchsorted(cdf, (uniform.to(cdf.device) * cdf[:, -1])[:, None])
+    # a draw past the last cumulative sum (rounding) takes the last token
+    return [int(t) for t in picked.clamp(max=cdf.shape[-1] - 1).squeeze(-1)]
 
 
 @backend("hf")

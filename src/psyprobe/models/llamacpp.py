@@ -14,19 +14,23 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
 from psyprobe.errors import UserError
 from psyprobe.models.base import (
+    Completion,
+    Ending,
     Failure,
     Model,
     ModelInfo,
     OptionProbs,
     Sampling,
+    Until,
     cache_root,
     file_fingerprint,
     plain_prompt,
@@ -245,28 +249,48 @@ class LlamaCppModel(Model):
         return [o for o in out if o is not None]
 
     def generate(
-        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
-    ) -> list[str | Failure | None]:
-        out: list[str | Failure | None] = []
-        for prompt, seed in zip(prompts, seeds, strict=True):
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
+    ) -> list[str | Completion | Failure | None]:
+        out: list[str | Completion | Failure | None] = []
+        for i, (prompt, seed) in enumerate(zip(prompts, seeds, strict=True)):
             self._cached.clear()  # generation rewrites the KV cache
-            if not self._format:
-                completion = self._llm.create_completion(
-                    self.render(prompt),
-                    temperature=sampling.temperature,
-                    max_tokens=sampling.max_tokens,
-                    seed=seed,
-                )
-                out.append(str(completion["choices"][0]["text"]))  # type: ignore[index]
-                continue
-            reply = self._llm.create_chat_completion(
-                messages=prompt.messages(),  # type: ignore[arg-type]
-                temperature=sampling.temperature,
-                max_tokens=sampling.max_tokens,
-                seed=seed,
-            )
-            out.append(str(reply["choices"][0]["message"]["content"] or ""))  # type: ignore[index]
+            out.append(self._complete(prompt, sampling, seed, until[i] if until else None))
         return out
+
+    def _complete(
+        self, prompt: Prompt, sampling: Sampling, seed: int, check: Until | None
+    ) -> Completion:
+        """One answer, streamed token by token so that it can stop once ``check`` reads it."""
+        decoding: dict[str, Any] = {
+            "temperature": sampling.temperature,
+            "max_tokens": sampling.max_tokens,
+            "seed": seed,
+            "stream": True,
+        }
+        # stream=True: both calls return an iterator of chunks
+        stream = cast(
+            Iterator[Any],
+            self._llm.create_chat_completion(messages=prompt.messages(), **decoding)  # type: ignore[arg-type]
+            if self._format
+            else self._llm.create_completion(self.render(prompt), **decoding),
+        )
+        text: str = ""
+        ended: Ending = "length"
+        for chunk in stream:
+            choice = chunk["choices"][0]
+            text += (choice["delta"].get("content") if self._format else choice["text"]) or ""
+            if choice.get("finish_reason") == "stop":
+                ended = "end"
+            elif check is not None and check(text):
+                ended = "read"
+                break
+        # the stream does not count tokens: the text's own, and the end token where one came
+        tokens = len(self._tokenize(text, first=False)) + (ended == "end")
+        return Completion(text, tokens, ended)
 
     def close(self) -> None:
         self._llm.close()

@@ -23,7 +23,15 @@ from typing import Any, TypeVar
 import httpx
 
 from psyprobe.errors import UserError
-from psyprobe.models.base import Failure, Model, ModelInfo, OptionProbs, Sampling, reads_as
+from psyprobe.models.base import (
+    Failure,
+    Model,
+    ModelInfo,
+    OptionProbs,
+    Sampling,
+    Until,
+    reads_as,
+)
 from psyprobe.models.registry import BackendOptions, backend
 from psyprobe.prompting import Prompt
 
@@ -122,7 +130,11 @@ class OpenAIModel(Model):
         return [Failure("the server returned no logprobs") if a is None else a for a in answers]
 
     def generate(
-        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
     ) -> list[str | Failure | None]:
         def request(
             client: httpx.AsyncClient, i: int, prompt: Prompt

@@ -20,6 +20,7 @@ from psyprobe.models.base import (
     ModelInfo,
     RecordedDesign,
     Sampling,
+    Until,
     file_fingerprint,
 )
 from psyprobe.models.registry import BackendOptions, backend
@@ -79,7 +80,11 @@ class ReplayModel(Model):
         return RecordedDesign(tuple(self.instruments()), self.samples())
 
     def generate(
-        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
     ) -> list[str | Failure | None]:
         out: list[str | Failure | None] = []
         for prompt in prompts:

@@ -34,7 +34,7 @@ import numpy as np
 
 from psyprobe.errors import UserError
 from psyprobe.instruments import Instrument, Question, load_instrument
-from psyprobe.models.base import Failure, Model, ModelInfo, OptionProbs, Sampling
+from psyprobe.models.base import Failure, Model, ModelInfo, OptionProbs, Sampling, Until
 from psyprobe.models.registry import BackendOptions, backend
 from psyprobe.prompting import Prompt, Source
 
@@ -161,7 +161,11 @@ class SimModel(Model):
         ]
 
     def generate(
-        self, prompts: Sequence[Prompt], sampling: Sampling, seeds: Sequence[int]
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
     ) -> list[str | Failure | None]:
         out: list[str | Failure | None] = []
         for prompt, seed in zip(prompts, seeds, strict=True):

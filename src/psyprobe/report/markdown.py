@@ -144,7 +144,13 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"- psyprobe {results['psyprobe_version']}; mode `{settings['mode']}`, orders "
         f"`{settings['orders']}`, respondents {settings.get('respondents', 0)} "
         f"(`{settings.get('balance', 'within')}`), samples {settings['samples']}, temperature "
-        f"{settings['temperature']}, seed {settings['seed']}, template `{settings['template']}`",
+        f"{settings['temperature']}, seed {settings['seed']}, template `{settings['template']}`"
+        + (
+            f", max tokens {settings['max_tokens']}, "
+            + ("stopped once read" if settings.get("stop_when_read") else "full answers")
+            if settings["mode"] == "generate"
+            else ""
+        ),
         f"- {results['store']['n_responses']} stored responses in `{results['store']['file']}` "
         "(raw answers with prompts in `responses.jsonl`)",
         *(

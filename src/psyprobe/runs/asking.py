@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
-from psyprobe.models.base import Failure
+from psyprobe.models.base import Completion, Failure, Until
 from psyprobe.prompting import Prompt
 from psyprobe.records import ResponseRecord, request_key
 from psyprobe.runs.store import ResponseStore
@@ -48,6 +48,9 @@ class Request:
     decoding: dict[str, Any]  # the sampling settings in generate mode; empty for logprobs
     seed: int
     origin: Origin
+    # When the answer can be read (questionnaires with stop-when-read); not part of the key,
+    # which holds the switch itself through ``decoding``.
+    until: Until | None = field(default=None, compare=False)
 
 
 def derive_seed(*parts: object) -> int:
@@ -57,7 +60,13 @@ def derive_seed(*parts: object) -> int:
 
 
 def make_request(
-    info: ModelInfo, prompt: Prompt, mode: Mode, sampling: Sampling, seed: int, origin: Origin
+    info: ModelInfo,
+    prompt: Prompt,
+    mode: Mode,
+    sampling: Sampling,
+    seed: int,
+    origin: Origin,
+    until: Until | None = None,
 ) -> Request:
     decoding = sampling.model_dump() if mode == "generate" else {}
     key = request_key(
@@ -73,13 +82,14 @@ def make_request(
         origin.attempt,
         seed,
     )
-    return Request(key, prompt, mode, decoding, seed, origin)
+    return Request(key, prompt, mode, decoding, seed, origin, until)
 
 
 def _record(
-    req: Request, info: ModelInfo, text: str | None, probs: Sequence[float] | None
+    req: Request, info: ModelInfo, answer: str | Completion | OptionProbs | None
 ) -> ResponseRecord:
     o = req.origin
+    done = answer if isinstance(answer, Completion) else None
     return ResponseRecord(
         key=req.key,
         instrument=o.instrument,
@@ -96,8 +106,10 @@ def _record(
         decoding=req.decoding,
         seed=req.seed,
         model_fingerprint=info.fingerprint,
-        raw_text=text,
-        probs=None if probs is None else tuple(probs),
+        raw_text=done.text if done else answer if isinstance(answer, str) else None,
+        probs=tuple(answer.probs) if isinstance(answer, OptionProbs) else None,
+        tokens=done.tokens if done else None,
+        ended=done.ended if done else None,
     )
 
 
@@ -132,18 +144,21 @@ def ask(
     done = 0
     for batch in _batches(pending, size):
         prompts = [r.prompt for r in batch]
-        replies: Sequence[OptionProbs | str | Failure | None] = (
+        replies: Sequence[OptionProbs | str | Completion | Failure | None] = (
             model.option_probs(prompts)
             if batch[0].mode == "logprob"
-            else model.generate(prompts, Sampling(**batch[0].decoding), [r.seed for r in batch])
+            else model.generate(
+                prompts,
+                Sampling(**batch[0].decoding),
+                [r.seed for r in batch],
+                [r.until for r in batch],
+            )
         )
         for req, reply in zip(batch, replies, strict=True):
             if isinstance(reply, Failure):
                 store.add_failure(req.key, req.origin.instrument, req.origin.item, reply.error)
-            elif isinstance(reply, OptionProbs):
-                store.add(_record(req, model.info, None, reply.probs))
             else:
-                store.add(_record(req, model.info, reply, None))
+                store.add(_record(req, model.info, reply))
         done += len(batch)
         if progress:
             progress(batch[0].origin.instrument, done, len(pending))

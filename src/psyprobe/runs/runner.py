@@ -9,10 +9,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from psyprobe import __version__
 from psyprobe.errors import UserError
@@ -26,6 +35,7 @@ from psyprobe.instruments import (
     read_instrument,
 )
 from psyprobe.models import Mode, Model, ModelInfo, Sampling
+from psyprobe.models.base import leave_out_when_off
 from psyprobe.prompting import (
     RESPONDENTS,
     TEMPLATES,
@@ -39,6 +49,7 @@ from psyprobe.runs.asking import Origin, Progress, Request, ask, derive_seed, ma
 from psyprobe.runs.directory import hold_record, read_record
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
+from psyprobe.scoring.parse import settled
 
 log = logging.getLogger("psyprobe")
 
@@ -62,12 +73,22 @@ class RunSettings(BaseModel):
     seed: int = Field(0, ge=0)
     template: str = "study-a"
     language: str = "en"
+    # generate mode: end each answer once it can be read (scoring.parse.settled)
+    stop_when_read: bool = False
 
     # A UserError passes through pydantic unwrapped: one line, before run.json is written.
     _respondents = field_validator("respondents")(check_size)
 
+    @model_serializer(mode="wrap")
+    def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return leave_out_when_off(self, handler, "stop_when_read")
+
     def sampling(self) -> Sampling:
-        return Sampling(temperature=self.temperature, max_tokens=self.max_tokens)
+        return Sampling(
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            stop_when_read=self.stop_when_read,
+        )
 
 
 @dataclass(frozen=True)
@@ -189,7 +210,11 @@ def _planned(
         ip.respondent.index,
         attempt,
     )
-    request = make_request(info, ip.prompt, settings.mode, settings.sampling(), seed, origin)
+    until = None
+    if settings.mode == "generate" and settings.stop_when_read:
+        shown = [ip.question.options[i] for i in ip.order]
+        until = partial(settled, shown=[o.text for o in shown], keys=[o.key for o in shown])
+    request = make_request(info, ip.prompt, settings.mode, settings.sampling(), seed, origin, until)
     return Planned(request, ip)
 
 

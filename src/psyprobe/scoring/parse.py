@@ -78,6 +78,56 @@ def _normalize(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
+# What rule 1 strips around the text after a leading number before comparing it with an option.
+_TRIM = " .:)-"
+
+
+def settled(text: str, shown: Sequence[str], keys: Sequence[str | None] = ()) -> bool:
+    """True when no continuation of ``text`` can change what ``parse_answer`` reads from it, so
+    generation may stop here (``--stop-when-read``) without changing the answer as read.
+
+    Two reads are final that early, because every rule before them looks only at what is
+    already there:
+    - rule 1, a leading option number in range, once the digits are closed (the character after
+      them cannot join them) and the rest of its line can no longer become the text of another
+      option than the number's (the line is ended, or what follows the number is no prefix of
+      such an option);
+    - a refusal whose phrase is closed by the character after it: rules 1 and 2 (number, key)
+      are anchored at the start and the allowed prefix of rule 1 ("My answer is") can hold no
+      refusal phrase, so once a refusal is found and neither matched, no continuation makes
+      them match, and the refusal rule comes next.
+    Every other read (an option's text, a stated number) can still be overtaken by a refusal
+    or an earlier mention, so it is read from the whole answer.
+    """
+    head = text.lstrip()
+    number = _LEADING_NUMBER.match(head)
+    if number and 1 <= int(number.group(1)) <= len(shown):
+        after = head[number.end() :]
+        # "4" may become "45", "4." may become "4.5": the regex's lookahead is still open.
+        if not after or (after[0] in ".," and len(after) < 2):
+            return False
+        line, ended = after.split("\n", 1)[0], "\n" in after
+        if ended:
+            return True
+        # Rule 1 gives "invalid" only where the line ends up naming another option than the
+        # number's: settled once no option but the number's own can still be named.
+        rest = line.lstrip(_TRIM).lower()
+        n = int(number.group(1))
+        return bool(rest) and all(
+            k == n - 1
+            for k, option in enumerate(shown)
+            if option.lower().startswith(rest)
+            or (rest.startswith(option.lower()) and not rest[len(option.lower()) :].strip(_TRIM))
+        )
+    # A refusal phrase ends at a word boundary: "As an AI" is one only once a non-letter follows.
+    refusal = _REFUSAL.search(head)
+    return (
+        refusal is not None
+        and refusal.end() < len(head)
+        and parse_answer(text, shown, keys=keys).status == "refusal"
+    )
+
+
 def parse_answer(
     text: str | None,
     shown: Sequence[str],
@@ -104,7 +154,7 @@ def parse_answer(
             if float(n) in numbers:
                 return ParsedAnswer(list(numbers).index(float(n)), "ok", "scale value")
         elif 1 <= n <= len(shown):
-            rest = head[number.end() :].split("\n", 1)[0].strip(" .:)-").lower()
+            rest = head[number.end() :].split("\n", 1)[0].strip(_TRIM).lower()
             named = [pos for pos, option in enumerate(shown) if rest == option.lower()]
             if named and named[0] != n - 1:
                 return ParsedAnswer(None, "invalid", "number and text disagree")

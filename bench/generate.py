@@ -1,0 +1,192 @@
+"""Sampled answers at the machine's limit: study A's generate protocol and the safety suite.
+
+One run measures, side by side on the same machine and moment:
+  1. the fp32 matrix-multiply rate and from it the decode compute limit for SmolLM2-135M
+     (0.27 GFLOP per generated token, the vocabulary projection included);
+  2. study A's generate protocol — SD-3 + BFI, every item under 120 option orders, 3 samples at
+     temperature 0.7, 25,560 answers — on a 10 % slice with the same sharing structure (the
+     same 12 random orders for every item: ``--orders random:12``, 2,556 answers), through the
+     transformers backend, projected ×10:
+       a. one at a time — the code before batching (``--before SRC``), on a sub-sample;
+       b. batched, full-length answers (``--full-answers``);
+       c. batched + stop-when-read (the default);
+     with the scores and CIs of b and c, and how many answers read differently (must be 0);
+  3. the safety suite at ``--safety-limit`` items per suite (greedy, 96 tokens), before and
+     after, through the command line, with how many answers are identical.
+
+    git worktree add /tmp/head REV   # the code before
+    python bench/generate.py --before /tmp/head/src
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import psyprobe
+from psyprobe.records import ResponseRecord
+from psyprobe.runs.store import ResponseStore
+
+SLICE = dict(
+    instruments=["sd3", "bfi"],
+    orders="random:12",
+    respondents=0,
+    mode="generate",
+    samples=3,
+    temperature=0.7,
+    max_tokens=48,
+    retries=0,
+)
+FULL_ANSWERS = 71 * 120 * 3
+GFLOP_PER_TOKEN = 0.27  # SmolLM2-135M: 2 × (non-embedding + vocabulary projection) parameters
+
+# Today's one-at-a-time path, run in the tree given by --before: HFModel.generate per prompt.
+ONE_AT_A_TIME = """
+import json, sys, time
+from psyprobe.models.hf import HFModel
+from psyprobe.models.registry import ALIASES
+from psyprobe.models.base import Sampling
+from psyprobe.prompting import Prompt
+asked = json.loads(sys.stdin.read())
+model = HFModel.load("hf:smollm2", ALIASES["smollm2"].path())
+start = time.perf_counter()
+for a in asked:
+    model.generate([Prompt(a["system"], a["user"], tuple(a["labels"]))], Sampling(), [a["seed"]])
+print(time.perf_counter() - start)
+"""
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def records(folder: Path) -> list[ResponseRecord]:
+    with ResponseStore(folder / "responses.sqlite") as store:
+        return list(store.records())
+
+
+def measure_slice(folder: Path, stop_when_read: bool) -> tuple[float, psyprobe.RunResults]:
+    start = time.perf_counter()
+    results = psyprobe.measure("hf:smollm2", out=folder, stop_when_read=stop_when_read, **SLICE)
+    return time.perf_counter() - start, results
+
+
+def cli(src: str | None, *args: str) -> float:
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "psyprobe", *args], env=env, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - start
+
+
+def safety_texts(folder: Path) -> dict[str, str | None]:
+    rows = [json.loads(line) for line in (folder / "safety-responses.jsonl").open()]
+    return {f"{r['task']}|{r['item']}": r["answer"] for r in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", help="src directory of the code before (git worktree)")
+    parser.add_argument("--one-at-a-time", type=int, default=48, help="answers, before")
+    parser.add_argument("--safety-limit", type=int, default=10)
+    args = parser.parse_args()
+    info = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in info if "model name" in ln), platform.processor()
+    )
+    print(f"{datetime.date.today()}  {cpu}, {os.cpu_count()} cores, torch {torch.__version__}")
+    gflops = matmul_gflops()
+    limit = gflops / GFLOP_PER_TOKEN
+    print(f"fp32 matmul {gflops:.0f} GFLOP/s -> decode compute limit {limit:.0f} tokens/s")
+    work = Path(tempfile.mkdtemp(prefix="psyprobe-bench-"))
+
+    print("\nstudy A generate protocol, 10 % slice (SD-3 + BFI x 12 orders x 3 samples):")
+    full_s, full = measure_slice(work / "full", stop_when_read=False)
+    short_s, short = measure_slice(work / "short", stop_when_read=True)
+    full_rec, short_rec = records(work / "full"), records(work / "short")
+    for name, took, recs in (
+        ("batched", full_s, full_rec),
+        ("+ stop-when-read", short_s, short_rec),
+    ):
+        generated = sum(r.tokens or 0 for r in recs)
+        print(
+            f"  {name:<18} {len(recs)} answers in {took:6.1f} s ({len(recs) / took:5.1f}/s), "
+            f"{generated / len(recs):4.1f} tokens each, {generated / took:5.0f} generated "
+            f"tokens/s = {generated / took / limit:.2f} of the limit; full protocol ≈ "
+            f"{took * FULL_ANSWERS / len(recs) / 60:5.1f} min"
+        )
+    slots = ["instrument", "item", "order_index", "sample"]
+    reads = (
+        full.answers()
+        .merge(short.answers(), on=slots, suffixes=("_full", "_short"))
+        .fillna({"chosen_full": "", "chosen_short": ""})
+    )
+    differ = int(
+        (
+            (reads.status_full != reads.status_short) | (reads.chosen_full != reads.chosen_short)
+        ).sum()
+    )
+    print(f"  answers read differently with stop-when-read: {differ} of {len(reads)}")
+    print("  scores (batched | + stop-when-read), 95 % CI:")
+    a, b = full.to_pandas(), short.to_pandas()
+    for (inst, dim), row in a.iterrows():
+        other = b.loc[(inst, dim)]
+        print(
+            f"    {inst}:{dim:<16} {row.score:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}] | "
+            f"{other.score:.3f} [{other.ci_low:.3f}, {other.ci_high:.3f}]"
+        )
+
+    if args.before:
+        sample = sorted(full_rec, key=lambda r: r.key)[: args.one_at_a_time]
+        asked = [
+            {"system": r.system, "user": r.user, "labels": r.labels, "seed": r.seed} for r in sample
+        ]
+        proc = subprocess.run(
+            [sys.executable, "-c", ONE_AT_A_TIME], input=json.dumps(asked), text=True,
+            capture_output=True, check=True, env={**os.environ, "PYTHONPATH": args.before},
+        )  # fmt: skip
+        alone_s = float(proc.stdout.strip().splitlines()[-1])
+        per = alone_s / len(sample)
+        print(
+            f"  one at a time (before): {len(sample)} answers in {alone_s:.1f} s "
+            f"({per:.2f} s each); full protocol ≈ {per * FULL_ANSWERS / 60:.0f} min; "
+            f"batched + stop-when-read is {per * len(short_rec) / short_s:.1f}x faster"
+        )
+
+    print(f"\nsafety suite, --limit {args.safety_limit}, hf:smollm2, greedy:")
+    trees = {"after": None, **({"before": args.before} if args.before else {})}
+    seconds: dict[str, float] = {}
+    texts: dict[str, dict[str, str | None]] = {}
+    for name, src in trees.items():
+        out = work / f"safety-{name}"
+        seconds[name] = cli(src, "safety", "--model", "hf:smollm2", "--limit",
+                            str(args.safety_limit), "--out", str(out))  # fmt: skip
+        texts[name] = safety_texts(out)
+        print(f"  {name:<7} {len(texts[name])} answers in {seconds[name]:6.1f} s")
+    if args.before:
+        same = sum(texts["after"][k] == v for k, v in texts["before"].items())
+        print(
+            f"  speed-up {seconds['before'] / seconds['after']:.1f}x; identical answers "
+            f"{same} of {len(texts['before'])}"
+        )
+
+
+if __name__ == "__main__":
+    main()
