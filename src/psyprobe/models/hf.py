@@ -462,8 +462,10 @@ class HFModel(Model):
 
 @dataclass
 class Prefilled:
-    """Sequences run up to their next token: which ones (rows), the KV cache, the attention
-    mask over it, the logits for the next token, and each row's length so far (its position)."""
+    """Sequences run up to their next token: which ones (rows: indexes of the suffixes given
+    to ``_prefill``, or of the requests once ``generate`` expands them), the KV cache, the
+    attention mask over it, the logits for the next token, and each row's length so far (its
+    position)."""
 
     rows: list[int]
     cache: Any
@@ -474,9 +476,14 @@ class Prefilled:
 
 def _fits(a: Prefilled, b: Prefilled) -> bool:
     """Whether two batches decode together cheaply: within the cell budget, and of lengths
-    within a factor of two (every row attends over the longest row's columns)."""
+    within a factor of two (every row attends over the longest row's columns). Only caches of
+    plain growing layers are joined: a sliding-window or quantised layer keeps other state
+    than its keys and values (such a model decodes each prefilled batch on its own)."""
+    from transformers.cache_utils import DynamicLayer
+
+    plain = all(type(layer) is DynamicLayer for layer in (*a.cache.layers, *b.cache.layers))
     short, wide = sorted((int(a.mask.shape[1]), int(b.mask.shape[1])))
-    return wide <= 2 * short and (len(a.rows) + len(b.rows)) * wide <= DECODE_CELLS
+    return plain and wide <= 2 * short and (len(a.rows) + len(b.rows)) * wide <= DECODE_CELLS
 
 
 def _joined(a: Prefilled, b: Prefilled) -> Prefilled:
