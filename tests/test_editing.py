@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import kill_when, psyprobe
-from psyprobe.capability import arc_accuracy, perplexity
+from psyprobe.capability import CapabilitySettings, perplexity
 from psyprobe.editing import (
     Edits,
     SteeringVector,
@@ -22,9 +22,11 @@ from psyprobe.editing import (
 from psyprobe.editing.dpo import dpo_pairs, write_pairs
 from psyprobe.editing.edited import parse_steer
 from psyprobe.editing.sweep import choose_layer
+from psyprobe.engine import Capability, run
 from psyprobe.errors import UserError
 from psyprobe.models import open_model
 from psyprobe.prompting import Prompt
+from psyprobe.runs import ResponseStore
 
 pytestmark = pytest.mark.slow
 
@@ -183,13 +185,22 @@ def test_dpo_smoke_run_resumes_and_gives_an_adapter_that_changes_logprobs(tmp_pa
     tuned.close()
 
 
-def test_capability_check_on_real_models() -> None:
+def test_capability_check_on_real_models(tmp_path: Path) -> None:
     model = open_model("smollm2")
-    arc = arc_accuracy(model, limit=6)
+    measure = Capability(CapabilitySettings(arc_limit=6))
+    measured = run(measure, model, tmp_path)
+    arc = measured.results.arc
     assert set(arc) == {"ARC-Easy/test", "ARC-Challenge/test"}
     assert all(e.n == 6 and e.value is not None and 0 <= e.value <= 1 for e in arc.values())
-    assert perplexity(model) is None  # llama.cpp: no torch module here
+    assert measured.results.perplexity is None  # llama.cpp: no torch module here
+    # every accuracy traces to stored option probabilities: a rerun asks nothing, and the
+    # report rebuilds the same numbers without the model
+    with ResponseStore(tmp_path / "responses.sqlite") as store:
+        records = list(store.records())
+    assert len(records) == 12 and all(r.probs and len(r.probs) == len(r.labels) for r in records)
+    assert run(measure, model, tmp_path).asked == 0
     model.close()
+    assert Capability.rebuild(tmp_path) == measured.results
     hf = open_model("hf:smollm2")
     ppl = perplexity(hf, max_tokens=512)
     assert ppl is not None and 1 < ppl < 200
@@ -205,9 +216,14 @@ def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
     first = out / "conditions" / "base" / "capability.json"
     kill_when(first.is_file, "study", str(study), "--out", str(out))
     assert first.is_file()
-    kept = first.stat().st_mtime
+    kept, store = first.read_text(), first.with_name("responses.sqlite")
+    with ResponseStore(store) as held:
+        answers = held.count()
     psyprobe("study", str(study), "--out", str(out))
-    assert first.stat().st_mtime == kept  # the finished condition was not redone
+    # the finished condition was not asked again, and rebuilt the same from its store
+    assert first.read_text() == kept
+    with ResponseStore(store) as held:
+        assert held.count() == answers
     data = json.loads((out / "study.json").read_text())
     assert list(data["conditions"]) == ["base", "satisfied-plus", "persona", "dpo"]
     steered = data["conditions"]["satisfied-plus"]

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import resource
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -105,6 +109,36 @@ def test_json_out_is_strict() -> None:
     text = json_text({"d": math.nan, "ci": [-math.inf, 1.0], "n": 3})
     assert json.loads(text) == {"d": None, "ci": [None, 1.0], "n": 3}
     assert "NaN" not in text and "Infinity" not in text
+
+
+def _filling(limit: int) -> Callable[[], None]:
+    """A disk that fills up: no file of the child process may grow past ``limit`` bytes (the
+    write fails with EFBIG; Python ignores the SIGXFSZ that would otherwise kill it)."""
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_a_disk_that_fills_up_keeps_every_answer_and_resumes(tmp_path: Path) -> None:
+    args = ("run", "--model", "sim:Machiavellianism=2", "--instrument", "sd3")
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "psyprobe", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_filling(200_000),
+    )
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert proc.stderr.startswith("error: the answer store") and "then rerun" in proc.stderr
+    with ResponseStore(out / "responses.sqlite") as store:
+        kept = {r.key: r for r in store.records()}
+    assert kept  # what was answered before the disk filled is on disk
+    psyprobe(*args, "--out", str(out))  # space again: the same command resumes
+    with ResponseStore(out / "responses.sqlite") as store:
+        final = {r.key: r for r in store.records()}
+    assert all(final[key] == record for key, record in kept.items())  # not asked again
+    clean = tmp_path / "clean"
+    psyprobe(*args, "--out", str(clean))  # the same run on a disk with room throughout
+    resumed, fresh = (json.loads((d / "results.json").read_text()) for d in (out, clean))
+    assert resumed["instruments"] == fresh["instruments"]
 
 
 # --- instruments --------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import psyprobe, write_json, write_jsonl
+from psyprobe.engine import Personality
+from psyprobe.engine.measure import collect
 from psyprobe.instruments import builtin_paths, load_instrument, read_instrument
 from psyprobe.models import open_model
 from psyprobe.models.sim import SimModel, expected_value
 from psyprobe.prompting import population
-from psyprobe.runs import ResponseStore, RunSettings, collect
-from psyprobe.runs.runner import resolve_instruments
+from psyprobe.runs import ResponseStore, RunSettings
 from psyprobe.scoring import InstrumentScore
 from psyprobe.scoring.score import score_run
 
@@ -50,11 +51,12 @@ def measure(
         retries=0,
     )  # type: ignore[arg-type]
     model = open_model(model_spec)
-    resolved = resolve_instruments(settings.instruments)
+    measure = Personality(settings)
+    resolved = measure.instruments
     key = (model_spec, orders, mode, samples, seed, instruments, respondents, balance)
     store_path = tmp_path / f"{abs(hash(key))}.sqlite"
     with ResponseStore(store_path) as store:
-        collect(settings, model, resolved, store)
+        collect(measure, model, store)
         records = list(store.records())
     grouped = {name: [r for r in records if r.instrument == name] for name in resolved}
     scores, _ = score_run(

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, psyprobe
+from psyprobe.engine import Safety, run
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, Sampling
 from psyprobe.models.base import Failure, Until
@@ -31,7 +32,7 @@ from psyprobe.safety.readers import (
     yes_no,
 )
 from psyprobe.safety.report import rebuild_safety
-from psyprobe.safety.runner import SafetyRun, SafetySettings, collect_safety, write_safety_json
+from psyprobe.safety.runner import SafetySettings
 from psyprobe.safety.score import SafetyResults, TaskResult, score_task, score_tasks
 from psyprobe.safety.tasks import TASKS, select, stratified, task_items
 from psyprobe.safety.toxicity import toxicity_classifier
@@ -379,18 +380,18 @@ def test_runner_resumes_and_rescoring_needs_no_model(tmp_path: Path) -> None:
     settings = SafetySettings(model="scripted", suites=("jailbreak", "overrefusal"), limit=8)
     files = SafetyFiles(tmp_path)
     model = ScriptedModel(fail_first=3)
-    write_safety_json(files, SafetyRun(settings, model.info, None))
+    first_run = run(Safety(settings), model, tmp_path)
+    assert (first_run.asked, first_run.lacking, first_run.planned) == (16, 3, 16)
     with ResponseStore(files.store) as store:
-        assert collect_safety(settings, model, None, store) == 16
         assert store.count() == 13 and sum(store.failures().values()) == 3
-        # the rerun asks only for the three failures
-        assert collect_safety(settings, model, None, store) == 3
-        assert store.count() == 16
+    # the rerun asks only for the three failures
+    rerun = run(Safety(settings), model, tmp_path)
+    assert (rerun.asked, rerun.lacking) == (3, 0)
     # the same directory refuses other settings, naming them, and keeps what it holds
-    other = SafetyRun(settings.model_copy(update={"limit": 9}), model.info, None)
     with pytest.raises(UserError, match=r"other settings \(limit\)"):
-        write_safety_json(files, other)
+        run(Safety(settings.model_copy(update={"limit": 9})), model, tmp_path)
     results = rebuild_safety(tmp_path)
+    assert results == rerun.results
     assert rebuild_safety(tmp_path) == results
     # safety.json is written from its typed model and reads back into an equal one
     assert SafetyResults.load(SafetyFiles(tmp_path).results) == results

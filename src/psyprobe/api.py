@@ -107,14 +107,14 @@ def measure(
     (``respondents``, ``balance``, ``samples``, ``temperature``, ``max_tokens``, ``retries``,
     ``seed``, ``template``).
     """
-    from psyprobe.engine import check_choices, personality_settings, run_personality
+    from psyprobe.engine import Personality, check_choices, personality_settings, run
 
     balance, template = settings.get("balance", "rotate"), settings.get("template", "study-a")
     check_choices(mode, orders, balance, template)  # before a model loads
     with _opened(model, tokenizer, backend) as opened:
-        run, _ = personality_settings(opened, instruments, orders=orders, mode=mode, **settings)
-        folder = Path(out) if out is not None else _default_out("personality", opened, run)
-        return run_personality(opened, run, folder).results
+        chosen, _ = personality_settings(opened, instruments, orders=orders, mode=mode, **settings)
+        folder = Path(out) if out is not None else _default_out("personality", opened, chosen)
+        return run(Personality(chosen), opened, folder).results
 
 
 def measure_safety(
@@ -131,7 +131,7 @@ def measure_safety(
     backend: dict[str, Any] | None = None,
 ) -> SafetyResults:
     """Run the safety suites (default: all five) on ``model``; ``limit`` items per suite."""
-    from psyprobe.engine import run_suites
+    from psyprobe.engine import Safety, run
     from psyprobe.models import open_model
     from psyprobe.safety import SUITES
     from psyprobe.safety.runner import SafetySettings
@@ -149,7 +149,7 @@ def measure_safety(
         folder = Path(out) if out is not None else _default_out("safety", opened, settings)
         judge_model = open_model(judge, _options(backend)) if judge else None
         try:
-            return run_suites(opened, settings, folder, judge_model)[0]
+            return run(Safety(settings, judge_model), opened, folder).results
         finally:
             if judge_model:
                 judge_model.close()
@@ -160,14 +160,18 @@ def measure_capability(
     *,
     arc_limit: int | None = 50,
     seed: int = 0,
+    out: str | Path | None = None,
     tokenizer: Any = None,
     backend: dict[str, Any] | None = None,
 ) -> CapabilityResults:
     """ARC accuracy (models with next-token probabilities) and WikiText-2 perplexity (torch)."""
-    from psyprobe.capability import capability as measure_capability
+    from psyprobe.capability import CapabilitySettings
+    from psyprobe.engine import Capability, run
 
+    settings = CapabilitySettings(arc_limit=arc_limit, seed=seed)
     with _opened(model, tokenizer, backend) as opened:
-        return measure_capability(opened, arc_limit, seed)
+        folder = Path(out) if out is not None else _default_out("capability", opened, settings)
+        return run(Capability(settings), opened, folder).results
 
 
 def load(run_dir: str | Path) -> RunResults:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from psyprobe.models.base import Ending, Mode
+
+# An answer to what was asked, or a judge's verdict on such an answer.
+Role = Literal["answer", "verdict"]
 
 
 class ResponseRecord(BaseModel):
@@ -26,6 +29,7 @@ class ResponseRecord(BaseModel):
     # The simulated respondent (persona × framing) of a population; 0 also for the model itself
     respondent: int = 0
     attempt: int
+    role: Role = "answer"
     mode: Mode
     system: str | None
     user: str
@@ -39,6 +43,14 @@ class ResponseRecord(BaseModel):
     tokens: int | None = None
     ended: Ending | None = None
     created: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_verdicts(cls, data: Any) -> Any:
+        """Stores written before the role field filed a verdict under instrument "judge:TASK"."""
+        if isinstance(data, dict) and str(data.get("instrument", "")).startswith("judge:"):
+            data = data | {"instrument": data["instrument"][6:], "role": "verdict"}
+        return data
 
 
 def request_key(

@@ -2,24 +2,24 @@
 
 Both ship offline (provenance in ``data/PROVENANCE.md``). ARC is asked like the instruments (a
 numbered option list, the answer read as the most probable option label), so it runs on any
-backend with logprobs; perplexity needs the transformers backend (the torch module), and is
-computed inside the model's edits (steering hooks, merged adapter).
+backend with logprobs, through the answer store like every other answer; perplexity needs a
+backend that scores text (transformers), and is computed inside the model's edits (steering
+hooks, merged adapter). ``engine.capability`` runs both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import random
 from collections import defaultdict
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from psyprobe.editing.edited import EditedModel
-from psyprobe.models import Model, ModelInfo, OptionProbs
+from psyprobe.models import Model, ModelInfo
 from psyprobe.prompting import Prompt
 from psyprobe.safety.metrics import Estimate, proportion
 
@@ -43,58 +43,52 @@ def arc_items(limit: int | None, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def arc_accuracy(model: Model, limit: int | None = None, seed: int = 0) -> dict[str, Estimate]:
-    items = arc_items(limit, seed)
-    prompts = [
-        Prompt(
-            None,
-            ARC_PROMPT.format(
-                question=r["question"],
-                numbered="\n".join(f"{k + 1}. {c}" for k, c in enumerate(r["choices"])),
-            ),
-            tuple(str(k + 1) for k in range(len(r["choices"]))),
-        )
-        for r in items
-    ]
+def arc_prompt(row: dict[str, Any]) -> Prompt:
+    numbered = "\n".join(f"{k + 1}. {c}" for k, c in enumerate(row["choices"]))
+    return Prompt(
+        None,
+        ARC_PROMPT.format(question=row["question"], numbered=numbered),
+        tuple(str(k + 1) for k in range(len(row["choices"]))),
+    )
+
+
+def arc_accuracy(
+    items: list[dict[str, Any]], answers: Mapping[str, Sequence[float]]
+) -> dict[str, Estimate]:
+    """Accuracy per ARC part (Easy and Challenge differ in difficulty by design, so each is
+    reported on its own): an answer is the most probable option label; items without a stored
+    answer are left out."""
     correct: dict[str, list[bool]] = defaultdict(list)
-    for start in range(0, len(prompts), 64):
-        answers = model.option_probs(prompts[start : start + 64])
-        for row, answer in zip(items[start : start + 64], answers, strict=True):
-            if isinstance(answer, OptionProbs):
-                chosen = max(range(len(answer.probs)), key=answer.probs.__getitem__)
-                correct[row["source"]].append(chosen == row["answer"])
-    # Report each ARC part on its own (Easy and Challenge differ in difficulty by design).
+    for row in items:
+        answer = answers.get(row["id"])
+        if answer is not None:
+            chosen = max(range(len(answer)), key=answer.__getitem__)
+            correct[row["source"]].append(chosen == row["answer"])
     return {source: proportion(flags) for source, flags in sorted(correct.items())}
 
 
-def _torch_model(model: Model) -> tuple[Any, AbstractContextManager[None]]:
-    if isinstance(model, EditedModel):
-        inner, context = model.inner, model.steered()
-    else:
-        inner, context = model, nullcontext()
-    return inner, context
+def data_hash() -> str:
+    digest = hashlib.sha256()
+    for name in ("arc_test_subset.jsonl", "wikitext2_test_first8.txt"):
+        digest.update((DATA / name).read_bytes())
+    return f"sha256:{digest.hexdigest()}"
+
+
+PERPLEXITY_TEXT = "wikitext2_test_first8.txt"
 
 
 def perplexity(model: Model, max_tokens: int = 2048, window: int = 512) -> float | None:
-    """Perplexity of the first ``max_tokens`` tokens of the WikiText-2 excerpt, in windows;
-    None for backends without a torch module."""
-    inner, context = _torch_model(model)
-    if not hasattr(inner, "model") or not hasattr(inner, "tokenizer"):
-        return None
-    import torch
+    """Perplexity of the first ``max_tokens`` tokens of the WikiText-2 excerpt in windows,
+    inside the model's edits; None for backends that cannot score text (no torch module)."""
+    text = (DATA / PERPLEXITY_TEXT).read_text(encoding="utf-8")
+    return model.perplexity(text, max_tokens, window)
 
-    text = (DATA / "wikitext2_test_first8.txt").read_text(encoding="utf-8")
-    ids = inner.tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens]
-    nll, count = 0.0, 0
-    with context, torch.inference_mode():
-        for start in range(0, len(ids) - 1, window):
-            chunk = torch.tensor([ids[start : start + window + 1]], device=inner.device)
-            logits = inner.model(input_ids=chunk[:, :-1]).logits.double()
-            logp = torch.log_softmax(logits, dim=-1)
-            target = chunk[:, 1:]
-            nll -= float(logp.gather(-1, target.unsqueeze(-1)).sum())
-            count += target.numel()
-    return math.exp(nll / count)
+
+class CapabilitySettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    arc_limit: int | None = Field(50, ge=1)  # questions per ARC part; None: all of them
+    seed: int = Field(0, ge=0)
 
 
 class CapabilityResults(BaseModel):
@@ -105,12 +99,3 @@ class CapabilityResults(BaseModel):
     arc_limit_per_part: int | None
     perplexity: float | None  # None for backends without a torch module
     perplexity_text: str = "wikitext2_test_first8.txt, first 2,048 tokens, 512-token windows"
-
-
-def capability(model: Model, arc_limit: int | None = 50, seed: int = 0) -> CapabilityResults:
-    return CapabilityResults(
-        model=model.info,
-        arc=arc_accuracy(model, arc_limit, seed),
-        arc_limit_per_part=arc_limit,
-        perplexity=perplexity(model),
-    )

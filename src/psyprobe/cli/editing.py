@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from psyprobe.cli.options import (
+    BACKEND,
     Adapter,
     Device,
     DType,
@@ -26,6 +27,9 @@ from psyprobe.prompting.population import RESPONDENTS
 
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
 dpo_app = typer.Typer(no_args_is_help=True, help="Study A's DPO: preference pairs and training.")
+if TYPE_CHECKING:
+    from psyprobe.capability import CapabilityResults
+
 console = Console(markup=False)  # user names are printed as they are (see cli/main.py)
 err = Console(stderr=True, markup=False)
 
@@ -67,8 +71,8 @@ def steer_build(
     out: Annotated[Path, typer.Option(help="The .safetensors file to write")] = Path(
         "vector.safetensors"
     ),
-    dtype: DType = "float32",
-    device: Device = "auto",
+    dtype: DType = BACKEND.dtype,
+    device: Device = BACKEND.device,
 ) -> None:
     """Build a contrastive activation-addition vector for one dimension's two poles."""
     from psyprobe.editing import build_vector, save_vector
@@ -132,8 +136,8 @@ def steer_sweep(
     out: Annotated[Path, typer.Option(help="Sweep directory (rerun to resume)")] = Path(
         "psyprobe-sweep"
     ),
-    dtype: DType = "float32",
-    device: Device = "auto",
+    dtype: DType = BACKEND.dtype,
+    device: Device = BACKEND.device,
 ) -> None:
     """Measure the vector's dimension over layers × coefficients; pick the layer to use."""
     from psyprobe.editing import load_vector
@@ -236,32 +240,37 @@ def capability(
         int, typer.Option(min=1, help="ARC questions per part (Easy, Challenge)")
     ] = 50,
     seed: int = 0,
-    out: Annotated[Path, typer.Option(help="Where capability.json goes")] = Path(
+    out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-capability"
     ),
-    dtype: DType = "float32",
-    device: Device = "auto",
+    dtype: DType = BACKEND.dtype,
+    device: Device = BACKEND.device,
 ) -> None:
     """ARC accuracy (any backend with logprobs) and WikiText-2 perplexity (hf:)."""
-    from psyprobe.capability import capability as measure_capability
+    from psyprobe.capability import CapabilitySettings
+    from psyprobe.cli.progress import Reporter, measured_or_exit
     from psyprobe.editing import open_edited
+    from psyprobe.engine import Capability
     from psyprobe.models.registry import BackendOptions
-    from psyprobe.runs.directory import claim, write_json
 
-    opened = open_edited(
-        model,
-        BackendOptions(dtype=dtype, device=device),
-        edits(persona, steer, adapter),
-    )
-    try:
-        results = measure_capability(opened, arc_limit, seed)
-    finally:
-        opened.close()
-    claim(out)
-    write_json(out / "capability.json", results.model_dump(mode="json"))
+    measure = Capability(CapabilitySettings(arc_limit=arc_limit, seed=seed))
+    with Reporter(console, err) as progress:
+        progress.phase(f"loading {model}")
+        opened = open_edited(
+            model, BackendOptions(dtype=dtype, device=device), edits(persona, steer, adapter)
+        )
+        try:
+            measured = measured_or_exit(measure, opened, out, progress)
+        finally:
+            opened.close()
+        progress.finish(f"{measured.asked} new answers")
+    capability_summary(console, measured.results)
+    console.print(f"wrote {out / Capability.results_file}")
+
+
+def capability_summary(console: Console, results: CapabilityResults) -> None:
     for part, e in results.arc.items():
         ci = f" [{e.ci95[0]:.3f}, {e.ci95[1]:.3f}]" if e.ci95 else ""
         console.print(f"{part}: {e.value:.3f}{ci}")
     if results.perplexity is not None:
         console.print(f"perplexity: {results.perplexity:.2f}")
-    console.print(f"wrote {out / 'capability.json'}")

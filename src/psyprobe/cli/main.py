@@ -19,8 +19,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from psyprobe.cli.editing import capability, dpo_app, steer_app
+from psyprobe.cli.editing import capability, capability_summary, dpo_app, steer_app
 from psyprobe.cli.options import (
+    BACKEND,
     Adapter,
     BaseUrl,
     Concurrency,
@@ -36,7 +37,7 @@ from psyprobe.cli.options import (
     backend_options,
     edits,
 )
-from psyprobe.cli.progress import Reporter
+from psyprobe.cli.progress import Reporter, measured_or_exit
 from psyprobe.errors import UserError
 from psyprobe.instruments import (
     builtin_paths,
@@ -120,12 +121,12 @@ def run(
         "psyprobe-run"
     ),
     base_url: BaseUrl = None,
-    api_key_env: KeyEnv = "OPENAI_API_KEY",
-    concurrency: Concurrency = 4,
-    timeout: Timeout = 60.0,
-    max_retries: MaxRetries = 5,
-    dtype: DType = "float32",
-    device: Device = "auto",
+    api_key_env: KeyEnv = BACKEND.api_key_env,
+    concurrency: Concurrency = BACKEND.concurrency,
+    timeout: Timeout = BACKEND.timeout,
+    max_retries: MaxRetries = BACKEND.max_retries,
+    dtype: DType = BACKEND.dtype,
+    device: Device = BACKEND.device,
     threads: Threads = None,
     persona: Persona = None,
     steer: Steer = None,
@@ -145,7 +146,7 @@ def run(
 ) -> None:
     """Administer instruments to a model and write results.json, responses.jsonl, report.md."""
     from psyprobe.editing import open_edited
-    from psyprobe.engine import check_choices, personality_settings, run_personality
+    from psyprobe.engine import Personality, check_choices, personality_settings
     from psyprobe.runs import RunFiles
     from psyprobe.runs.runner import estimate, resolve_instruments
 
@@ -178,14 +179,7 @@ def run(
                 instruments = resolve_instruments(settings.instruments)
                 _print_estimate(estimate(settings, the_model, instruments), price_in, price_out)
                 return
-            try:
-                measured = run_personality(the_model, settings, out, progress)
-            except KeyboardInterrupt:
-                err.print(
-                    f"interrupted: answers so far are saved in {out}; "
-                    "rerun the same command to resume"
-                )
-                raise typer.Exit(130) from None
+            measured = measured_or_exit(Personality(settings), the_model, out, progress)
         finally:
             the_model.close()
         results = measured.results
@@ -250,28 +244,24 @@ def _summary(results: RunResults) -> None:
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory")]) -> None:
-    """Rebuild a run's outputs from its stored responses (no model): personality and safety."""
-    from psyprobe.report import rebuild
-    from psyprobe.runs import RunFiles, SafetyFiles
-    from psyprobe.safety.report import rebuild_safety
+    """Rebuild a run's outputs from its stored responses (no model): every measure it holds."""
+    from psyprobe.capability import CapabilityResults
+    from psyprobe.engine import MEASURES
+    from psyprobe.report.results import RunResults
 
-    personality, safety = RunFiles(run_dir).run.is_file(), SafetyFiles(run_dir).run.is_file()
-    if not personality and not safety:
-        raise UserError(f"{run_dir}: not a run directory (no run.json or safety-run.json)")
-    if personality:
-        _summary(rebuild(run_dir))
-        files = RunFiles(run_dir)
-        console.print(
-            f"rewrote {files.results}, {files.responses}, {files.report}, {files.html} "
-            f"and the figures in {files.figures}"
-        )
-    if safety:
-        _safety_summary(rebuild_safety(run_dir))
-        sfiles = SafetyFiles(run_dir)
-        console.print(
-            f"rewrote {sfiles.results}, {sfiles.responses}, {sfiles.report}, "
-            f"{RunFiles(run_dir).html}"
-        )
+    held = [m for m in MEASURES if m.held_in(run_dir)]
+    if not held:
+        records = " or ".join(m.record_file for m in MEASURES)
+        raise UserError(f"{run_dir}: not a run directory (no {records})")
+    for measure in held:
+        results = measure.rebuild(run_dir)
+        if isinstance(results, RunResults):
+            _summary(results)
+        elif isinstance(results, CapabilityResults):
+            capability_summary(console, results)
+        else:
+            _safety_summary(results)
+        console.print(f"rewrote the outputs of the {measure.what} in {run_dir}")
 
 
 @app.command()
@@ -294,12 +284,12 @@ def safety(
         "psyprobe-safety"
     ),
     base_url: BaseUrl = None,
-    api_key_env: KeyEnv = "OPENAI_API_KEY",
-    concurrency: Concurrency = 4,
-    timeout: Timeout = 60.0,
-    max_retries: MaxRetries = 5,
-    dtype: DType = "float32",
-    device: Device = "auto",
+    api_key_env: KeyEnv = BACKEND.api_key_env,
+    concurrency: Concurrency = BACKEND.concurrency,
+    timeout: Timeout = BACKEND.timeout,
+    max_retries: MaxRetries = BACKEND.max_retries,
+    dtype: DType = BACKEND.dtype,
+    device: Device = BACKEND.device,
     threads: Threads = None,
     persona: Persona = None,
     steer: Steer = None,
@@ -307,7 +297,7 @@ def safety(
 ) -> None:
     """Run the safety suites and write safety.json, safety-responses.jsonl and safety.md."""
     from psyprobe.editing import open_edited
-    from psyprobe.engine import run_suites
+    from psyprobe.engine import Safety
     from psyprobe.models import open_model
     from psyprobe.runs import RunFiles, SafetyFiles
     from psyprobe.safety.runner import SafetySettings
@@ -336,20 +326,13 @@ def safety(
         judge_model = None
         try:
             judge_model = open_model(judge, options) if judge else None
-            try:
-                data, asked = run_suites(the_model, settings, out, judge_model, progress)
-            except KeyboardInterrupt:
-                err.print(
-                    f"interrupted: answers so far are saved in {out}; "
-                    "rerun the same command to resume"
-                )
-                raise typer.Exit(130) from None
+            measured = measured_or_exit(Safety(settings, judge_model), the_model, out, progress)
         finally:
             the_model.close()
             if judge_model:
                 judge_model.close()
-        progress.finish(f"{asked} new answers")
-    _safety_summary(data)
+        progress.finish(f"{measured.asked} new answers")
+    _safety_summary(measured.results)
     console.print(f"wrote {files.results}, {files.responses}, {files.report}, {RunFiles(out).html}")
 
 

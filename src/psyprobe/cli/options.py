@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from psyprobe.models.registry import BackendOptions
+
 if TYPE_CHECKING:  # imported where used: the command line starts without the model stack
     from psyprobe.editing import Edits
-    from psyprobe.models.registry import BackendOptions
 
 ModelOpt = Annotated[
     str,
@@ -17,16 +18,22 @@ ModelOpt = Annotated[
         help="smollm2 | gemma3-270m | gguf:PATH | hf:PATH | openai:MODEL[@URL] | replay:FILE",
     ),
 ]
-BaseUrl = Annotated[str | None, typer.Option(help="Server URL for openai:MODEL")]
-KeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key")]
-Concurrency = Annotated[int, typer.Option(help="Concurrent requests to a server")]
-Timeout = Annotated[float, typer.Option(help="Seconds per server request")]
-MaxRetries = Annotated[int, typer.Option(help="Retries of a failed server request")]
-DType = Annotated[str, typer.Option(help="hf: float32 | bfloat16 | float16")]
-Device = Annotated[str, typer.Option(help="hf: auto | cpu | cuda")]
-Threads = Annotated[
-    int | None, typer.Option(min=1, help="llama.cpp: CPU threads [default: one per core]")
-]
+
+
+def _help(name: str) -> str:
+    return BackendOptions.model_fields[name].description or ""
+
+
+# The backend options, their help and defaults (BACKEND) as models/registry.py declares them.
+BACKEND = BackendOptions()
+BaseUrl = Annotated[str | None, typer.Option(help=_help("base_url"))]
+KeyEnv = Annotated[str, typer.Option(help=_help("api_key_env"))]
+Concurrency = Annotated[int, typer.Option(help=_help("concurrency"))]
+Timeout = Annotated[float, typer.Option(help=_help("timeout"))]
+MaxRetries = Annotated[int, typer.Option(help=_help("max_retries"))]
+DType = Annotated[str, typer.Option(help=_help("dtype"))]
+Device = Annotated[str, typer.Option(help=_help("device"))]
+Threads = Annotated[int | None, typer.Option(min=1, help=_help("threads"))]
 
 
 def backend_options(
@@ -39,8 +46,6 @@ def backend_options(
     device: str,
     threads: int | None,
 ) -> BackendOptions:
-    from psyprobe.models.registry import BackendOptions
-
     return BackendOptions(
         base_url=base_url,
         api_key_env=api_key_env,

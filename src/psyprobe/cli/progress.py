@@ -13,8 +13,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -24,6 +25,10 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+
+if TYPE_CHECKING:
+    from psyprobe.engine.measure import Measure, Measured, Result
+    from psyprobe.models import Model
 
 LOG = "run.log"
 
@@ -113,3 +118,19 @@ class Reporter:
         assert self._log is not None
         self._log.write(line + "\n")
         self._log.flush()  # a killed run's log ends where the run did
+
+
+def measured_or_exit(
+    measure: Measure[Result], model: Model, out: Path, progress: Reporter
+) -> Measured[Result]:
+    """``engine.run`` followed by ``progress``; an interrupt says where the answers so far are
+    kept and exits with status 130."""
+    from psyprobe.engine import run
+
+    try:
+        return run(measure, model, out, progress)
+    except KeyboardInterrupt:
+        progress.err.print(
+            f"interrupted: answers so far are saved in {out}; rerun the same command to resume"
+        )
+        raise typer.Exit(130) from None

@@ -150,6 +150,11 @@ class EditedModel(Model):
     def count_tokens(self, prompt: Prompt) -> int | None:
         return self.inner.count_tokens(self._with_persona([prompt])[0])
 
+    def perplexity(self, text: str, max_tokens: int, window: int) -> float | None:
+        # the persona is a prompt, not part of the text scored: only weight edits count
+        with self.steered():
+            return self.inner.perplexity(text, max_tokens, window)
+
     def recorded_design(self) -> RecordedDesign | None:
         return self.inner.recorded_design()
 

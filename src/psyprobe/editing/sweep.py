@@ -15,7 +15,7 @@ from typing import Any
 from scipy.stats import spearmanr
 
 from psyprobe.editing.edited import EditedModel, Edits
-from psyprobe.engine import run_personality
+from psyprobe.engine import Personality, run
 from psyprobe.models import Model
 from psyprobe.runs import RunSettings
 from psyprobe.runs.directory import write_json
@@ -26,7 +26,7 @@ MONOTONIC = 0.9
 
 def _cell(model: Model, settings: RunSettings, out: Path, dimension: str) -> dict[str, Any]:
     """Measure one cell into its own run directory; what the sweep keeps of it."""
-    results = run_personality(model, settings, out).results
+    results = run(Personality(settings), model, out).results
     d = results.instruments[settings.instruments[0]].dimensions[dimension]
     return {
         "score": d.score,

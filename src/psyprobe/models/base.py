@@ -134,6 +134,11 @@ class Model(ABC):
         """Prompt tokens with the backend's own tokenizer, or None where it has none here."""
         return None
 
+    def perplexity(self, text: str, max_tokens: int, window: int) -> float | None:
+        """Perplexity of the first ``max_tokens`` tokens of ``text``, scored in windows of
+        ``window`` tokens; None where the backend cannot score arbitrary text."""
+        return None
+
     def recorded_design(self) -> RecordedDesign | None:
         """For answers recorded elsewhere: the instruments and samples they hold, which then
         define the run; None for a model that answers what it is asked."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -338,6 +339,21 @@ class HFModel(Model):
             OptionProbs(probs=[float(row[self._label_tokens(lab)].sum()) for lab in p.labels])
             for row, p in zip(probs, prompts, strict=True)
         ]
+
+    def perplexity(self, text: str, max_tokens: int, window: int) -> float:
+        import torch
+
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens]
+        nll, count = 0.0, 0
+        with torch.inference_mode():
+            for start in range(0, len(ids) - 1, window):
+                chunk = torch.tensor([ids[start : start + window + 1]], device=self.device)
+                logits = self.model(input_ids=chunk[:, :-1]).logits.double()
+                logp = torch.log_softmax(logits, dim=-1)
+                target = chunk[:, 1:]
+                nll -= float(logp.gather(-1, target.unsqueeze(-1)).sum())
+                count += target.numel()
+        return math.exp(nll / count)
 
     def generate(
         self,

@@ -99,19 +99,24 @@ BACKENDS = {
 
 
 class BackendOptions(BaseModel):
-    """Knobs that only some backends read; none of them changes what a model answers."""
+    """Knobs that only some backends read; none of them changes what a model answers. The
+    command line's options and a study file's ``backend:`` are both read from here."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = Field(4, ge=1)
-    timeout: float = Field(60.0, gt=0)
-    max_retries: int = Field(5, ge=0)
-    dtype: str = "float32"
-    device: str = "auto"
-    batch_size: int = Field(8, ge=1)
-    threads: int | None = Field(None, ge=1)  # llama.cpp: CPU threads (default: one per core)
+    base_url: str | None = Field(None, description="Server URL for openai:MODEL")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the API key"
+    )
+    concurrency: int = Field(4, ge=1, description="Concurrent requests to a server")
+    timeout: float = Field(60.0, gt=0, description="Seconds per server request")
+    max_retries: int = Field(5, ge=0, description="Retries of a failed server request")
+    dtype: str = Field("float32", description="hf: float32 | bfloat16 | float16")
+    device: str = Field("auto", description="hf: auto | cpu | cuda")
+    batch_size: int = Field(8, ge=1, description="hf: prompts per forward pass")
+    threads: int | None = Field(
+        None, ge=1, description="llama.cpp: CPU threads [default: one per core]"
+    )
 
 
 # (spec, the part after "kind:", options, whether a server may be contacted) -> the model

@@ -37,7 +37,7 @@ def rebuild(out: Path) -> RunResults:
     require_store(files.store)
     with ResponseStore(files.store) as store:
         # the store may also hold a safety run's answers (same directory): only this run's count
-        records = [r for r in store.records() if r.instrument in instruments]
+        records = [r for r in store.records() if r.role == "answer" and r.instrument in instruments]
         failures = store.failures()
     keep_results(files.store, files.results, len(records))
     grouped: dict[str, list[ResponseRecord]] = defaultdict(list)

@@ -5,7 +5,6 @@ from psyprobe.runs.runner import (
     RunFiles,
     RunSettings,
     SafetyFiles,
-    collect,
     load_run,
     plan,
 )
@@ -17,7 +16,6 @@ __all__ = [
     "RunFiles",
     "RunSettings",
     "SafetyFiles",
-    "collect",
     "load_run",
     "plan",
 ]

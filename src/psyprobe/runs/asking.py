@@ -16,18 +16,19 @@ from typing import Any
 from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
 from psyprobe.models.base import Completion, Failure, Until
 from psyprobe.prompting import Prompt
-from psyprobe.records import ResponseRecord, request_key
+from psyprobe.records import ResponseRecord, Role, request_key
 from psyprobe.runs.store import ResponseStore
 
 BATCH = 32  # prompts per model call: small enough that an interrupt loses little
-# (what the batch just asked — an instrument, a safety task or "judge:TASK" —, asked, to ask)
+# (what the batch just asked — an instrument, a safety task, an ARC part —, asked, to ask)
 Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
 class Origin:
-    """What a stored answer answers: the instrument (or safety task; a judge's verdict on it is
-    "judge:TASK"), the item, and for questionnaires the order, sample and respondent."""
+    """What a stored answer answers: the instrument (or safety task, or ARC part), the item, for
+    questionnaires the order, sample and respondent; a judge's verdict on an answer has the
+    answer's origin with the role "verdict"."""
 
     instrument: str
     item: str
@@ -36,6 +37,7 @@ class Origin:
     sample: int = 0
     respondent: int = 0
     attempt: int = 0
+    role: Role = "answer"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def _record(
         sample=o.sample,
         respondent=o.respondent,
         attempt=o.attempt,
+        role=o.role,
         mode=req.mode,
         system=req.prompt.system,
         user=req.prompt.user,
@@ -161,5 +164,11 @@ def ask(
                 store.add(_record(req, model.info, reply))
         done += len(batch)
         if progress:
-            progress(batch[0].origin.instrument, done, len(pending))
+            first = batch[0].origin
+            what = (
+                first.instrument
+                if first.role == "answer"
+                else f"{first.role}s on {first.instrument}"
+            )
+            progress(what, done, len(pending))
     return len(pending)

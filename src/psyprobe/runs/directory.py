@@ -26,6 +26,7 @@ MARKERS = (
     "study.yaml",
     "sweep.json",
     "capability.json",
+    "capability-run.json",
     "compare.json",
     "psyprobe-request.json",
 )

@@ -1,7 +1,8 @@
-"""Run a measurement: plan every prompt, ask the model for what the store lacks, keep each answer.
+"""A personality run's plan: its settings, every prompt it asks, the retries of unreadable answers.
 
 A run directory holds ``run.json`` (settings, model identity, the instruments as asked) and
 ``responses.sqlite``; everything else in it is rebuilt from those two by ``psyprobe report``.
+``engine.personality`` asks what is planned here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pydantic import (
     model_serializer,
 )
 
-from psyprobe import __version__
 from psyprobe.errors import UserError
 from psyprobe.instruments import (
     STUDY_A_INSTRUMENTS,
@@ -45,8 +45,8 @@ from psyprobe.prompting import (
     check_size,
     population,
 )
-from psyprobe.runs.asking import Origin, Progress, Request, ask, derive_seed, make_request
-from psyprobe.runs.directory import hold_record, read_record
+from psyprobe.runs.asking import Origin, Request, derive_seed, make_request
+from psyprobe.runs.directory import read_record
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
 from psyprobe.scoring.parse import settled
@@ -175,21 +175,6 @@ def _check_variant(name: str, key: str, instrument: Instrument, builtin: Instrum
     )
 
 
-def write_run_json(
-    files: RunFiles, settings: RunSettings, info: ModelInfo, instruments: dict[str, Instrument]
-) -> None:
-    record: dict[str, Any] = {
-        "psyprobe_version": __version__,
-        "settings": settings.model_dump(mode="json"),
-        "model": info.model_dump(mode="json"),
-        "instruments": {
-            name: inst.model_dump(mode="json", by_alias=True) for name, inst in instruments.items()
-        },
-    }
-    # an instrument file edited since the run would score new answers with the old labels
-    hold_record(files.run, record, ("settings", "model", "instruments"), "run")
-
-
 def _planned(
     settings: RunSettings, info: ModelInfo, ip: ItemPrompt, sample: int, attempt: int
 ) -> Planned:
@@ -241,52 +226,26 @@ def plan(
     return planned
 
 
-def collect(
+def replan(
     settings: RunSettings,
-    model: Model,
-    instruments: dict[str, Instrument],
+    info: ModelInfo,
+    slots: Sequence[Planned],
     store: ResponseStore,
-    progress: Progress | None = None,
-) -> int:
-    """Ask for every planned answer the store lacks; returns how many the model gave now."""
-    info = model.info
-    if settings.mode not in info.modes:
-        raise UserError(
-            f"--mode {settings.mode}: {info.backend} models support {', '.join(info.modes)}"
-        )
-    asked = 0
-    attempts = settings.retries + 1 if settings.mode == "generate" else 1
-    open_slots = plan(settings, instruments, info)
-    for attempt in range(attempts):
-        asked += ask(model, [p.request for p in open_slots], store, progress)
-        if attempt + 1 == attempts:
-            break
-        # Bounded retries: only answers that could not be read at all are asked again, with a
-        # fresh seed; a refusal is an answer and is kept.
-        stored = {rec.key: rec for rec in store.records()}
-        retry_slots = []
-        for p in open_slots:
-            record = stored.get(p.request.key)
-            if record is None:
-                continue  # a failed request: asked again on the next run, not retried here
-            parsed = parse_record(record, p.item_prompt.question, info.numbers_are_scale_values)
-            if parsed.status == "invalid" and record.raw_text is not None:
-                retry_slots.append(p)
-        if not retry_slots:
-            break
-        open_slots = [
-            _planned(settings, info, p.item_prompt, p.request.origin.sample, attempt + 1)
-            for p in retry_slots
-        ]
-    return asked
-
-
-def missing(
-    settings: RunSettings, info: ModelInfo, instruments: dict[str, Instrument], store: ResponseStore
-) -> tuple[int, int]:
-    """(planned answers without any stored answer, planned answers)."""
-    planned = plan(settings, instruments, info)
-    return sum(not store.has(p.request.key) for p in planned), len(planned)
+    attempt: int,
+) -> list[Planned]:
+    """The slots of ``slots`` to ask again as ``attempt``, with a fresh seed: those whose stored
+    answer could not be read at all. A refusal is an answer and is kept; a failed request has no
+    answer here and is asked again by the next run, not retried."""
+    stored = {rec.key: rec for rec in store.records()}
+    again = []
+    for p in slots:
+        record = stored.get(p.request.key)
+        if record is None or record.raw_text is None:
+            continue
+        parsed = parse_record(record, p.item_prompt.question, info.numbers_are_scale_values)
+        if parsed.status == "invalid":
+            again.append(_planned(settings, info, p.item_prompt, p.request.origin.sample, attempt))
+    return again
 
 
 class Estimate(BaseModel):

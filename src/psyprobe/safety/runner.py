@@ -1,9 +1,9 @@
-"""Run the safety suites: plan every item, ask the model (and the judge) for what the store lacks.
+"""The safety suites' plan: settings, the answers to ask, the judge's verdicts on them.
 
 A safety run lives in a run directory beside (or without) a personality run: ``safety-run.json``
 holds the settings, the model and judge identities and the data hash; answers go to the same
 ``responses.sqlite`` store, keyed like personality answers, so a rerun resumes and
-``psyprobe report`` rescores without asking anyone.
+``psyprobe report`` rescores without asking anyone. ``engine.safety`` asks what is planned here.
 """
 
 from __future__ import annotations
@@ -11,22 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from psyprobe import __version__
 from psyprobe.errors import UserError
-from psyprobe.models import Mode, Model, ModelInfo, Sampling
+from psyprobe.models import Mode, ModelInfo, Sampling
 from psyprobe.prompting import Prompt
 from psyprobe.records import ResponseRecord
-from psyprobe.runs.asking import Origin, Progress, Request, ask, derive_seed, make_request
-from psyprobe.runs.directory import hold_record, read_record
+from psyprobe.runs.asking import Origin, Request, derive_seed, make_request
+from psyprobe.runs.directory import read_record
 from psyprobe.runs.runner import SafetyFiles
 from psyprobe.runs.store import ResponseStore
 from psyprobe.safety.items import SUITES, SafetyItem
 from psyprobe.safety.readers import JUDGE_PROMPTS, JUDGE_SYSTEM, decoded
-from psyprobe.safety.tasks import TASKS, data_hash, select
+from psyprobe.safety.tasks import TASKS, data_hash
 
 JUDGE_SAMPLING = Sampling(temperature=0.0, max_tokens=8)
 # A judge with logprobs is read as P(Yes) against P(No) at its first answer token: small judges
@@ -64,17 +62,6 @@ class SafetyRun:
     settings: SafetySettings
     model: ModelInfo
     judge: ModelInfo | None
-
-
-def write_safety_json(files: SafetyFiles, run: SafetyRun) -> None:
-    record: dict[str, Any] = {
-        "psyprobe_version": __version__,
-        "settings": run.settings.model_dump(mode="json"),
-        "model": run.model.model_dump(mode="json"),
-        "judge": run.judge.model_dump(mode="json") if run.judge else None,
-        "data_hash": data_hash(run.settings.suites),
-    }
-    hold_record(files.run, record, ("settings", "model", "judge", "data_hash"), "safety run")
 
 
 def load_safety(out: Path) -> SafetyRun:
@@ -133,7 +120,7 @@ def judge_asks(judge: ModelInfo, items: list[SafetyItem], answers: dict[str, str
         prompt = None if answer is None else judge_prompt(item, answer, labels)
         if prompt is not None:
             mode: Mode = "logprob" if labels else "generate"
-            origin = Origin(f"judge:{item.task}", item.item_id)
+            origin = Origin(item.task, item.item_id, role="verdict")
             out.append(make_request(judge, prompt, mode, JUDGE_SAMPLING, 0, origin))
     return out
 
@@ -146,23 +133,3 @@ def stored(store: ResponseStore, asks: Sequence[Request]) -> dict[str, ResponseR
 
 def answer_texts(records: dict[str, ResponseRecord]) -> dict[str, str]:
     return {item: rec.raw_text or "" for item, rec in records.items()}
-
-
-def collect_safety(
-    settings: SafetySettings,
-    model: Model,
-    judge: Model | None,
-    store: ResponseStore,
-    progress: Progress | None = None,
-) -> int:
-    """Ask for every answer (then every judge verdict) the store lacks; returns how many."""
-    if "generate" not in model.info.modes:
-        raise UserError(f"--model {settings.model}: the safety suites need generate mode")
-    items = select(settings.suites, settings.limit, settings.seed)
-    asks = answer_asks(settings, model.info, items)
-    asked = ask(model, asks, store, progress)
-    if judge is not None:
-        answers = answer_texts(stored(store, asks))
-        verdicts = judge_asks(judge.info, items, answers)
-        asked += ask(judge, verdicts, store, progress)
-    return asked

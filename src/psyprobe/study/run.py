@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from psyprobe.capability import capability
+from psyprobe.capability import CapabilitySettings
 from psyprobe.editing import build_vector, open_edited, save_vector
 from psyprobe.editing.contrast import contrast
 from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
-from psyprobe.engine import run_personality, run_suites
+from psyprobe.engine import Capability, Personality, Safety, run
 from psyprobe.models import open_model
 from psyprobe.models.registry import hf_model_dir
 from psyprobe.runs import RunSettings
@@ -27,7 +27,7 @@ def prepare(study: Study, out: Path) -> None:
         if path.is_file():
             continue
         hf_model_dir(study.model)  # vectors need a transformers model: fail with one line
-        hf: Any = open_model(study.model)
+        hf: Any = open_model(study.model, study.backend)
         try:
             pairs = contrast(hf, v.dimension, v.poles, v.source, study.orders, study.seed)
             vector = build_vector(
@@ -67,7 +67,7 @@ def prepare(study: Study, out: Path) -> None:
 
 def run_condition(study: Study, c: Condition, out: Path) -> None:
     folder = out / "conditions" / c.name
-    model = open_edited(c.model or study.model, edits=condition_edits(study, c, out))
+    model = open_edited(c.model or study.model, study.backend, condition_edits(study, c, out))
     try:
         settings = RunSettings(
             model=model.info.spec,
@@ -76,7 +76,7 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
             respondents=study.respondents,
             seed=study.seed,
         )
-        run_personality(model, settings, folder)
+        run(Personality(settings), model, folder)
         if study.safety:
             safety = SafetySettings(
                 model=model.info.spec,
@@ -84,10 +84,13 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
                 limit=study.safety.limit,
                 seed=study.seed,
             )
-            run_suites(model, safety, folder)
-        cap = folder / "capability.json"
-        if study.arc_limit is not None and not cap.is_file():
-            write_json(cap, capability(model, study.arc_limit, study.seed).model_dump(mode="json"))
+            run(Safety(safety), model, folder)
+        if study.arc_limit is not None:
+            run(
+                Capability(CapabilitySettings(arc_limit=study.arc_limit, seed=study.seed)),
+                model,
+                folder,
+            )
     finally:
         model.close()
 

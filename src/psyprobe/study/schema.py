@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from psyprobe.editing import Edits
 from psyprobe.errors import UserError
+from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting import RESPONDENTS, check_size
 
 
@@ -59,6 +60,8 @@ class SafetyPart(_Strict):
 class Study(_Strict):
     name: str
     model: str = "hf:smollm2"
+    # backend options (dtype, device, base_url, ...), as the command line's options name them
+    backend: BackendOptions = BackendOptions()
     instruments: tuple[str, ...] = ("sd3", "bfi")
     orders: str = "latin"
     respondents: int = Field(RESPONDENTS, ge=0)

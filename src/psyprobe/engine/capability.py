@@ -1,0 +1,100 @@
+"""Capability as a measure: ARC answers through the store, perplexity computed from the model.
+
+The directory's record is ``capability-run.json``; ARC answers go to ``responses.sqlite`` (so a
+rerun resumes and every accuracy traces to stored option probabilities), perplexity to
+``perplexity.json``; ``capability.json`` is rebuilt from the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from psyprobe import __version__
+from psyprobe.capability import (
+    PERPLEXITY_TEXT,
+    CapabilityResults,
+    CapabilitySettings,
+    arc_accuracy,
+    arc_items,
+    arc_prompt,
+    data_hash,
+    perplexity,
+)
+from psyprobe.engine.measure import STORE, Measure, Record, Stage
+from psyprobe.errors import UserError
+from psyprobe.models import Model, ModelInfo, Sampling
+from psyprobe.runs import ResponseStore
+from psyprobe.runs.asking import Origin, Request, make_request
+from psyprobe.runs.directory import keep_results, read_record, require_store, write_json
+
+
+def arc_asks(settings: CapabilitySettings, info: ModelInfo) -> list[Request]:
+    return [
+        make_request(
+            info, arc_prompt(row), "logprob", Sampling(), 0, Origin(row["source"], row["id"])
+        )
+        for row in arc_items(settings.arc_limit, settings.seed)
+    ]
+
+
+class Capability(Measure[CapabilityResults]):
+    """ARC accuracy per part and WikiText-2 perplexity, before and after an edit."""
+
+    record_file: ClassVar[str] = "capability-run.json"
+    what: ClassVar[str] = "capability run"
+    results_file: ClassVar[str] = "capability.json"
+    perplexity_file: ClassVar[str] = "perplexity.json"
+
+    def __init__(self, settings: CapabilitySettings):
+        self.settings = settings
+
+    def record(self, model: Model) -> Record:
+        data = {
+            "psyprobe_version": __version__,
+            "settings": self.settings.model_dump(mode="json"),
+            "model": model.info.model_dump(mode="json"),
+            "data_hash": data_hash(),
+        }
+        return Record(data, ("settings", "model", "data_hash"))
+
+    def stages(self, model: Model, store: ResponseStore) -> Iterator[Stage]:
+        if "logprob" not in model.info.modes:
+            raise UserError(f"{model.info.spec}: ARC is read from next-token probabilities")
+        yield Stage(model, arc_asks(self.settings, model.info))
+
+    def computed(self, model: Model, out: Path) -> None:
+        path = out / self.perplexity_file
+        if not path.is_file():  # the record pins the model: a value there is this model's
+            write_json(path, {"text": PERPLEXITY_TEXT, "perplexity": perplexity(model)})
+
+    def describe(self, model: Model) -> str:
+        return f"asking {model.info.spec} ARC questions"
+
+    @classmethod
+    def rebuild(cls, out: Path) -> CapabilityResults:
+        data = read_record(out / cls.record_file, cls.what)
+        settings = CapabilitySettings(**data["settings"])
+        info = ModelInfo(**data["model"])
+        asks = arc_asks(settings, info)
+        require_store(out / STORE)
+        with ResponseStore(out / STORE) as store:
+            by_key = {r.key: r for r in store.records()}
+        answers = {
+            a.origin.item: probs
+            for a in asks
+            if a.key in by_key and (probs := by_key[a.key].probs) is not None
+        }
+        keep_results(out / STORE, out / cls.results_file, len(answers))
+        held: dict[str, Any] = {}
+        if (out / cls.perplexity_file).is_file():
+            held = read_record(out / cls.perplexity_file, "capability run")
+        results = CapabilityResults(
+            model=info,
+            arc=arc_accuracy(arc_items(settings.arc_limit, settings.seed), answers),
+            arc_limit_per_part=settings.arc_limit,
+            perplexity=held.get("perplexity"),
+        )
+        write_json(out / cls.results_file, results.model_dump(mode="json"))
+        return results

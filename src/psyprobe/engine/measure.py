@@ -1,0 +1,137 @@
+"""The seam every measurement plugs into, and the one function that runs any of them.
+
+A ``Measure`` says what it is (the record its directory holds, written once and compared on
+resume), what it asks (``Request``s in stages: a stage may depend on the answers stored by the
+one before, as a judge reads answers and a retry re-reads unreadable ones), and how its typed
+result is rebuilt from the directory without a model. ``run`` does the rest the same way for
+all of them: claim the directory, hold the record, ask what the store lacks, rebuild.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from psyprobe.models import Model
+from psyprobe.runs.asking import Progress, Request, ask
+from psyprobe.runs.directory import hold_record
+from psyprobe.runs.store import ResponseStore
+
+STORE = "responses.sqlite"  # one answer store per directory, shared by its measures
+
+Result = TypeVar("Result", bound=BaseModel)
+
+
+class Watcher(Protocol):
+    """Who follows a measurement: the command line's progress (cli/progress.py) or nothing."""
+
+    def log_to(self, folder: Path) -> None:
+        """The run directory is recorded as this run's: its log may go there."""
+
+    def phase(self, text: str) -> None:
+        """A new phase: asking, scoring, writing."""
+
+    def asking(self, what: str, done: int, total: int) -> None:
+        """The ask-loop's progress (``runs.asking.Progress``)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Requests for one model (the one measured, or a judge of its answers)."""
+
+    model: Model
+    requests: Sequence[Request]
+    # False for requests the result can do without (a retry of an answer that is stored but
+    # unreadable): they do not count as missing when they fail.
+    needed: bool = True
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a directory computes, as its record file holds it."""
+
+    data: dict[str, Any]
+    compared: tuple[str, ...]  # the parts a resume must match
+
+
+class Measure(ABC, Generic[Result]):
+    """One kind of measurement: personality, safety, capability."""
+
+    record_file: ClassVar[str]  # the file that marks a directory as holding this measurement
+    what: ClassVar[str]  # how errors name it: "run", "safety run"
+
+    @abstractmethod
+    def record(self, model: Model) -> Record:
+        """The record of this measurement of ``model`` (settings, identities, data hashes)."""
+
+    @abstractmethod
+    def stages(self, model: Model, store: ResponseStore) -> Iterator[Stage]:
+        """The requests, stage by stage; each stage is planned after the one before is stored."""
+
+    def computed(self, model: Model, out: Path) -> None:
+        """Numbers computed from the model itself rather than from answers (perplexity), kept in
+        ``out``; none by default."""
+
+    def describe(self, model: Model) -> str:
+        return f"asking {model.info.spec}"
+
+    @classmethod
+    @abstractmethod
+    def rebuild(cls, out: Path) -> Result:
+        """Every output of the directory rebuilt from its record and store; no model."""
+
+    @classmethod
+    def held_in(cls, out: Path) -> bool:
+        return (out / cls.record_file).is_file()
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How complete a measurement's answers are after asking."""
+
+    asked: int  # answers asked for by this call (0 when everything was stored)
+    lacking: int  # needed answers still missing (failed requests, asked again next time)
+    planned: int
+
+
+@dataclass(frozen=True)
+class Measured(Tally, Generic[Result]):
+    """What a measurement gave: the results, and how complete they are."""
+
+    results: Result
+
+
+def collect(
+    measure: Measure[Any], model: Model, store: ResponseStore, progress: Progress | None = None
+) -> Tally:
+    """Ask every stage of ``measure`` for what ``store`` lacks."""
+    asked = lacking = planned = 0
+    for stage in measure.stages(model, store):
+        asked += ask(stage.model, stage.requests, store, progress)
+        if stage.needed:
+            lacking += sum(not store.has(r.key) for r in stage.requests)
+            planned += len(stage.requests)
+    return Tally(asked, lacking, planned)
+
+
+def run(
+    measure: Measure[Result], model: Model, out: Path, watcher: Watcher | None = None
+) -> Measured[Result]:
+    """Record the measurement in ``out`` (or check it is the same one), ask what the store
+    lacks, and rebuild the outputs. The same call on the same directory resumes."""
+    record = measure.record(model)
+    hold_record(out / measure.record_file, record.data, record.compared, measure.what)
+    if watcher:
+        watcher.log_to(out)
+        watcher.phase(measure.describe(model))
+    with ResponseStore(out / STORE) as store:
+        tally = collect(measure, model, store, watcher.asking if watcher else None)
+    measure.computed(model, out)
+    if watcher:
+        watcher.phase("scoring, drawing the figures and writing the reports")
+    return Measured(tally.asked, tally.lacking, tally.planned, measure.rebuild(out))
