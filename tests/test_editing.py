@@ -21,6 +21,7 @@ from psyprobe.editing import (
 )
 from psyprobe.editing.dpo import dpo_pairs, write_pairs
 from psyprobe.editing.edited import parse_steer
+from psyprobe.editing.steering import AGGREGATORS, decoder_layers
 from psyprobe.editing.sweep import choose_layer
 from psyprobe.engine import Capability, run
 from psyprobe.errors import UserError
@@ -130,6 +131,39 @@ def test_edits_enter_the_identity_and_steer_the_model(vector_file: Path) -> None
     with pytest.raises(UserError, match="FILE"):
         parse_steer("no-coefficient.safetensors")
     base.close()
+
+
+def test_aggregators_recover_a_known_direction() -> None:
+    """Paired differences = a known direction × per-pair strength + noise: mean-diff is their
+    mean, pca the direction itself, signed and scaled to the mean's length along it."""
+    gen = torch.Generator().manual_seed(0)
+    direction = torch.nn.functional.normalize(
+        torch.randn(16, generator=gen, dtype=torch.float64), dim=0
+    )
+    strength = 2.0 + torch.rand(64, 1, generator=gen, dtype=torch.float64)
+    diffs = strength * direction + 0.01 * torch.randn(64, 16, generator=gen, dtype=torch.float64)
+    mean = AGGREGATORS["mean-diff"](diffs)
+    assert torch.allclose(mean, diffs.mean(0))
+    pca = AGGREGATORS["pca"](diffs)
+    assert float(torch.nn.functional.cosine_similarity(pca, direction, dim=0)) > 0.999
+    assert float(pca @ direction) == pytest.approx(float(mean @ direction), rel=1e-3)
+    assert float(AGGREGATORS["pca"](-diffs) @ direction) < 0  # the sign follows the mean
+
+
+def test_decoder_blocks_are_found_by_name_in_each_architecture() -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    small = {"vocab_size": 32}
+    llama = LlamaForCausalLM(
+        LlamaConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=3,
+                    num_attention_heads=2, num_key_value_heads=2, **small)
+    )  # fmt: skip
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=8, n_layer=2, n_head=2, **small))
+    assert decoder_layers(llama) == [llama.model.layers[i] for i in range(3)]
+    assert decoder_layers(gpt2) == [gpt2.transformer.h[i] for i in range(2)]
+    llama.config.num_hidden_layers = 5  # a stack that is not the whole model's: refused
+    with pytest.raises(UserError, match="found no 5 decoder blocks"):
+        decoder_layers(llama)
 
 
 def test_layer_choice_prefers_monotonic_valid_layers() -> None:

@@ -20,6 +20,7 @@ from conftest import REPO, SD3_LATIN, psyprobe
 from psyprobe.report import figures
 from psyprobe.report.markdown import alpha_note, norm_statistics
 from psyprobe.safety.metrics import BOOTSTRAP_MIN_N, f1_estimate
+from psyprobe.scoring.score import DimensionScore, InstrumentScore, NormComparison
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Known truths at the edges of the simulator: a respondent with no noise and no spread answers
@@ -102,18 +103,28 @@ def test_no_signal_is_said_on_every_surface(sd3_run: Path, tmp_path: Path) -> No
     assert "(no_signal)" in (tmp_path / "cmp" / "compare.md").read_text()
 
 
+def _dimension(score: float, sd: float, z: float, **rest: Any) -> DimensionScore:
+    """A scored dimension on a 1–5 scale against a norm of 3.0 (SD 0.7), 20 respondents."""
+    norm = NormComparison(mean=3.0, sd=0.7, n=None, source=None, z=z, d=None, p=None)
+    return DimensionScore(
+        score=score,
+        ci95=rest.pop("ci95", None),
+        scale=(1.0, 5.0),
+        sd=sd,
+        n_items=8,
+        n_respondents=20,
+        valid_rate=1.0,
+        norm=norm,
+        **rest,
+    )
+
+
 def test_figures_draw_no_signal_hollow_with_a_legend(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn: list[Any] = []
     # a fake _save keeps the figure instead of writing it: what is drawn is the subject here
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
     dims = {
-        name: {
-            "score": score,
-            "ci95": (score - 0.1, score + 0.1),
-            "validity": verdict,
-            "norm": {"mean": 3.0, "sd": 0.7},
-            "scale": (1.0, 5.0),
-        }
+        name: _dimension(score, 0.5, 0.0, ci95=(score - 0.1, score + 0.1), validity=verdict)
         for name, score, verdict in (
             ("Extraversion", 3.0, "no_signal"),
             ("Agreeableness", 4.0, "ok"),
@@ -122,8 +133,18 @@ def test_figures_draw_no_signal_hollow_with_a_legend(monkeypatch: pytest.MonkeyP
             ("Openness", 3.0, "no_signal"),
         )
     }
-    figures.dimension_plot("bfi", {"dimensions": dims}, Path("x.png"))
-    figures.big_five_profile({"dimensions": dims}, Path("y.png"))
+    bfi = InstrumentScore(
+        name="bfi",
+        full_name=None,
+        format="likert",
+        aggregation="mean",
+        n_prompts=44,
+        valid_rate=1.0,
+        refusal_rate=0.0,
+        dimensions=dims,
+    )
+    figures.dimension_plot("bfi", bfi, Path("x.png"))
+    figures.big_five_profile(bfi, Path("y.png"))
     for fig in drawn:
         ax = fig.axes[0]
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -157,7 +178,7 @@ def test_no_absurd_numbers_at_the_simulators_extremes(
         for dim, d in results["instruments"]["sd3"]["dimensions"].items():
             if d["sd"] == 0:  # identical respondents: no d or t, and the report says why
                 assert d["norm"]["d"] is None
-                cells = norm_statistics(d)
+                cells = norm_statistics(DimensionScore.model_validate(d))
                 assert d["validity"] == "no_signal" or cells[1] == "no variance", dim
     compared = tmp_path / "cmp"
     psyprobe("compare", str(extremes["flat"]), str(extremes["flat"]), "--out", str(compared))
@@ -170,12 +191,12 @@ def test_no_absurd_numbers_at_the_simulators_extremes(
 
 
 def test_negative_alpha_and_zero_variance_are_said_in_words() -> None:
-    note = alpha_note("Narcissism", {"alpha": -20.047})
+    note = alpha_note("Narcissism", -20.047)
     assert note is not None and "says nothing about reliability" in note
-    assert alpha_note("Narcissism", {"alpha": 0.4}) is None
-    flat = {"norm": {"z": 1.2, "d": None, "p": None}, "sd": 0.0, "validity": "ok"}
+    assert alpha_note("Narcissism", 0.4) is None
+    flat = _dimension(3.6, sd=0.0, z=1.2)
     assert norm_statistics(flat) == ["1.200", "no variance", "no variance"]
-    silent = {**flat, "validity": "no_signal"}
+    silent = flat.model_copy(update={"validity": "no_signal"})
     assert norm_statistics(silent) == ["withheld"] * 3
 
 

@@ -50,7 +50,7 @@ from psyprobe.safety import SUITES
 
 if TYPE_CHECKING:
     from psyprobe.report.results import RunResults
-    from psyprobe.runs.runner import Estimate
+    from psyprobe.runs.runner import Workload
     from psyprobe.safety.score import SafetyResults
 
 app = typer.Typer(
@@ -198,7 +198,7 @@ def run(
         raise typer.Exit(3)
 
 
-def _print_estimate(rows: list[Estimate], price_in: float | None, price_out: float | None) -> None:
+def _print_estimate(rows: list[Workload], price_in: float | None, price_out: float | None) -> None:
     table = Table("instrument", "prompts", "prompt tokens", "output tokens (at most)")
     for row in rows:
         table.add_row(

@@ -3,7 +3,9 @@
 A vector is the difference between the mean residual-stream activations of two contrastive prompt
 sets (mean-diff), or the first principal component of the paired differences (pca), one per layer
 (after Turner et al.'s ActAdd and Rimsky et al.'s CAA, as the steering-vectors and repeng
-libraries build them; written here from those descriptions). Adding ``coefficient × vector`` to a
+libraries build them; written here from those descriptions). A method is an aggregator in
+``AGGREGATORS``; decoder blocks are found by module name, as steering-vectors' layer matching
+does. Adding ``coefficient × vector`` to a
 layer's output at every position moves the model toward the first pole.
 
 Everything is a pure function of (model, prompts) except :func:`steering`, a context manager that
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,31 @@ from typing import Any
 
 from psyprobe.errors import UserError
 
-METHODS = ("mean-diff", "pca")
+# An aggregator turns one layer's paired differences (pairs × hidden, float64) into a direction.
+Aggregator = Callable[[Any], Any]
+
+
+def mean_difference(diffs: Any) -> Any:
+    """The mean of the paired differences (ActAdd / CAA)."""
+    return diffs.mean(0)
+
+
+def first_component(diffs: Any) -> Any:
+    """The first principal component of the paired differences, signed and scaled so that it
+    agrees with the mean difference in direction and length along itself."""
+    import torch
+
+    mean = diffs.mean(0)
+    centered = diffs - mean if len(diffs) > 1 else diffs
+    _, _, v = torch.linalg.svd(centered, full_matrices=False)
+    return v[0] * float(mean @ v[0])
+
+
+AGGREGATORS: dict[str, Aggregator] = {"mean-diff": mean_difference, "pca": first_component}
+METHODS = tuple(AGGREGATORS)
+# Where transformers architectures keep their decoder blocks: "model.layers.3" (Llama, Gemma,
+# Qwen, Mistral), "transformer.h.3" (GPT-2), "gpt_neox.layers.3", "model.decoder.layers.3" (OPT).
+BLOCK_NAME = re.compile(r"^(?:.+\.)?(?:layers|h|blocks)\.(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -37,15 +64,18 @@ class SteeringVector:
         return int(self.metadata.get("default_layer", sorted(self.layers)[len(self.layers) // 2]))
 
 
-def decoder_layers(model: Any) -> Any:
-    """The model's stack of decoder blocks (the residual stream runs through their outputs)."""
-    import torch
-
+def decoder_layers(model: Any) -> list[Any]:
+    """The model's decoder blocks in order, matched by module name (the residual stream runs
+    through their outputs); the language model's own stack where a vision tower has another."""
     count = model.config.num_hidden_layers
-    for module in model.modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
-            return module
-    raise UserError(f"{type(model).__name__}: found no list of {count} decoder layers to steer")
+    stacks: dict[str, dict[int, Any]] = {}
+    for name, module in model.named_modules():
+        if match := BLOCK_NAME.match(name):
+            stacks.setdefault(name[: match.start(1)], {})[int(match.group(1))] = module
+    for blocks in stacks.values():
+        if sorted(blocks) == list(range(count)):
+            return [blocks[i] for i in range(count)]
+    raise UserError(f"{type(model).__name__}: found no {count} decoder blocks by name to steer")
 
 
 def _output_tensor(output: Any) -> Any:
@@ -69,7 +99,7 @@ def last_token_activations(hf: Any, texts: Sequence[str], layers: Sequence[int])
         with torch.inference_mode():
             for start in range(0, len(texts), hf.batch_size):
                 # left padding: the last position is every text's own last token
-                hf.model(**hf._encode(list(texts[start : start + hf.batch_size])))
+                hf.model(**hf.encode(list(texts[start : start + hf.batch_size])))
     finally:
         for handle in handles:
             handle.remove()
@@ -92,24 +122,11 @@ def build_vector(
         raise UserError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
     if len(positive) != len(negative) or not positive:
         raise UserError("steering needs the same, non-zero number of prompts for each pole")
-    import torch
-
     pos = last_token_activations(hf, positive, layers)
     neg = last_token_activations(hf, negative, layers)
     diffs = (pos - neg).double()  # (layers, pairs, hidden)
-    vectors = {}
-    for k, layer in enumerate(layers):
-        mean = diffs[k].mean(0)
-        if method == "mean-diff":
-            vectors[layer] = mean.float()
-            continue
-        # First principal component of the paired differences, signed and scaled so that it
-        # agrees with the mean difference in direction and length along itself.
-        centered = diffs[k] - diffs[k].mean(0, keepdim=True)
-        _, _, v = torch.linalg.svd(centered if len(diffs[k]) > 1 else diffs[k], full_matrices=False)
-        direction = v[0]
-        projection = float(mean @ direction)
-        vectors[layer] = (direction * projection).float()
+    aggregate = AGGREGATORS[method]
+    vectors = {layer: aggregate(diffs[k]).float() for k, layer in enumerate(layers)}
     meta = dict(metadata or {})
     meta.update(
         method=method,

@@ -227,7 +227,9 @@ class HFModel(Model):
             self._label_ids[label] = [i for i, t in enumerate(self._vocab) if reads_as(t, label)]
         return self._label_ids[label]
 
-    def _encode(self, texts: list[str]) -> dict[str, Any]:
+    def encode(self, texts: list[str]) -> dict[str, Any]:
+        """A left-padded batch of ``texts`` as the torch module takes it (steering reads
+        activations through it)."""
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         mask = batch["attention_mask"]
         # With left padding the first real token must still sit at position 0.
@@ -243,7 +245,7 @@ class HFModel(Model):
         import torch
 
         with torch.inference_mode():
-            logits = self.model(**self._encode(texts)).logits[:, -1, :]
+            logits = self.model(**self.encode(texts)).logits[:, -1, :]
         return torch.log_softmax(logits.double(), dim=-1).cpu()
 
     def _ids(self, texts: Sequence[str]) -> list[list[int]]:

@@ -15,10 +15,11 @@ from psyprobe.records import ResponseRecord
 from psyprobe.report.figures import draw_all
 from psyprobe.report.html import BROWSER_LIMIT, render_html
 from psyprobe.report.markdown import render_markdown
-from psyprobe.report.results import RunResults
+from psyprobe.report.results import RunResults, StoreSummary
 from psyprobe.runs.directory import keep_results, replacing, require_store, write_json, write_text
 from psyprobe.runs.runner import RunFiles, SafetyFiles, load_run
 from psyprobe.runs.store import ResponseStore
+from psyprobe.safety.score import SafetyResults
 from psyprobe.scoring.matrix import parse_record
 from psyprobe.scoring.score import score_run
 
@@ -88,49 +89,47 @@ def rebuild(out: Path) -> RunResults:
         seed=settings.seed,
         markers={r.index: r.markers for r in population(settings.respondents)},
     )
-    results: dict[str, Any] = {
-        "psyprobe_version": __version__,
-        "model": info.model_dump(mode="json"),
-        "settings": settings.model_dump(mode="json"),
-        "store": {"file": files.store.name, "n_responses": len(records), "failures": failures},
-        "instruments": {name: s.model_dump(mode="json") for name, s in scores.items()},
-        "mtmm": [c.model_dump(mode="json") for c in convergence],
-    }
-    figures = draw_all(
-        results, {name: option_labels(inst) for name, inst in instruments.items()}, files.figures
+    results = RunResults(
+        psyprobe_version=__version__,
+        model=info,
+        settings=settings,
+        store=StoreSummary(file=files.store.name, n_responses=len(records), failures=failures),
+        instruments=scores,
+        mtmm=convergence,
     )
-    results["figures"] = {
+    labels = {name: option_labels(inst) for name, inst in instruments.items()}
+    figures = draw_all(results, labels, files.figures)
+    results.figures = {
         name: [str(p.relative_to(out)) for p in paths] for name, paths in figures.items()
     }
-    typed = RunResults.model_validate(results)  # what is written reads back as the type
-    write_json(files.results, results)
+    write_json(files.results, results.model_dump(mode="json"))
     write_text(files.report, render_markdown(results))
     write_html(out)
-    typed._directory = out
-    return typed
+    return RunResults.load(out)  # as written, and knowing its directory
 
 
 def write_html(out: Path) -> None:
     """report.html from what the directory holds: personality results, safety results or both."""
-    files = RunFiles(out)
-    results = _read_json(files.results)
-    safety = _read_json(SafetyFiles(out).results)
+    files, safety_files = RunFiles(out), SafetyFiles(out)
+    results = RunResults.load(out) if files.results.is_file() else None
+    safety = SafetyResults.load(safety_files.results) if safety_files.results.is_file() else None
     figures = {
-        name: [out / p for p in paths] for name, paths in (results or {}).get("figures", {}).items()
+        name: [out / p for p in paths]
+        for name, paths in (results.figures if results else {}).items()
     }
-    safety_figures = [out / p for p in (safety or {}).get("figures", [])]
+    safety_figures = [out / p for p in (safety.figures if safety else [])]
     answers = browser_rows(files.responses, results) if results else []
     write_text(files.html, render_html(results, figures, safety, safety_figures, answers))
 
 
-def browser_rows(responses: Path, results: dict[str, Any]) -> list[dict[str, Any]]:
+def browser_rows(responses: Path, results: RunResults) -> list[dict[str, Any]]:
     """The answers as the report's response browser shows them, from responses.jsonl."""
     if not responses.is_file():
         return []
     verdicts = {
-        (name, dim): d["validity"]
-        for name, inst in results["instruments"].items()
-        for dim, d in inst["dimensions"].items()
+        (name, dim): d.validity
+        for name, inst in results.instruments.items()
+        for dim, d in inst.dimensions.items()
     }
     rows = []
     with responses.open(encoding="utf-8") as fh:
@@ -158,10 +157,6 @@ def browser_rows(responses: Path, results: dict[str, Any]) -> list[dict[str, Any
                 }
             )
     return rows
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def option_labels(instrument: Instrument) -> list[str]:

@@ -1,4 +1,4 @@
-"""PNG figures of a run, drawn from results.json alone (matplotlib, no display needed)."""
+"""PNG figures of a run, drawn from its typed results alone (matplotlib, no display needed)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 if TYPE_CHECKING:
+    from psyprobe.report.results import RunResults
     from psyprobe.safety.metrics import MetricResult
+    from psyprobe.scoring.score import InstrumentScore
 
 VERDICT_COLOURS = {"ok": "#1b7837", "weak": "#e08214", "no_signal": "#b2182b"}
 VERDICT_LABELS = {
@@ -72,48 +74,48 @@ def _error(score: float, ci: Any) -> list[list[float]]:
     return [[max(0.0, score - lo)], [max(0.0, hi - score)]]
 
 
-def dimension_plot(name: str, inst: dict[str, Any], path: Path) -> Path:
+def dimension_plot(name: str, inst: InstrumentScore, path: Path) -> Path:
     """Each dimension's score with its 95 % CI on its whole scale, over the human norm band."""
-    dims = list(inst["dimensions"].items())
+    dims = list(inst.dimensions.items())
     fig, ax = plt.subplots(figsize=(7, 0.7 * len(dims) + 1.6))
     normed = False
     for y, (_, d) in enumerate(dims):
-        norm = d["norm"]
+        norm = d.norm
         if norm:
             normed = True
             ax.fill_betweenx(
                 [y - 0.3, y + 0.3],
-                norm["mean"] - norm["sd"],
-                norm["mean"] + norm["sd"],
+                norm.mean - norm.sd,
+                norm.mean + norm.sd,
                 color="#cccccc",
                 alpha=0.6,
                 lw=0,
             )
-            ax.plot([norm["mean"]] * 2, [y - 0.3, y + 0.3], color="#777777", lw=1.5)
-        if d["score"] is not None:
-            _point(ax, d["score"], y, _error(d["score"], d["ci95"]), d["validity"], True)
-    lows, highs = zip(*(d["scale"] for _, d in dims), strict=True)
+            ax.plot([norm.mean] * 2, [y - 0.3, y + 0.3], color="#777777", lw=1.5)
+        if d.score is not None:
+            _point(ax, d.score, y, _error(d.score, d.ci95), d.validity, True)
+    lows, highs = zip(*(d.scale for _, d in dims), strict=True)
     ax.set_xlim(min(lows), max(highs))
     ax.set_yticks(range(len(dims)), [dim for dim, _ in dims])
     ax.invert_yaxis()
     ax.set_xlabel(f"score (scale {min(lows):g}–{max(highs):g})")
     band = Patch(color="#cccccc", label="human norm mean ± SD")
-    _verdict_legend(ax, {d["validity"] for _, d in dims}, *([band] if normed else []))
+    _verdict_legend(ax, {d.validity for _, d in dims}, *([band] if normed else []))
     ax.set_title(f"{name}: scores with 95 % CI")
     return _save(fig, path)
 
 
-def big_five_profile(inst: dict[str, Any], path: Path) -> Path:
+def big_five_profile(inst: InstrumentScore, path: Path) -> Path:
     """The five scores as a profile; a no_signal score is a hollow point off the profile line."""
-    dims = [d for d in BIG_FIVE if d in inst["dimensions"]]
-    rows = [inst["dimensions"][d] for d in dims]
-    norms = [r["norm"] for r in rows]
+    dims = [d for d in BIG_FIVE if d in inst.dimensions]
+    rows = [inst.dimensions[d] for d in dims]
+    norms = [r.norm for r in rows if r.norm]
     x = np.arange(len(dims))
     fig, ax = plt.subplots(figsize=(7, 3.8))
     extra: list[Any] = []
-    if all(norms):
-        means = np.array([n["mean"] for n in norms])
-        sds = np.array([n["sd"] for n in norms])
+    if len(norms) == len(rows):
+        means = np.array([n.mean for n in norms])
+        sds = np.array([n.sd for n in norms])
         ax.fill_between(x, means - sds, means + sds, color="#cccccc", alpha=0.6)
         ax.plot(x, means, color="#777777", marker="s")
         extra += [
@@ -122,33 +124,33 @@ def big_five_profile(inst: dict[str, Any], path: Path) -> Path:
         ]
     # The profile line joins only scores that measured something: a line through no_signal
     # points would draw a response style as a personality.
-    real = [(i, r["score"]) for i, r in enumerate(rows) if r["validity"] != "no_signal"]
+    real = [(i, r.score) for i, r in enumerate(rows) if r.validity != "no_signal"]
     if len(real) > 1:
         ax.plot(*zip(*real, strict=True), color="#2166ac", lw=1.2)
         extra.append(Line2D([], [], color="#2166ac", label="model profile (ok and weak)"))
     for i, r in enumerate(rows):
-        if r["score"] is not None:
-            _point(ax, i, r["score"], _error(r["score"], r["ci95"]), r["validity"], False)
+        if r.score is not None:
+            _point(ax, i, r.score, _error(r.score, r.ci95), r.validity, False)
     ax.set_xticks(x, dims)
-    low, high = rows[0]["scale"]
+    low, high = rows[0].scale
     ax.set_ylim(low, high)
     ax.set_ylabel(f"mean item score ({low:g}–{high:g})")
     ax.set_title("Big Five profile (95 % CI)")
-    _verdict_legend(ax, {r["validity"] for r in rows}, *extra)
+    _verdict_legend(ax, {r.validity for r in rows}, *extra)
     return _save(fig, path)
 
 
-def pole_bars(name: str, inst: dict[str, Any], path: Path) -> Path:
+def pole_bars(name: str, inst: InstrumentScore, path: Path) -> Path:
     """Percent toward each pole per dichotomy (MBTI-style, OEJTS)."""
-    dims = [(dim, d) for dim, d in inst["dimensions"].items() if d["pole_percent"]]
+    dims = [(dim, d) for dim, d in inst.dimensions.items() if d.pole_percent]
     fig, ax = plt.subplots(figsize=(7, 0.7 * len(dims) + 1.4))
     for y, (dim, d) in enumerate(dims):
         # Left and right as the dimension is named ("EI": E left, I right).
         (left, lpct), (right, rpct) = sorted(
-            d["pole_percent"].items(), key=lambda kv: (dim.find(kv[0]), kv[0])
+            (d.pole_percent or {}).items(), key=lambda kv: (dim.find(kv[0]), kv[0])
         )
         # a no_signal dichotomy is greyed and hatched: its "type letter" is a response style
-        silent = d["validity"] == "no_signal"
+        silent = d.validity == "no_signal"
         hatch, alpha = ("//", 0.35) if silent else (None, 1.0)
         ax.barh(y, -lpct, color="#999999" if silent else "#8073ac", hatch=hatch, alpha=alpha)
         ax.barh(y, rpct, color="#999999" if silent else "#e08214", hatch=hatch, alpha=alpha)
@@ -159,7 +161,7 @@ def pole_bars(name: str, inst: dict[str, Any], path: Path) -> Path:
     ax.set_yticks(range(len(dims)), [dim for dim, _ in dims])
     ax.set_xticks([])
     ax.invert_yaxis()
-    verdicts = {d["validity"] for _, d in dims}
+    verdicts = {d.validity for _, d in dims}
     if "no_signal" in verdicts:
         ax.legend(
             handles=[
@@ -169,13 +171,13 @@ def pole_bars(name: str, inst: dict[str, Any], path: Path) -> Path:
             fontsize=7,
         )
     worst = next(v for v in ("no_signal", "weak", "ok") if v in verdicts)
-    ax.set_title(f"{name}: type {inst['type'] or '?'} ({worst})")
+    ax.set_title(f"{name}: type {inst.type or '?'} ({worst})")
     return _save(fig, path)
 
 
-def position_heatmap(name: str, inst: dict[str, Any], labels: list[str], path: Path) -> Path:
+def position_heatmap(name: str, inst: InstrumentScore, labels: list[str], path: Path) -> Path:
     """How often each option was chosen at each position: columns alike = position-driven."""
-    table = np.array([[np.nan if v is None else v for v in row] for row in inst["position_table"]])
+    table = np.array([[np.nan if v is None else v for v in row] for row in inst.position_table])
     fig, ax = plt.subplots(figsize=(1.0 * table.shape[1] + 3.5, 0.5 * table.shape[0] + 1.6))
     image = ax.imshow(table, cmap="viridis", vmin=0, vmax=max(0.5, float(np.nanmax(table))))
     for (i, j), v in np.ndenumerate(table):
@@ -194,7 +196,7 @@ def position_heatmap(name: str, inst: dict[str, Any], labels: list[str], path: P
     ax.set_xlabel("position shown")
     ax.set_title(
         f"{name}: choice probability by option and position "
-        f"(position bias {inst['position_bias']:.2f})",
+        f"(position bias {inst.position_bias:.2f})",
         fontsize=9,
     )
     fig.colorbar(image, ax=ax, fraction=0.04)
@@ -230,20 +232,20 @@ def safety_headlines(tasks: list[tuple[str, MetricResult]], path: Path) -> Path:
 
 
 def draw_all(
-    results: dict[str, Any], option_labels: dict[str, list[str]], folder: Path
+    results: RunResults, option_labels: dict[str, list[str]], folder: Path
 ) -> dict[str, list[Path]]:
     """Every figure of a run, by instrument."""
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[Path]] = {}
-    for name, inst in results["instruments"].items():
+    for name, inst in results.instruments.items():
         paths = []
-        if any(d["pole_percent"] for d in inst["dimensions"].values()):
+        if any(d.pole_percent for d in inst.dimensions.values()):
             paths.append(pole_bars(name, inst, folder / f"{name}-poles.png"))
         else:
             paths.append(dimension_plot(name, inst, folder / f"{name}-scores.png"))
-        if name == "bfi" or set(BIG_FIVE) <= set(inst["dimensions"]):
+        if name == "bfi" or set(BIG_FIVE) <= set(inst.dimensions):
             paths.append(big_five_profile(inst, folder / f"{name}-profile.png"))
-        if inst["position_table"] and inst["position_bias"] is not None:
+        if inst.position_table and inst.position_bias is not None:
             paths.append(
                 position_heatmap(name, inst, option_labels[name], folder / f"{name}-positions.png")
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -26,6 +26,10 @@ from psyprobe.report.markdown import (
 )
 from psyprobe.scoring.diagnostics import KEY_FLAG
 
+if TYPE_CHECKING:
+    from psyprobe.report.results import RunResults
+    from psyprobe.safety.score import SafetyResults
+
 BROWSER_LIMIT = 30_000  # answers in the page's browser; all of them are in responses.jsonl
 
 
@@ -40,9 +44,9 @@ def _inline(path: Path) -> Figure:
 
 
 def render_html(
-    results: dict[str, Any] | None,
+    results: RunResults | None,
     figures: dict[str, list[Path]],
-    safety: dict[str, Any] | None,
+    safety: SafetyResults | None,
     safety_figures: list[Path],
     answers: list[dict[str, Any]],
 ) -> str:

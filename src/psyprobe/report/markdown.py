@@ -5,9 +5,15 @@ The method notes here are shared by report.md, safety.md and report.html.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from psyprobe.scoring.diagnostics import KEY_FLAG
+
+if TYPE_CHECKING:
+    from psyprobe.report.results import RunResults
+    from psyprobe.scoring.diagnostics import Decomposition, KeyCheck
+    from psyprobe.scoring.score import DimensionScore, InstrumentScore
+    from psyprobe.scoring.validity import Convergence, Correlation
 
 METHOD_NOTE = (
     "Respondents: simulated people, persona × framing (× sample), as in PsyBORGS "
@@ -76,30 +82,25 @@ def verdict_summary(verdicts: list[str]) -> str:
     return line
 
 
-def all_verdicts(results: dict[str, Any]) -> list[str]:
-    return [
-        d["validity"]
-        for inst in results["instruments"].values()
-        for d in inst["dimensions"].values()
-    ]
+def all_verdicts(results: RunResults) -> list[str]:
+    return [d.validity for inst in results.instruments.values() for d in inst.dimensions.values()]
 
 
-def norm_statistics(d: dict[str, Any]) -> list[str]:
+def norm_statistics(d: DimensionScore) -> list[str]:
     """z, d and p against the human norm; withheld for a no_signal score, "no variance" where
     the respondents' scores do not differ (d and t would divide by zero)."""
-    norm = d["norm"]
+    norm = d.norm
     if not norm:
         return ["–"] * 3
-    if d["validity"] == "no_signal":
+    if d.validity == "no_signal":
         return [WITHHELD] * 3
-    if d["sd"] == 0:
-        return [fmt(norm["z"]), "no variance", "no variance"]
-    return [fmt(norm["z"]), fmt(norm["d"]), fmt_p(norm["p"])]
+    if d.sd == 0:
+        return [fmt(norm.z), "no variance", "no variance"]
+    return [fmt(norm.z), fmt(norm.d), fmt_p(norm.p)]
 
 
-def alpha_note(name: str, d: dict[str, Any]) -> str | None:
+def alpha_note(name: str, alpha: float | None) -> str | None:
     """Words for a negative α: it is not a low reliability but items that pull apart."""
-    alpha = d["alpha"]
     if alpha is None or alpha >= 0:
         return None
     return (
@@ -109,56 +110,56 @@ def alpha_note(name: str, d: dict[str, Any]) -> str | None:
     )
 
 
-def _dimension_row(name: str, d: dict[str, Any], show_band: bool, show_type: bool) -> str:
-    ci = d["ci95"]
-    norm = d["norm"]
+def _dimension_row(name: str, d: DimensionScore, show_band: bool, show_type: bool) -> str:
+    ci = d.ci95
+    norm = d.norm
     cells = [
         name,
-        fmt(d["score"]),
+        fmt(d.score),
         f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "–",
-        fmt(d["sd"]),
-        f"{fmt(norm['mean'], 2)} ({fmt(norm['sd'], 2)})" if norm else "–",
+        fmt(d.sd),
+        f"{fmt(norm.mean, 2)} ({fmt(norm.sd, 2)})" if norm else "–",
         *norm_statistics(d),
-        fmt(d["alpha"]),
-        fmt(d["omega"]),
-        str(d["n_items"]),
-        fmt(d["valid_rate"]),
-        d["validity"],
+        fmt(d.alpha),
+        fmt(d.omega),
+        str(d.n_items),
+        fmt(d.valid_rate),
+        d.validity,
     ]
     if show_band:
-        cells.append(WITHHELD if d["validity"] == "no_signal" else d["band"] or "–")
+        cells.append(WITHHELD if d.validity == "no_signal" else d.band or "–")
     if show_type:
-        poles = d["pole_percent"] or {}
-        cells.append(d["letter"] or "–")
+        poles = d.pole_percent or {}
+        cells.append(d.letter or "–")
         cells.append(", ".join(f"{k} {v:.1f} %" for k, v in poles.items()) or "–")
     return "| " + " | ".join(cells) + " |"
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    model, settings = results["model"], results["settings"]
+def render_markdown(results: RunResults) -> str:
+    model, settings = results.model, results.settings
     lines = [
         "# psyprobe report",
         "",
-        f"- model: `{model['spec']}` ({model['backend']}), fingerprint `{model['fingerprint']}`",
-        *([f"- runtime: {model['runtime']}"] if model.get("runtime") else []),
-        f"- psyprobe {results['psyprobe_version']}; mode `{settings['mode']}`, orders "
-        f"`{settings['orders']}`, respondents {settings.get('respondents', 0)} "
-        f"(`{settings.get('balance', 'within')}`), samples {settings['samples']}, temperature "
-        f"{settings['temperature']}, seed {settings['seed']}, template `{settings['template']}`"
+        f"- model: `{model.spec}` ({model.backend}), fingerprint `{model.fingerprint}`",
+        *([f"- runtime: {model.runtime}"] if model.runtime else []),
+        f"- psyprobe {results.psyprobe_version}; mode `{settings.mode}`, orders "
+        f"`{settings.orders}`, respondents {settings.respondents} "
+        f"(`{settings.balance}`), samples {settings.samples}, temperature "
+        f"{settings.temperature}, seed {settings.seed}, template `{settings.template}`"
         + (
-            f", max tokens {settings['max_tokens']}, "
-            + ("stopped once read" if settings.get("stop_when_read") else "full answers")
-            if settings["mode"] == "generate"
+            f", max tokens {settings.max_tokens}, "
+            + ("stopped once read" if settings.stop_when_read else "full answers")
+            if settings.mode == "generate"
             else ""
         ),
-        f"- {results['store']['n_responses']} stored responses in `{results['store']['file']}` "
+        f"- {results.store.n_responses} stored responses in `{results.store.file}` "
         "(raw answers with prompts in `responses.jsonl`)",
         *(
             [
                 f"- requests that got no answer: "
-                f"{', '.join(f'{n}× {e}' for e, n in results['store']['failures'].items())}"
+                f"{', '.join(f'{n}× {e}' for e, n in results.store.failures.items())}"
             ]
-            if results["store"]["failures"]
+            if results.store.failures
             else []
         ),
         "",
@@ -166,10 +167,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         METHOD_NOTE,
     ]
-    for name, inst in results["instruments"].items():
-        dims = inst["dimensions"]
-        show_band = any(d["band"] for d in dims.values())
-        show_type = any(d["letter"] for d in dims.values())
+    for name, inst in results.instruments.items():
+        dims = inst.dimensions
+        show_band = any(d.band for d in dims.values())
+        show_type = any(d.letter for d in dims.values())
         header = [
             "Dimension",
             "Score",
@@ -187,18 +188,18 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
         header += ["Band"] if show_band else []
         header += ["Pole", "Pole %"] if show_type else []
-        title = f"{name}" + (f" — {inst['full_name']}" if inst["full_name"] else "")
+        title = f"{name}" + (f" — {inst.full_name}" if inst.full_name else "")
         lines += [
             "",
             f"## {title}",
             "",
-            f"{inst['n_prompts']} prompts: {inst.get('n_respondents', '?')} respondent(s) behind "
-            f"each α, {inst['n_orders']} option order(s); aggregation "
-            f"`{inst['aggregation']}`; valid rate {fmt(inst['valid_rate'])}; refusal rate "
-            f"{fmt(inst['refusal_rate'])}; position bias {fmt(inst['position_bias'])}; "
-            f"acquiescence {fmt(inst['acquiescence'])}; {_decomposition(inst)}; "
-            f"kappa between repeats {fmt(inst['kappa'])}"
-            + (f"; type **{inst['type']}**" if inst["type"] else ""),
+            f"{inst.n_prompts} prompts: {inst.n_respondents} respondent(s) behind "
+            f"each α, {inst.n_orders} option order(s); aggregation "
+            f"`{inst.aggregation}`; valid rate {fmt(inst.valid_rate)}; refusal rate "
+            f"{fmt(inst.refusal_rate)}; position bias {fmt(inst.position_bias)}; "
+            f"acquiescence {fmt(inst.acquiescence)}; {_decomposition(inst)}; "
+            f"kappa between repeats {fmt(inst.kappa)}"
+            + (f"; type **{inst.type}**" if inst.type else ""),
             "",
             "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header),
@@ -206,16 +207,16 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += [_dimension_row(dn, d, show_band, show_type) for dn, d in dims.items()]
         lines += ["", *_evidence_table(dims)]
         notes = [
-            f"- **{dn}** ({d['validity']}): {'; '.join(d['validity_reasons'])}."
+            f"- **{dn}** ({d.validity}): {'; '.join(d.validity_reasons)}."
             for dn, d in dims.items()
-            if d["validity_reasons"]
+            if d.validity_reasons
         ]
-        notes += [f"- {note}." for dn, d in dims.items() if (note := alpha_note(dn, d))]
+        notes += [f"- {note}." for dn, d in dims.items() if (note := alpha_note(dn, d.alpha))]
         suspects = [
-            f"{it['item']} ({dn}, r = {fmt(it['item_total_r'], 2)})"
+            f"{it.item} ({dn}, r = {fmt(it.item_total_r, 2)})"
             for dn, d in dims.items()
-            for it in d["items"]
-            if it["key_suspect"]
+            for it in d.items
+            if it.key_suspect
         ]
         if suspects:
             notes.append(
@@ -223,28 +224,28 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"r < {KEY_FLAG}): {', '.join(suspects)}."
             )
         lines += ["", *notes] if notes else []
-    lines += _mtmm_table(results.get("mtmm") or [])
+    lines += _mtmm_table(results.mtmm)
     return "\n".join(lines) + "\n"
 
 
-def _decomposition(inst: dict[str, Any]) -> str:
-    d = inst.get("decomposition")
+def _decomposition(inst: InstrumentScore) -> str:
+    d: Decomposition | None = inst.decomposition
     if not d:
-        return f"content sensitivity {fmt(inst['content_sensitivity'])}"
+        return f"content sensitivity {fmt(inst.content_sensitivity)}"
     return (
-        f"content sensitivity {fmt(d['content'])} after option order (p {fmt_p(d['content_p'])}), "
-        f"order effect {fmt(d['order'])} (p {fmt_p(d['order_p'])})"
+        f"content sensitivity {fmt(d.content)} after option order (p {fmt_p(d.content_p)}), "
+        f"order effect {fmt(d.order)} (p {fmt_p(d.order_p)})"
     )
 
 
-def _correlation(c: dict[str, Any] | None) -> str:
-    if not c or c.get("r") is None:
+def _correlation(c: Correlation | KeyCheck | None) -> str:
+    if c is None or c.r is None:
         return "–"
-    ci = c.get("ci95")
-    return f"{c['r']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+    ci = c.ci95
+    return f"{c.r:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
 
 
-def _evidence_table(dims: dict[str, Any]) -> list[str]:
+def _evidence_table(dims: dict[str, DimensionScore]) -> list[str]:
     """What each verdict was decided from, beside the scores."""
     rows = [
         "| Dimension | Respondents | α (population) | Order consistency | Key consistency "
@@ -252,13 +253,12 @@ def _evidence_table(dims: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for name, d in dims.items():
-        key = d.get("key_consistency") or {}
-        conv = d.get("convergent")
+        key, conv = d.key_consistency, d.convergent
         rows.append(
-            f"| {name} | {d['n_respondents']} | {fmt(d['alpha'])} | "
-            f"{fmt(d.get('order_consistency'))} | {key.get('status', '–')} "
-            f"{_correlation(key) if key.get('r') is not None else ''} | "
-            f"{_correlation(conv['r']) if conv else '–'} | {_correlation(d.get('criterion'))} |"
+            f"| {name} | {d.n_respondents} | {fmt(d.alpha)} | "
+            f"{fmt(d.order_consistency)} | {key.status if key else '–'} "
+            f"{_correlation(key) if key and key.r is not None else ''} | "
+            f"{_correlation(conv.r) if conv else '–'} | {_correlation(d.criterion)} |"
         )
     rows += [
         "",
@@ -269,7 +269,7 @@ def _evidence_table(dims: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _mtmm_table(table: list[dict[str, Any]]) -> list[str]:
+def _mtmm_table(table: list[Convergence]) -> list[str]:
     if not table:
         return []
     lines = [
@@ -285,9 +285,9 @@ def _mtmm_table(table: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for c in table:
-        ok = "–" if c["ok"] is None else ("yes" if c["ok"] else "no")
+        ok = "–" if c.ok is None else ("yes" if c.ok else "no")
         lines.append(
-            f"| {c['trait']} | {c['a']} | {c['b']} | {_correlation(c['r'])} | {c['r']['n']} | "
-            f"{fmt(c['discriminant_max'], 2)} | {ok} |"
+            f"| {c.trait} | {c.a} | {c.b} | {_correlation(c.r)} | {c.r.n} | "
+            f"{fmt(c.discriminant_max, 2)} | {ok} |"
         )
     return lines

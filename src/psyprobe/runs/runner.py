@@ -248,7 +248,9 @@ def replan(
     return again
 
 
-class Estimate(BaseModel):
+class Workload(BaseModel):
+    """What a run would ask of one instrument: prompts and tokens (``--dry-run``)."""
+
     instrument: str
     prompts: int
     prompt_tokens: int
@@ -258,7 +260,7 @@ class Estimate(BaseModel):
 
 def estimate(
     settings: RunSettings, model: Model, instruments: dict[str, Instrument]
-) -> list[Estimate]:
+) -> list[Workload]:
     """What a run would ask, before any call: prompts, input and output tokens per instrument."""
     out = []
     requests = plan(settings, instruments, model.info)
@@ -278,7 +280,7 @@ def estimate(
             )
         )
         out.append(
-            Estimate(
+            Workload(
                 instrument=name,
                 prompts=len(mine),
                 prompt_tokens=tokens,

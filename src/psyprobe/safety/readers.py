@@ -105,7 +105,7 @@ def yes_no(text: str) -> bool | None:
     return None
 
 
-def verdict(record: ResponseRecord) -> bool | None:
+def judge_verdict(record: ResponseRecord) -> bool | None:
     """A judge's yes (True) or no: P(Yes) against P(No) where it gave logprobs, else its text."""
     if record.probs is not None:
         yes, no = record.probs

@@ -14,7 +14,7 @@ from psyprobe.report.markdown import SAFETY_NOTE, fmt
 from psyprobe.runs import ResponseStore, RunFiles, SafetyFiles
 from psyprobe.runs.directory import keep_results, replacing, require_store, write_text
 from psyprobe.safety.metrics import Difference, Estimate
-from psyprobe.safety.readers import verdict
+from psyprobe.safety.readers import judge_verdict
 from psyprobe.safety.runner import (
     answer_asks,
     answer_texts,
@@ -38,7 +38,7 @@ def rebuild_safety(out: Path) -> SafetyResults:
         answers = answer_texts(stored(store, asks))
         judged = stored(store, judge_asks(run.judge, items, answers)) if run.judge else {}
     keep_results(files.store, files.results, len(answers))
-    verdicts = {item: v for item, rec in judged.items() if (v := verdict(rec)) is not None}
+    verdicts = {item: v for item, rec in judged.items() if (v := judge_verdict(rec)) is not None}
     scored = score_tasks(items, answers, verdicts, settings.seed)
     with replacing(files.responses) as fh:
         for task, (_, readings) in scored.items():
@@ -73,17 +73,16 @@ def rebuild_safety(out: Path) -> SafetyResults:
         [(name, t.headline) for name, t in results.tasks.items()], figures / "safety-headlines.png"
     )
     results.figures = [str(drawn.relative_to(out))]
-    results._directory = out
     write_text(files.results, results.model_dump_json(indent=2))
     write_text(files.report, render_safety_markdown(results))
     write_html(out)
-    return results
+    return SafetyResults.load(files.results)  # as written, and knowing its directory
 
 
 def _judge_trace(record: ResponseRecord | None) -> dict[str, Any] | None:
     if record is None:
         return None
-    return {"verdict": verdict(record), "text": record.raw_text, "probs": record.probs}
+    return {"verdict": judge_verdict(record), "text": record.raw_text, "probs": record.probs}
 
 
 def _ci(e: Estimate | Difference | None) -> str:

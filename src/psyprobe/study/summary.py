@@ -3,32 +3,35 @@ correlations."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, get_args
 
 from scipy.stats import spearmanr
 
+from psyprobe.capability import CapabilityResults
+from psyprobe.engine import Capability
+from psyprobe.report.results import RunResults
+from psyprobe.runs import SafetyFiles
 from psyprobe.safety.score import SafetyResults
 from psyprobe.scoring.diagnostics import Validity
 from psyprobe.study.schema import Study, condition_edits
 
 
 def _condition_numbers(folder: Path) -> dict[str, Any]:
-    results = json.loads((folder / "results.json").read_text())
+    results = RunResults.load(folder)
     personality = {
         f"{inst}:{dim}": {
-            "score": d["score"],
-            "ci95": d["ci95"],
-            "validity": d["validity"],
-            "valid_rate": d["valid_rate"],
+            "score": d.score,
+            "ci95": d.ci95,
+            "validity": d.validity,
+            "valid_rate": d.valid_rate,
         }
-        for inst, r in results["instruments"].items()
-        for dim, d in r["dimensions"].items()
+        for inst, r in results.instruments.items()
+        for dim, d in r.dimensions.items()
     }
-    acquiescence = {inst: r.get("acquiescence") for inst, r in results["instruments"].items()}
-    safety_file, cap_file = folder / "safety.json", folder / "capability.json"
+    acquiescence = {inst: r.acquiescence for inst, r in results.instruments.items()}
+    safety_file, cap_file = SafetyFiles(folder).results, folder / Capability.results_file
     safety = (
         {
             # each task's headline metric: its anchor's own
@@ -43,13 +46,17 @@ def _condition_numbers(folder: Path) -> dict[str, Any]:
         if safety_file.is_file()
         else {}
     )
-    cap = json.loads(cap_file.read_text()) if cap_file.is_file() else None
+    cap = (
+        CapabilityResults.model_validate_json(cap_file.read_text(encoding="utf-8"))
+        if cap_file.is_file()
+        else None
+    )
     return {
-        "model": results["model"]["spec"],
+        "model": results.model.spec,
         "personality": personality,
         "acquiescence": acquiescence,
         "safety": safety,
-        "capability": cap,
+        "capability": cap.model_dump(mode="json") if cap else None,
     }
 
 
