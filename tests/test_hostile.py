@@ -141,6 +141,29 @@ def test_a_disk_that_fills_up_keeps_every_answer_and_resumes(tmp_path: Path) -> 
     assert resumed["instruments"] == fresh["instruments"]
 
 
+def test_a_full_disk_during_report_names_the_file_and_keeps_every_output(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    psyprobe(*RUN, "--out", str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    for limit, says in [
+        (20_000, "responses.sqlite: disk I/O error"),  # too full to open the store
+        (50_000, "report.html: File too large"),  # the page is the file that does not fit
+    ]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "psyprobe", "report", str(out)],
+            capture_output=True,
+            text=True,
+            preexec_fn=_filling(limit),
+        )
+        assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert says in proc.stderr and "free space" in proc.stderr
+        assert "move it away" not in proc.stderr  # the store is sound: never tell them to drop it
+        after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        # every output is the old one or a whole new one (the same bytes: nothing changed)
+        assert {k: v for k, v in after.items() if k in before} == before
+        assert not [name for name in after if name.endswith(".partial")]
+
+
 # --- instruments --------------------------------------------------------------------------------
 
 

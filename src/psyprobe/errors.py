@@ -5,3 +5,8 @@ class UserError(Exception):
     """Bad input from the user (a file, a field, a value); the message says which and why."""
 
     exit_code = 2
+
+
+# What to do when the disk refuses a write (full, read-only, over quota): answers are committed
+# one by one, so nothing asked before is lost and the same command resumes.
+STORAGE_ADVICE = "free space or choose a writable --out, then rerun the same command to resume"

@@ -38,7 +38,7 @@ from psyprobe.cli.options import (
     edits,
 )
 from psyprobe.cli.progress import Reporter, measured_or_exit
-from psyprobe.errors import UserError
+from psyprobe.errors import STORAGE_ADVICE, UserError
 from psyprobe.instruments import (
     builtin_paths,
     load_instrument,
@@ -510,7 +510,7 @@ def study(
 
 # Storage that cannot take what a run writes: a line on what to do, then exit 2. Everything
 # written before is kept (answers are committed one by one), so the same command resumes.
-_STORAGE = {errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EDQUOT}
+_STORAGE = {errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
 
 
 def _one_line(message: str, code: int = 2) -> NoReturn:
@@ -531,9 +531,6 @@ def main() -> None:
     except OSError as exc:
         if exc.errno not in _STORAGE:
             raise
-        _one_line(
-            f"{exc.filename or 'a file'}: {exc.strerror}; free space or choose a writable --out, "
-            "then rerun the same command to resume"
-        )
+        _one_line(f"{exc.filename or 'a file'}: {exc.strerror}; {STORAGE_ADVICE}")
     except sqlite3.OperationalError as exc:  # a full or read-only disk under the answer store
-        _one_line(f"the answer store: {exc}; free space or choose a writable --out, then rerun")
+        _one_line(f"the answer store: {exc}; {STORAGE_ADVICE}")

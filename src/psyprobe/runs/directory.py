@@ -79,6 +79,10 @@ def replacing(path: Path) -> Iterator[TextIO]:
         with partial.open("w", encoding="utf-8") as fh:
             yield fh
         os.replace(partial, path)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write names no file: say which one it was
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     finally:
         partial.unlink(missing_ok=True)
 

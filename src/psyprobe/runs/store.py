@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from psyprobe.errors import UserError
+from psyprobe.errors import STORAGE_ADVICE, UserError
 from psyprobe.records import ResponseRecord
 
 _COLUMNS = list(ResponseRecord.model_fields)
@@ -31,7 +31,10 @@ class ResponseStore:
         self._lock = _lock(path)
         try:
             self._db = _open(path)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:  # the disk, not the file: full, read-only, I/O
+            os.close(self._lock)
+            raise UserError(f"{path}: {exc}; {STORAGE_ADVICE}") from None
+        except sqlite3.DatabaseError as exc:  # the file itself: not an SQLite database
             os.close(self._lock)
             raise UserError(
                 f"{path}: not a usable answer store ({exc}); move it away to start afresh"
