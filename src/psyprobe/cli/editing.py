@@ -14,15 +14,16 @@ from rich.console import Console
 
 from psyprobe.cli.options import (
     BACKEND,
+    TORCH,
     Adapter,
-    Device,
-    DType,
     ModelOpt,
     Persona,
     Steer,
+    backend_flags,
     edits,
 )
 from psyprobe.errors import UserError
+from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting.population import RESPONDENTS
 
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
@@ -34,13 +35,12 @@ console = Console(markup=False)  # user names are printed as they are (see cli/m
 err = Console(stderr=True, markup=False)
 
 
-def _hf(model: str, dtype: str, device: str) -> Any:
+def _hf(model: str, backend: BackendOptions) -> Any:
     from psyprobe.editing import open_edited
-    from psyprobe.models.registry import BackendOptions
 
     if not model.startswith("hf:"):
         raise UserError(f"--model {model}: steering needs a transformers model (hf:PATH)")
-    return open_edited(model, BackendOptions(dtype=dtype, device=device))
+    return open_edited(model, backend)
 
 
 def _ints(text: str | None, option: str) -> list[int] | None:
@@ -53,6 +53,7 @@ def _ints(text: str | None, option: str) -> list[int] | None:
 
 
 @steer_app.command("build")
+@backend_flags(*TORCH)
 def steer_build(
     model: ModelOpt = "hf:smollm2",
     dimension: Annotated[
@@ -71,8 +72,7 @@ def steer_build(
     out: Annotated[Path, typer.Option(help="The .safetensors file to write")] = Path(
         "vector.safetensors"
     ),
-    dtype: DType = BACKEND.dtype,
-    device: Device = BACKEND.device,
+    backend: BackendOptions = BACKEND,
 ) -> None:
     """Build a contrastive activation-addition vector for one dimension's two poles."""
     from psyprobe.editing import build_vector, save_vector
@@ -83,7 +83,7 @@ def steer_build(
     if len(pole_pair) != 2:
         raise UserError(f"--poles {poles!r}: give two poles, e.g. high,low")
     check_dimension(dimension, (pole_pair[0], pole_pair[1]), source)
-    hf = _hf(model, dtype, device)
+    hf = _hf(model, backend)
     try:
         started = time.perf_counter()
         count = hf.model.config.num_hidden_layers
@@ -122,6 +122,7 @@ def steer_build(
 
 
 @steer_app.command("sweep")
+@backend_flags(*TORCH)
 def steer_sweep(
     vector: Annotated[Path, typer.Option(help="A vector from `psyprobe steer build`")],
     model: ModelOpt = "hf:smollm2",
@@ -136,8 +137,7 @@ def steer_sweep(
     out: Annotated[Path, typer.Option(help="Sweep directory (rerun to resume)")] = Path(
         "psyprobe-sweep"
     ),
-    dtype: DType = BACKEND.dtype,
-    device: Device = BACKEND.device,
+    backend: BackendOptions = BACKEND,
 ) -> None:
     """Measure the vector's dimension over layers × coefficients; pick the layer to use."""
     from psyprobe.editing import load_vector
@@ -151,7 +151,7 @@ def steer_sweep(
     except ValueError:
         raise UserError(f"--coefficients: {coefficients!r} is not a list of numbers") from None
     tried = _ints(layers, "--layers") or sorted(loaded.layers)
-    hf = _hf(model, dtype, device)
+    hf = _hf(model, backend)
     try:
         settings = RunSettings(
             model=hf.info.spec, instruments=(instrument,), orders=orders, respondents=respondents
@@ -231,6 +231,7 @@ def dpo_train_command(
     )
 
 
+@backend_flags(*TORCH)
 def capability(
     model: ModelOpt = "smollm2",
     persona: Persona = None,
@@ -243,22 +244,18 @@ def capability(
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-capability"
     ),
-    dtype: DType = BACKEND.dtype,
-    device: Device = BACKEND.device,
+    backend: BackendOptions = BACKEND,
 ) -> None:
     """ARC accuracy (any backend with logprobs) and WikiText-2 perplexity (hf:)."""
     from psyprobe.capability import CapabilitySettings
     from psyprobe.cli.progress import Reporter, measured_or_exit
     from psyprobe.editing import open_edited
     from psyprobe.engine import Capability
-    from psyprobe.models.registry import BackendOptions
 
     measure = Capability(CapabilitySettings(arc_limit=arc_limit, seed=seed))
     with Reporter(console, err) as progress:
         progress.phase(f"loading {model}")
-        opened = open_edited(
-            model, BackendOptions(dtype=dtype, device=device), edits(persona, steer, adapter)
-        )
+        opened = open_edited(model, backend, edits(persona, steer, adapter))
         try:
             measured = measured_or_exit(measure, opened, out, progress)
         finally:

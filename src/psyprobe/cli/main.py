@@ -22,19 +22,12 @@ from rich.table import Table
 from psyprobe.cli.editing import capability, capability_summary, dpo_app, steer_app
 from psyprobe.cli.options import (
     BACKEND,
+    SERVER_AND_RUNTIME,
     Adapter,
-    BaseUrl,
-    Concurrency,
-    Device,
-    DType,
-    KeyEnv,
-    MaxRetries,
     ModelOpt,
     Persona,
     Steer,
-    Threads,
-    Timeout,
-    backend_options,
+    backend_flags,
     edits,
 )
 from psyprobe.cli.progress import Reporter, measured_or_exit
@@ -45,6 +38,7 @@ from psyprobe.instruments import (
     read_instrument,
 )
 from psyprobe.models import ALIASES, BACKENDS
+from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting import RESPONDENTS
 from psyprobe.safety import SUITES
 
@@ -74,6 +68,7 @@ if not console.is_terminal:
 
 
 @app.command()
+@backend_flags(*SERVER_AND_RUNTIME)
 def run(
     model: ModelOpt = "smollm2",
     instrument: Annotated[
@@ -120,14 +115,6 @@ def run(
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-run"
     ),
-    base_url: BaseUrl = None,
-    api_key_env: KeyEnv = BACKEND.api_key_env,
-    concurrency: Concurrency = BACKEND.concurrency,
-    timeout: Timeout = BACKEND.timeout,
-    max_retries: MaxRetries = BACKEND.max_retries,
-    dtype: DType = BACKEND.dtype,
-    device: Device = BACKEND.device,
-    threads: Threads = None,
     persona: Persona = None,
     steer: Steer = None,
     adapter: Adapter = None,
@@ -143,6 +130,7 @@ def run(
     ] = False,
     price_in: Annotated[float | None, typer.Option(help="Price per million prompt tokens")] = None,
     price_out: Annotated[float | None, typer.Option(help="Price per million output tokens")] = None,
+    backend: BackendOptions = BACKEND,
 ) -> None:
     """Administer instruments to a model and write results.json, responses.jsonl, report.md."""
     from psyprobe.editing import open_edited
@@ -151,12 +139,9 @@ def run(
     from psyprobe.runs.runner import estimate, resolve_instruments
 
     check_choices(mode, orders, balance, template)
-    options = backend_options(
-        base_url, api_key_env, concurrency, timeout, max_retries, dtype, device, threads
-    )
     with Reporter(console, err) as progress:
         progress.phase(f"loading {model}")
-        the_model = open_edited(model, options, edits(persona, steer, adapter), connect=not dry_run)
+        the_model = open_edited(model, backend, edits(persona, steer, adapter), connect=not dry_run)
         try:
             settings, note = personality_settings(
                 the_model,
@@ -265,6 +250,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory")]) -> 
 
 
 @app.command()
+@backend_flags(*SERVER_AND_RUNTIME)
 def safety(
     model: ModelOpt = "smollm2",
     suite: Annotated[
@@ -283,17 +269,10 @@ def safety(
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-safety"
     ),
-    base_url: BaseUrl = None,
-    api_key_env: KeyEnv = BACKEND.api_key_env,
-    concurrency: Concurrency = BACKEND.concurrency,
-    timeout: Timeout = BACKEND.timeout,
-    max_retries: MaxRetries = BACKEND.max_retries,
-    dtype: DType = BACKEND.dtype,
-    device: Device = BACKEND.device,
-    threads: Threads = None,
     persona: Persona = None,
     steer: Steer = None,
     adapter: Adapter = None,
+    backend: BackendOptions = BACKEND,
 ) -> None:
     """Run the safety suites and write safety.json, safety-responses.jsonl and safety.md."""
     from psyprobe.editing import open_edited
@@ -316,16 +295,13 @@ def safety(
         first = exc.errors()[0]
         option = {"suites": "suite"}.get(str(first["loc"][0]), str(first["loc"][0]))
         raise UserError(f"--{option}: {first['msg']}") from None
-    options = backend_options(
-        base_url, api_key_env, concurrency, timeout, max_retries, dtype, device, threads
-    )
     files = SafetyFiles(out)
     with Reporter(console, err) as progress:
         progress.phase(f"loading {model}" + (f" and the judge {judge}" if judge else ""))
-        the_model = open_edited(model, options, edits(persona, steer, adapter))
+        the_model = open_edited(model, backend, edits(persona, steer, adapter))
         judge_model = None
         try:
-            judge_model = open_model(judge, options) if judge else None
+            judge_model = open_model(judge, backend) if judge else None
             measured = measured_or_exit(Safety(settings, judge_model), the_model, out, progress)
         finally:
             the_model.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -10,6 +13,8 @@ from psyprobe.models.registry import BackendOptions
 
 if TYPE_CHECKING:  # imported where used: the command line starts without the model stack
     from psyprobe.editing import Edits
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 ModelOpt = Annotated[
     str,
@@ -20,42 +25,47 @@ ModelOpt = Annotated[
 ]
 
 
-def _help(name: str) -> str:
-    return BackendOptions.model_fields[name].description or ""
+# The backend options a command line offers: BackendOptions' fields (batch_size is for the
+# Python API and studies), as flags named after them (--base-url, --dtype, ...).
+SERVER = ("base_url", "api_key_env", "concurrency", "timeout", "max_retries")
+TORCH = ("dtype", "device")
+SERVER_AND_RUNTIME = (*SERVER, *TORCH, "threads")
+BACKEND = BackendOptions()  # the defaults, for commands that take ``backend``
 
 
-# The backend options, their help and defaults (BACKEND) as models/registry.py declares them.
-BACKEND = BackendOptions()
-BaseUrl = Annotated[str | None, typer.Option(help=_help("base_url"))]
-KeyEnv = Annotated[str, typer.Option(help=_help("api_key_env"))]
-Concurrency = Annotated[int, typer.Option(help=_help("concurrency"))]
-Timeout = Annotated[float, typer.Option(help=_help("timeout"))]
-MaxRetries = Annotated[int, typer.Option(help=_help("max_retries"))]
-DType = Annotated[str, typer.Option(help=_help("dtype"))]
-Device = Annotated[str, typer.Option(help=_help("device"))]
-Threads = Annotated[int | None, typer.Option(min=1, help=_help("threads"))]
-
-
-def backend_options(
-    base_url: str | None,
-    api_key_env: str,
-    concurrency: int,
-    timeout: float,
-    max_retries: int,
-    dtype: str,
-    device: str,
-    threads: int | None,
-) -> BackendOptions:
-    return BackendOptions(
-        base_url=base_url,
-        api_key_env=api_key_env,
-        concurrency=concurrency,
-        timeout=timeout,
-        max_retries=max_retries,
-        dtype=dtype,
-        device=device,
-        threads=threads,
+def _flag(name: str) -> inspect.Parameter:
+    field = BackendOptions.model_fields[name]
+    # ranges are BackendOptions' own checks: one line naming the flag (cli.main), not a box
+    option = typer.Option(help=field.description or "")
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=field.default,
+        annotation=Annotated[field.annotation, option],
     )
+
+
+def backend_flags(*names: str) -> Callable[[Command], Command]:
+    """Give a command the backend options ``names`` as flags, declared once in BackendOptions
+    (type, default, help, checks); the command receives them as ``backend: BackendOptions``."""
+
+    def add(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "backend"]
+        flags = [_flag(name) for name in names]
+
+        @functools.wraps(command)
+        def with_backend(*args: Any, **kwargs: Any) -> Any:
+            backend = BackendOptions(**{name: kwargs.pop(name) for name in names})
+            return command(*args, backend=backend, **kwargs)
+
+        parameters = [*own, *flags]
+        # typer reads the signature and the annotations: both as evaluated objects
+        with_backend.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_backend.__annotations__ = {p.name: p.annotation for p in parameters}
+        return cast(Command, with_backend)
+
+    return add
 
 
 Persona = Annotated[
