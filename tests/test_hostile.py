@@ -83,6 +83,20 @@ def test_a_second_process_on_the_same_directory_is_refused(tmp_path: Path) -> No
     psyprobe("report", str(out))  # released: the directory is usable again
 
 
+def test_answers_of_another_model_in_the_store_are_never_scored(tmp_path: Path) -> None:
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    psyprobe(*RUN, "--out", str(mine))
+    psyprobe("run", "--model", "sim:Machiavellianism=-2", *RUN[3:], "--out", str(other))
+    kept = json.loads((mine / "results.json").read_text())
+    with ResponseStore(other / "responses.sqlite") as theirs:
+        foreign = list(theirs.records())
+    with ResponseStore(mine / "responses.sqlite") as store:  # a store copied in from elsewhere
+        for record in foreign:
+            store.add(record)
+    psyprobe("report", str(mine))
+    assert json.loads((mine / "results.json").read_text())["instruments"] == kept["instruments"]
+
+
 def test_the_record_is_created_once_and_compared_after(tmp_path: Path) -> None:
     record = tmp_path / "d" / "run.json"
     hold_record(record, {"settings": {"a": 1}}, ("settings",), "run")

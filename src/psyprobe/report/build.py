@@ -37,8 +37,16 @@ def rebuild(out: Path) -> RunResults:
     settings, info, instruments = load_run(out)
     require_store(files.store)
     with ResponseStore(files.store) as store:
-        # the store may also hold a safety run's answers (same directory): only this run's count
-        records = [r for r in store.records() if r.role == "answer" and r.instrument in instruments]
+        # Only this run's answers: the store may also hold a safety run's (same directory), and
+        # an answer of another model (a store copied in from elsewhere) is never scored as this
+        # one's. The instruments are pinned by run.json (an edited one is refused).
+        records = [
+            r
+            for r in store.records()
+            if r.role == "answer"
+            and r.instrument in instruments
+            and r.model_fingerprint == info.fingerprint
+        ]
         failures = store.failures()
     keep_results(files.store, files.results, len(records))
     grouped: dict[str, list[ResponseRecord]] = defaultdict(list)
