@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from psyprobe import __version__
 from psyprobe.capability import (
     PERPLEXITY_TEXT,
     CapabilityResults,
@@ -22,7 +21,7 @@ from psyprobe.capability import (
     data_hash,
     perplexity,
 )
-from psyprobe.engine.measure import STORE, Measure, Record, Stage
+from psyprobe.engine.measure import STORE, Measure, Record, Stage, record_head
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, Sampling
 from psyprobe.runs import ResponseStore
@@ -51,10 +50,7 @@ class Capability(Measure[CapabilityResults]):
         self.settings = settings
 
     def record(self, model: Model) -> Record:
-        data = {
-            "psyprobe_version": __version__,
-            "settings": self.settings.model_dump(mode="json"),
-            "model": model.info.model_dump(mode="json"),
+        data = record_head(self.settings, model) | {
             "data_hash": data_hash(),
         }
         return Record(data, ("settings", "model", "data_hash"))

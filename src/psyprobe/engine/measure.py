@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from psyprobe import __version__
 from psyprobe.models import Model
 from psyprobe.runs.asking import Progress, Request, ask
 from psyprobe.runs.directory import hold_record
@@ -57,6 +58,15 @@ class Record:
 
     data: dict[str, Any]
     compared: tuple[str, ...]  # the parts a resume must match
+
+
+def record_head(settings: BaseModel, model: Model) -> dict[str, Any]:
+    """What every record opens with: the psyprobe that wrote it, the settings and the model."""
+    return {
+        "psyprobe_version": __version__,
+        "settings": settings.model_dump(mode="json"),
+        "model": model.info.model_dump(mode="json"),
+    }
 
 
 class Measure(ABC, Generic[Result]):

@@ -11,8 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from psyprobe import __version__
-from psyprobe.engine.measure import Measure, Record, Stage
+from psyprobe.engine.measure import Measure, Record, Stage, record_head
 from psyprobe.errors import UserError
 from psyprobe.instruments import STUDY_A_INSTRUMENTS
 from psyprobe.models import Mode, Model
@@ -101,10 +100,7 @@ class Personality(Measure[RunResults]):
 
     def record(self, model: Model) -> Record:
         settings = self.settings.model_copy(update={"model": model.info.spec})
-        data = {
-            "psyprobe_version": __version__,
-            "settings": settings.model_dump(mode="json"),
-            "model": model.info.model_dump(mode="json"),
+        data = record_head(settings, model) | {
             "instruments": {
                 name: inst.model_dump(mode="json", by_alias=True)
                 for name, inst in self.instruments.items()

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from psyprobe import __version__
-from psyprobe.engine.measure import Measure, Record, Stage
+from psyprobe.engine.measure import Measure, Record, Stage, record_head
 from psyprobe.errors import UserError
 from psyprobe.models import Model
 from psyprobe.runs import ResponseStore
@@ -39,10 +38,7 @@ class Safety(Measure[SafetyResults]):
 
     def record(self, model: Model) -> Record:
         settings = self.settings.model_copy(update={"model": model.info.spec})
-        data = {
-            "psyprobe_version": __version__,
-            "settings": settings.model_dump(mode="json"),
-            "model": model.info.model_dump(mode="json"),
+        data = record_head(settings, model) | {
             "judge": self.judge.info.model_dump(mode="json") if self.judge else None,
             "data_hash": data_hash(settings.suites),
         }
