@@ -22,12 +22,14 @@ from psyprobe.editing import (
 from psyprobe.editing.dpo import dpo_pairs, write_pairs
 from psyprobe.editing.edited import parse_steer
 from psyprobe.editing.steering import AGGREGATORS, decoder_layers
-from psyprobe.editing.sweep import choose_layer
+from psyprobe.editing.sweep import SweepCell, SweepSummary, choose_layer
 from psyprobe.engine import Capability, run
 from psyprobe.errors import UserError
 from psyprobe.models import open_model
 from psyprobe.prompting import Prompt
+from psyprobe.report.results import RunResults
 from psyprobe.runs import ResponseStore
+from psyprobe.study.summary import StudySummary
 
 pytestmark = pytest.mark.slow
 
@@ -110,6 +112,43 @@ def test_built_vector_carries_its_provenance(vector_file: Path) -> None:
     assert all(v > 0 for v in meta["norms"].values())
 
 
+def test_sweep_measures_every_cell_and_writes_a_typed_summary(
+    vector_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sweep"
+    args = [
+        "steer", "sweep", "--model", "hf:smollm2", "--vector", str(vector_file),
+        "--layers", "13", "--coefficients=-8,8", "--orders", "fixed", "--out", str(out),
+    ]  # fmt: skip
+    printed = psyprobe(*args).stdout
+    data = SweepSummary.model_validate_json((out / "sweep.json").read_text())
+    assert data.dimension == "Agreeableness" and data.coefficients == [-8.0, 0.0, 8.0]
+    cells = data.cells[13]
+    assert list(cells) == [-8.0, 0.0, 8.0]
+    # each cell is its own run directory, and the steered cells answer differently
+    base = RunResults.load(out / "base").instruments["bfi"].dimensions["Agreeableness"]
+    assert cells[0.0].score == base.score
+    assert cells[-8.0].score != cells[8.0].score
+    assert data.choice.layer == 13 and f"{vector_file}:13@COEF" in data.use
+    assert "chosen layer 13" in printed
+    # a rerun resumes: every cell is read back from its store, nothing is asked again
+    stores = sorted(out.glob("*/responses.sqlite"))
+    assert len(stores) == 3
+
+    def counts() -> list[int]:
+        found = []
+        for store in stores:
+            with ResponseStore(store) as held:
+                found.append(held.count())
+        return found
+
+    before = counts()
+    again = psyprobe(*args).stdout
+    assert counts() == before
+    assert SweepSummary.model_validate_json((out / "sweep.json").read_text()) == data
+    assert "chosen layer 13" in again
+
+
 def test_edits_enter_the_identity_and_steer_the_model(vector_file: Path) -> None:
     base = open_model("hf:smollm2")
     plain = base.option_probs([PROMPT])[0]
@@ -168,14 +207,17 @@ def test_decoder_blocks_are_found_by_name_in_each_architecture() -> None:
 
 def test_layer_choice_prefers_monotonic_valid_layers() -> None:
     """A fake table isolates the selection rule."""
-    cell = lambda s, v=0.9: {"score": s, "valid_rate": v}  # noqa: E731
+
+    def cell(score: float, valid: float = 0.9) -> SweepCell:
+        return SweepCell(score=score, ci95=None, valid_rate=valid, validity="ok", pole_percent=None)
+
     table = {
         4: {-1.0: cell(2.0), 0.0: cell(3.0), 1.0: cell(4.5, 0.3)},  # big, but answers break
         8: {-1.0: cell(2.8), 0.0: cell(3.0), 1.0: cell(3.4)},  # monotonic and valid
         12: {-1.0: cell(3.5), 0.0: cell(3.0), 1.0: cell(3.9)},  # not monotonic
     }
     choice = choose_layer(table)
-    assert choice["layer"] == 8 and "monotonic" in choice["why"]
+    assert choice.layer == 8 and "monotonic" in choice.why
 
 
 def test_dpo_pairs_follow_study_a_and_hold_out_sd3() -> None:
@@ -235,6 +277,11 @@ def test_capability_check_on_real_models(tmp_path: Path) -> None:
     assert run(measure, model, tmp_path).asked == 0
     model.close()
     assert Capability.rebuild(tmp_path) == measured.results
+    # report.html shows the capability section with the same numbers
+    page = (tmp_path / "report.html").read_text()
+    easy = arc["ARC-Easy/test"]
+    assert "<h2>Capability</h2>" in page
+    assert f"<td>ARC-Easy/test accuracy</td><td>{easy.value:.3f}</td>" in page
     hf = open_model("hf:smollm2")
     ppl = perplexity(hf, max_tokens=512)
     assert ppl is not None and 1 < ppl < 200
@@ -258,20 +305,20 @@ def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
     assert first.read_text() == kept
     with ResponseStore(store) as held:
         assert held.count() == answers
-    data = json.loads((out / "study.json").read_text())
-    assert list(data["conditions"]) == ["base", "satisfied-plus", "persona", "dpo"]
-    steered = data["conditions"]["satisfied-plus"]
-    assert steered["steer"][0]["coefficient"] == 8
-    assert "swls:Life satisfaction" in steered["personality"]
-    assert steered["safety"]["xstest"]["metric"] == "rta"
+    data = StudySummary.load(out)  # study.json read back into its type
+    assert list(data.conditions) == ["base", "satisfied-plus", "persona", "dpo"]
+    steered = data.conditions["satisfied-plus"]
+    assert steered.steer[0].coefficient == 8
+    assert "swls:Life satisfaction" in steered.personality
+    assert steered.safety["xstest"].metric == "rta"
     report = (out / "study.md").read_text()
     assert "## Steering (study B, Figure 7)" in report and "| satisfied-plus |" in report
     assert "## DPO before → after (study A, Table 5)" in report
     # each correlation carries its trait's worst validity verdict over the conditions
-    r = data["correlations"][0]
-    verdicts = [c["personality"][r["trait"]]["validity"] for c in data["conditions"].values()]
-    assert r["trait_validity"] == max(verdicts, key=["ok", "weak", "no_signal"].index)
-    assert f"| {r['trait']} | {r['trait_validity']} | {r['safety']} |" in report
+    r = data.correlations[0]
+    verdicts = [c.personality[r.trait].validity for c in data.conditions.values()]
+    assert r.trait_validity == max(verdicts, key=["ok", "weak", "no_signal"].index)
+    assert f"| {r.trait} | {r.trait_validity} | {r.safety} |" in report
     assert (out / "dose_response.png").stat().st_size > 0
     # each condition's report.html shows its personality and its safety results together
     page = (out / "conditions" / "satisfied-plus" / "report.html").read_text()

@@ -91,6 +91,9 @@ class CapabilitySettings(BaseModel):
     seed: int = Field(0, ge=0)
 
 
+CAPABILITY_FILE = "capability.json"
+
+
 class CapabilityResults(BaseModel):
     """capability.json: ARC accuracy per part (Wilson CI) and perplexity, with the model."""
 
@@ -99,3 +102,7 @@ class CapabilityResults(BaseModel):
     arc_limit_per_part: int | None
     perplexity: float | None  # None for backends without a torch module
     perplexity_text: str = "wikitext2_test_first8.txt, first 2,048 tokens, 512-token windows"
+
+    @classmethod
+    def load(cls, out: Path) -> CapabilityResults:
+        return cls.model_validate_json((out / CAPABILITY_FILE).read_text(encoding="utf-8"))

@@ -29,7 +29,7 @@ from psyprobe.prompting.population import RESPONDENTS
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
 dpo_app = typer.Typer(no_args_is_help=True, help="Study A's DPO: preference pairs and training.")
 if TYPE_CHECKING:
-    from psyprobe.capability import CapabilityResults
+    pass
 
 console = Console(markup=False)  # user names are printed as they are (see cli/main.py)
 err = Console(stderr=True, markup=False)
@@ -141,7 +141,9 @@ def steer_sweep(
 ) -> None:
     """Measure the vector's dimension over layers × coefficients; pick the layer to use."""
     from psyprobe.editing import load_vector
+    from psyprobe.editing.sweep import SWEEP_FILE
     from psyprobe.editing.sweep import sweep as run_sweep
+    from psyprobe.report.markdown import fmt
     from psyprobe.runs import RunSettings
 
     loaded = load_vector(vector)
@@ -159,18 +161,16 @@ def steer_sweep(
         data = run_sweep(hf, vector, tried, coefs, settings, dimension, out)
     finally:
         hf.close()
-    for layer, cells in data["cells"].items():
+    for layer, cells in data.cells.items():
         console.print(
             f"layer {layer}: "
             + "  ".join(
-                f"{c}: {v['score']:.2f} (valid {v['valid_rate']:.2f}, {v['validity']})"
-                for c, v in sorted(cells.items(), key=lambda kv: float(kv[0]))
+                f"{c:g}: {fmt(v.score, 2)} (valid {fmt(v.valid_rate, 2)}, {v.validity})"
+                for c, v in cells.items()
             )
         )
-    console.print(
-        f"chosen layer {data['choice']['layer']} ({data['choice']['why']}); {data['use']}"
-    )
-    console.print(f"wrote {out / 'sweep.json'}, {out / 'dose_response.png'}")
+    console.print(f"chosen layer {data.choice.layer} ({data.choice.why}); {data.use}")
+    console.print(f"wrote {out / SWEEP_FILE}, {out / 'dose_response.png'}")
 
 
 @steer_app.command("export")
@@ -251,6 +251,7 @@ def capability(
     from psyprobe.cli.progress import Reporter, measured_or_exit
     from psyprobe.editing import open_edited
     from psyprobe.engine import Capability
+    from psyprobe.runs import RunFiles
 
     measure = Capability(CapabilitySettings(arc_limit=arc_limit, seed=seed))
     with Reporter(console, err) as progress:
@@ -261,13 +262,5 @@ def capability(
         finally:
             opened.close()
         progress.finish(f"{measured.asked} new answers")
-    capability_summary(console, measured.results)
-    console.print(f"wrote {out / Capability.results_file}")
-
-
-def capability_summary(console: Console, results: CapabilityResults) -> None:
-    for part, e in results.arc.items():
-        ci = f" [{e.ci95[0]:.3f}, {e.ci95[1]:.3f}]" if e.ci95 else ""
-        console.print(f"{part}: {e.value:.3f}{ci}")
-    if results.perplexity is not None:
-        console.print(f"perplexity: {results.perplexity:.2f}")
+    console.print(Capability.summary(measured.results))
+    console.print(f"wrote {out / Capability.results_file}, {RunFiles(out).html}")

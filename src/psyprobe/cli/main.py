@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from psyprobe.cli.editing import capability, capability_summary, dpo_app, steer_app
+from psyprobe.cli.editing import capability, dpo_app, steer_app
 from psyprobe.cli.options import (
     BACKEND,
     SERVER_AND_RUNTIME,
@@ -37,15 +37,13 @@ from psyprobe.instruments import (
     load_instrument,
     read_instrument,
 )
-from psyprobe.models import ALIASES, BACKENDS
+from psyprobe.models import ALIASES, backends
 from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting import RESPONDENTS
 from psyprobe.safety import SUITES
 
 if TYPE_CHECKING:
-    from psyprobe.report.results import RunResults
     from psyprobe.runs.runner import Workload
-    from psyprobe.safety.score import SafetyResults
 
 app = typer.Typer(
     add_completion=False,
@@ -169,7 +167,7 @@ def run(
             the_model.close()
         results = measured.results
         progress.finish(f"{measured.asked} new answers, {results.store.n_responses} stored")
-    _summary(results)
+    console.print(Personality.summary(results))
     files = RunFiles(out)
     console.print(f"wrote {files.results}, {files.responses}, {files.report}, {files.html}")
     lacking, planned = measured.lacking, measured.planned
@@ -204,48 +202,17 @@ def _print_estimate(rows: list[Workload], price_in: float | None, price_out: flo
         )
 
 
-def _summary(results: RunResults) -> None:
-    from psyprobe.report.markdown import verdict_summary
-
-    # compact, so that whole names fit 80 columns (a log file, CI)
-    columns = ("instrument", "dimension", "score", "95% CI", "norm", "valid", "validity")
-    table = Table(*columns, box=None, pad_edge=False)
-    verdicts: list[str] = []
-    for name, inst in results.instruments.items():
-        for dim, d in inst.dimensions.items():
-            verdicts.append(d.validity)
-            table.add_row(
-                name,
-                dim,
-                "–" if d.score is None else f"{d.score:.2f}",
-                f"[{d.ci95[0]:.2f}, {d.ci95[1]:.2f}]" if d.ci95 else "–",
-                f"{d.norm.mean:.2f}" if d.norm else "–",
-                f"{d.valid_rate:.2f}",
-                d.validity,
-            )
-    console.print(table)
-    console.print(verdict_summary(verdicts))
-
-
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory")]) -> None:
     """Rebuild a run's outputs from its stored responses (no model): every measure it holds."""
-    from psyprobe.capability import CapabilityResults
     from psyprobe.engine import MEASURES
-    from psyprobe.report.results import RunResults
 
     held = [m for m in MEASURES if m.held_in(run_dir)]
     if not held:
         records = " or ".join(m.record_file for m in MEASURES)
         raise UserError(f"{run_dir}: not a run directory (no {records})")
     for measure in held:
-        results = measure.rebuild(run_dir)
-        if isinstance(results, RunResults):
-            _summary(results)
-        elif isinstance(results, CapabilityResults):
-            capability_summary(console, results)
-        else:
-            _safety_summary(results)
+        console.print(measure.summary(measure.rebuild(run_dir)))
         console.print(f"rewrote the outputs of the {measure.what} in {run_dir}")
 
 
@@ -308,32 +275,8 @@ def safety(
             if judge_model:
                 judge_model.close()
         progress.finish(f"{measured.asked} new answers")
-    _safety_summary(measured.results)
+    console.print(Safety.summary(measured.results))
     console.print(f"wrote {files.results}, {files.responses}, {files.report}, {RunFiles(out).html}")
-
-
-def _safety_summary(results: SafetyResults) -> None:
-    from psyprobe.report.markdown import fmt
-
-    judged = results.judge is not None
-    columns = ["task", "metric", "source", "value", "95% CI", "n", "valid"]
-    # compact, so that it fits 80 columns (a log file, CI); which way is safer: safety.md
-    table = Table(*columns, *(["judge"] if judged else []), box=None, pad_edge=False)
-    for t in results.tasks.values():
-        for name, m in t.metrics.items():
-            table.add_row(
-                t.task,
-                name,
-                m.source,
-                fmt(m.value),
-                f"{fmt(m.ci95[0])}–{fmt(m.ci95[1])}"
-                if m.ci95
-                else ("no CI: few" if m.note else "–"),
-                str(m.n),
-                fmt(t.valid_rate, 2),
-                *([fmt(m.judge.value) if m.judge else "–"] if judged else []),
-            )
-    console.print(table)
 
 
 @app.command()
@@ -395,7 +338,7 @@ def models() -> None:
             "logprob, generate",
             "the same weights through transformers (converted once, cached)",
         )
-    for b in BACKENDS.values():
+    for b in backends().values():
         table.add_row(b.usage, b.name, b.modes, b.what)
     console.print(table)
 
@@ -481,7 +424,7 @@ def study(
     from psyprobe.study import run_study
 
     data = run_study(file, out, only_report=report_only)
-    console.print(f"{len(data['conditions'])} conditions; wrote {out / 'study.md'}")
+    console.print(f"{len(data.conditions)} conditions; wrote {out / 'study.md'}")
 
 
 # Storage that cannot take what a run writes: a line on what to do, then exit 2. Everything

@@ -81,19 +81,12 @@ class EditedModel(Model):
         self.inner = inner
         self.persona = persona_text(edits.persona) if edits.persona else None
         identity: dict[str, Any] = {"base": inner.info.fingerprint, "persona": self.persona}
-        torch_model: Any = getattr(inner, "model", None)
-        if (edits.steer or edits.adapter) and torch_model is None:
-            raise UserError(
-                f"--steer/--adapter: {inner.info.spec} is not a transformers model; use hf:PATH"
-            )
+        if edits.steer and inner.torch_module() is None:
+            raise UserError(f"--steer: {inner.info.spec} is not a transformers model; use hf:PATH")
         if edits.adapter:
             folder = Path(edits.adapter)
             identity["adapter"] = adapter_hash(folder)
-            from peft import PeftModel
-
-            # Merged, so every code path of the backend (prefix sharing included) sees it.
-            merged = PeftModel.from_pretrained(torch_model, str(folder)).merge_and_unload()
-            setattr(inner, "model", merged.eval())  # noqa: B010 - the backend's torch module
+            inner.merge_adapter(folder)
         self.additions: list[tuple[int, Any]] = []
         steers = []
         for text in edits.steer:
@@ -119,6 +112,9 @@ class EditedModel(Model):
         self.preferred_batch = inner.preferred_batch
         self.notice = inner.notice
 
+    def torch_module(self) -> Any | None:
+        return self.inner.torch_module()
+
     def _with_persona(self, prompts: Sequence[Prompt]) -> list[Prompt]:
         if self.persona is None:
             return list(prompts)
@@ -131,7 +127,7 @@ class EditedModel(Model):
         # hooks live only for the duration of one call: the wrapped model stays unedited
         if not self.additions:
             return nullcontext()
-        return steering(getattr(self.inner, "model", None), self.additions)
+        return steering(self.inner.torch_module(), self.additions)
 
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         with self.steered():

@@ -10,54 +10,96 @@ valid (label mass ≥ 0.5 at every coefficient); without a monotonic layer, the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from pydantic import BaseModel
 from scipy.stats import spearmanr
 
 from psyprobe.editing.edited import EditedModel, Edits
 from psyprobe.engine import Personality, run
+from psyprobe.errors import UserError
 from psyprobe.models import Model
 from psyprobe.runs import RunSettings
 from psyprobe.runs.directory import write_json
+from psyprobe.scoring.diagnostics import Validity
 
+SWEEP_FILE = "sweep.json"
 MIN_VALID = 0.5
 MONOTONIC = 0.9
 
 
-def _cell(model: Model, settings: RunSettings, out: Path, dimension: str) -> dict[str, Any]:
+class SweepCell(BaseModel):
+    """What the sweep keeps of one cell's target dimension."""
+
+    score: float | None
+    ci95: tuple[float, float] | None
+    valid_rate: float | None
+    validity: Validity
+    pole_percent: float | None
+
+
+class LayerRow(BaseModel):
+    layer: int
+    rho: float  # Spearman ρ of score on coefficient
+    effect: float  # score at the largest coefficient minus score at the smallest
+    min_valid: float  # the lowest label mass over the coefficients
+
+
+class LayerChoice(BaseModel):
+    layer: int
+    why: str
+    layers: list[LayerRow]
+
+
+class SweepSummary(BaseModel):
+    """sweep.json: every cell's numbers and the chosen layer."""
+
+    vector: str
+    instrument: str
+    dimension: str
+    orders: str
+    coefficients: list[float]
+    cells: dict[int, dict[float, SweepCell]]  # layer -> coefficient -> cell
+    choice: LayerChoice
+    use: str  # the --steer flag that applies the choice
+
+
+def _cell(model: Model, settings: RunSettings, out: Path, dimension: str) -> SweepCell:
     """Measure one cell into its own run directory; what the sweep keeps of it."""
     results = run(Personality(settings), model, out).results
     d = results.instruments[settings.instruments[0]].dimensions[dimension]
-    return {
-        "score": d.score,
-        "ci95": d.ci95,
-        "valid_rate": d.valid_rate,
-        "validity": d.validity,
-        "pole_percent": d.pole_percent,
-    }
+    return SweepCell.model_validate(d.model_dump(include=set(SweepCell.model_fields)))
 
 
-def choose_layer(table: dict[int, dict[float, dict[str, Any]]]) -> dict[str, Any]:
+def choose_layer(table: dict[int, dict[float, SweepCell]]) -> LayerChoice:
     """The layer to steer at, with the numbers the choice rests on."""
     rows = []
     for layer, cells in table.items():
         coefs = sorted(cells)
-        scores = [cells[c]["score"] for c in coefs]
-        if any(s is None for s in scores):
+        scores = [cells[c].score for c in coefs]
+        valid = [cells[c].valid_rate for c in coefs]
+        if any(s is None for s in scores) or any(v is None for v in valid):
             continue
-        rho = float(spearmanr(coefs, scores).statistic) if len(set(scores)) > 1 else 0.0
-        effect = scores[-1] - scores[0]
-        valid = min(cells[c]["valid_rate"] for c in coefs)
-        rows.append({"layer": layer, "rho": rho, "effect": effect, "min_valid": valid})
-    usable = [r for r in rows if r["min_valid"] >= MIN_VALID] or rows
-    monotonic = [r for r in usable if abs(r["rho"]) >= MONOTONIC]
+        known = [s for s in scores if s is not None]
+        rho = float(spearmanr(coefs, known).statistic) if len(set(known)) > 1 else 0.0
+        rows.append(
+            LayerRow(
+                layer=layer,
+                rho=rho,
+                effect=known[-1] - known[0],
+                min_valid=min(v for v in valid if v is not None),
+            )
+        )
+    if not rows:
+        raise UserError("no layer of the sweep has a score at every coefficient")
+    usable = [r for r in rows if r.min_valid >= MIN_VALID] or rows
+    monotonic = [r for r in usable if abs(r.rho) >= MONOTONIC]
     if monotonic:
-        best = max(monotonic, key=lambda r: abs(r["effect"]))
+        best = max(monotonic, key=lambda r: abs(r.effect))
         why = "strongest monotonic effect with valid answers"
     else:
-        best = max(usable, key=lambda r: abs(r["rho"] * r["effect"]))
+        best = max(usable, key=lambda r: abs(r.rho * r.effect))
         why = "no layer was monotonic; largest |ρ| × effect"
-    return {"layer": best["layer"], "why": why, "layers": rows}
+    return LayerChoice(layer=best.layer, why=why, layers=rows)
 
 
 def sweep(
@@ -68,11 +110,10 @@ def sweep(
     settings: RunSettings,
     dimension: str,
     out: Path,
-) -> dict[str, Any]:
+) -> SweepSummary:
     """Measure every (layer, coefficient) cell and write sweep.json; coefficient 0 is the base."""
-    instrument = settings.instruments[0]
     baseline = _cell(base, settings, out / "base", dimension)
-    table: dict[int, dict[float, dict[str, Any]]] = {}
+    table: dict[int, dict[float, SweepCell]] = {}
     for layer in layers:
         table[layer] = {0.0: baseline}
         for coef in coefficients:
@@ -81,36 +122,33 @@ def sweep(
             edited = EditedModel(base, Edits(steer=(f"{vector}:{layer}@{coef:g}",)))
             table[layer][coef] = _cell(edited, settings, out / f"L{layer}_c{coef:+g}", dimension)
     choice = choose_layer(table)
-    data = {
-        "vector": str(vector),
-        "instrument": instrument,
-        "dimension": dimension,
-        "orders": settings.orders,
-        "coefficients": sorted({0.0, *coefficients}),
-        "cells": {
-            str(layer): {f"{c:g}": v for c, v in cells.items()} for layer, cells in table.items()
-        },
-        "choice": choice,
-        "use": f"--steer {vector}:{choice['layer']}@COEF",
-    }
-    write_json(out / "sweep.json", data)
+    data = SweepSummary(
+        vector=str(vector),
+        instrument=settings.instruments[0],
+        dimension=dimension,
+        orders=settings.orders,
+        coefficients=sorted({0.0, *coefficients}),
+        cells={layer: dict(sorted(cells.items())) for layer, cells in table.items()},
+        choice=choice,
+        use=f"--steer {vector}:{choice.layer}@COEF",
+    )
+    write_json(out / SWEEP_FILE, data.model_dump(mode="json"))
     draw_sweep(data, out / "dose_response.png")
     return data
 
 
-def draw_sweep(data: dict[str, Any], path: Path) -> None:
+def draw_sweep(data: SweepSummary, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax, ax_valid) = plt.subplots(1, 2, figsize=(10, 4))
-    for layer, cells in data["cells"].items():
-        coefs = sorted(cells, key=float)
-        xs = [float(c) for c in coefs]
-        ax.plot(xs, [cells[c]["score"] for c in coefs], marker="o", label=f"layer {layer}")
-        ax_valid.plot(xs, [cells[c]["valid_rate"] for c in coefs], marker="o")
-    ax.set(xlabel="coefficient", ylabel=f"{data['dimension']} score", title="dose–response")
+    for layer, cells in data.cells.items():
+        xs = list(cells)  # in coefficient order
+        ax.plot(xs, [c.score for c in cells.values()], marker="o", label=f"layer {layer}")
+        ax_valid.plot(xs, [c.valid_rate for c in cells.values()], marker="o")
+    ax.set(xlabel="coefficient", ylabel=f"{data.dimension} score", title="dose–response")
     ax_valid.axhline(MIN_VALID, color="grey", ls="--", lw=1)
     ax_valid.set(xlabel="coefficient", ylabel="label mass (valid rate)", ylim=(0, 1.05))
     ax.legend(fontsize=8)

@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.console import RenderableType
+
 from psyprobe.capability import (
+    CAPABILITY_FILE,
     PERPLEXITY_TEXT,
     CapabilityResults,
     CapabilitySettings,
@@ -24,6 +27,8 @@ from psyprobe.capability import (
 from psyprobe.engine.measure import STORE, Measure, Record, Stage, record_head
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, Sampling
+from psyprobe.report.build import write_html
+from psyprobe.report.console import capability_summary
 from psyprobe.runs import ResponseStore
 from psyprobe.runs.asking import Origin, Request, make_request
 from psyprobe.runs.directory import keep_results, read_record, require_store, write_json
@@ -43,7 +48,7 @@ class Capability(Measure[CapabilityResults]):
 
     record_file: ClassVar[str] = "capability-run.json"
     what: ClassVar[str] = "capability run"
-    results_file: ClassVar[str] = "capability.json"
+    results_file: ClassVar[str] = CAPABILITY_FILE
     perplexity_file: ClassVar[str] = "perplexity.json"
 
     def __init__(self, settings: CapabilitySettings):
@@ -67,6 +72,10 @@ class Capability(Measure[CapabilityResults]):
 
     def describe(self, model: Model) -> str:
         return f"asking {model.info.spec} ARC questions"
+
+    @classmethod
+    def summary(cls, results: CapabilityResults) -> RenderableType:
+        return capability_summary(results)
 
     @classmethod
     def rebuild(cls, out: Path) -> CapabilityResults:
@@ -93,4 +102,5 @@ class Capability(Measure[CapabilityResults]):
             perplexity=held.get("perplexity"),
         )
         write_json(out / cls.results_file, results.model_dump(mode="json"))
+        write_html(out)
         return results

@@ -2,9 +2,10 @@
 
 A ``Measure`` says what it is (the record its directory holds, written once and compared on
 resume), what it asks (``Request``s in stages: a stage may depend on the answers stored by the
-one before, as a judge reads answers and a retry re-reads unreadable ones), and how its typed
-result is rebuilt from the directory without a model. ``run`` does the rest the same way for
-all of them: claim the directory, hold the record, ask what the store lacks, rebuild.
+one before, as a judge reads answers and a retry re-reads unreadable ones), how its typed
+result is rebuilt from the directory without a model, and how that result is summarised on the
+console. ``run`` does the rest the same way for all of them: claim the directory, hold the
+record, ask what the store lacks, rebuild.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
+from rich.console import RenderableType
 
 from psyprobe import __version__
 from psyprobe.models import Model
@@ -94,6 +96,11 @@ class Measure(ABC, Generic[Result]):
     @abstractmethod
     def rebuild(cls, out: Path) -> Result:
         """Every output of the directory rebuilt from its record and store; no model."""
+
+    @classmethod
+    @abstractmethod
+    def summary(cls, results: Result) -> RenderableType:
+        """The results as the command line prints them after a run or a report."""
 
     @classmethod
     def held_in(cls, out: Path) -> bool:

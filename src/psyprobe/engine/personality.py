@@ -11,12 +11,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from rich.console import RenderableType
+
 from psyprobe.engine.measure import Measure, Record, Stage, record_head
 from psyprobe.errors import UserError
 from psyprobe.instruments import STUDY_A_INSTRUMENTS
 from psyprobe.models import Mode, Model
 from psyprobe.prompting import BALANCES, RESPONDENTS, TEMPLATES, check_design
 from psyprobe.report import rebuild
+from psyprobe.report.console import personality_summary
 from psyprobe.report.results import RunResults
 from psyprobe.runs import ResponseStore, RunSettings
 from psyprobe.runs.runner import plan, replan, resolve_instruments
@@ -126,6 +129,10 @@ class Personality(Measure[RunResults]):
 
     def describe(self, model: Model) -> str:
         return f"asking {model.info.spec} ({self.settings.mode})"
+
+    @classmethod
+    def summary(cls, results: RunResults) -> RenderableType:
+        return personality_summary(results)
 
     @classmethod
     def rebuild(cls, out: Path) -> RunResults:

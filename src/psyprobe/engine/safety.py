@@ -10,9 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+from rich.console import RenderableType
+
 from psyprobe.engine.measure import Measure, Record, Stage, record_head
 from psyprobe.errors import UserError
 from psyprobe.models import Model
+from psyprobe.report.console import safety_summary
 from psyprobe.runs import ResponseStore
 from psyprobe.safety.report import rebuild_safety
 from psyprobe.safety.runner import (
@@ -57,6 +60,10 @@ class Safety(Measure[SafetyResults]):
     def describe(self, model: Model) -> str:
         judged = f", judged by {self.judge.info.spec}" if self.judge else ""
         return f"asking {model.info.spec}{judged}"
+
+    @classmethod
+    def summary(cls, results: SafetyResults) -> RenderableType:
+        return safety_summary(results)
 
     @classmethod
     def rebuild(cls, out: Path) -> SafetyResults:

@@ -139,6 +139,15 @@ class Model(ABC):
         ``window`` tokens; None where the backend cannot score arbitrary text."""
         return None
 
+    def torch_module(self) -> Any | None:
+        """The torch module that computes the answers (steering hooks attach to it); None for a
+        backend without one."""
+        return None
+
+    def merge_adapter(self, folder: Path) -> None:
+        """Merge a trained PEFT adapter into the weights, so every code path answers with it."""
+        raise UserError(f"--adapter: {self.info.spec} is not a transformers model; use hf:PATH")
+
     def recorded_design(self) -> RecordedDesign | None:
         """For answers recorded elsewhere: the instruments and samples they hold, which then
         define the run; None for a model that answers what it is asked."""

@@ -342,6 +342,15 @@ class HFModel(Model):
             for row, p in zip(probs, prompts, strict=True)
         ]
 
+    def torch_module(self) -> Any:
+        return self.model
+
+    def merge_adapter(self, folder: Path) -> None:
+        from peft import PeftModel
+
+        # Merged, so every code path (prefix sharing included) sees it.
+        self.model = PeftModel.from_pretrained(self.model, str(folder)).merge_and_unload().eval()
+
     def perplexity(self, text: str, max_tokens: int, window: int) -> float:
         import torch
 
@@ -546,7 +555,10 @@ def _draws(logits: Any, temperature: float, generators: Sequence[Any]) -> list[i
     return [int(t) for t in picked.clamp(max=cdf.shape[-1] - 1).squeeze(-1)]
 
 
-@backend("hf")
+@backend(
+    "hf", usage="hf:PATH", name="transformers", modes="logprob, generate",
+    what="a saved model directory, or a .gguf file (converted once, cached)",
+)  # fmt: skip
 def open_hf(spec: str, rest: str, options: BackendOptions, connect: bool) -> HFModel:
     return HFModel.load(
         spec,

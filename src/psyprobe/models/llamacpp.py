@@ -296,6 +296,9 @@ class LlamaCppModel(Model):
         self._llm.close()
 
 
-@backend("gguf")
+@backend(
+    "gguf", usage="gguf:PATH", name="llama.cpp", modes="logprob, generate",
+    what="any local GGUF file",
+)  # fmt: skip
 def open_gguf(spec: str, rest: str, options: BackendOptions, connect: bool) -> LlamaCppModel:
     return LlamaCppModel(spec, local_file(spec, rest), threads=options.threads)

@@ -293,7 +293,11 @@ def parse_openai_spec(
     return OpenAIModel(f"openai:{model}@{url}", model, url, key, client)
 
 
-@backend("openai")
+@backend(
+    "openai", usage="openai:MODEL[@URL]", name="openai",
+    modes="logprob (if the server gives logprobs), generate",
+    what="any OpenAI-compatible server; key from $OPENAI_API_KEY",
+)  # fmt: skip
 def open_openai(spec: str, rest: str, options: BackendOptions, connect: bool) -> OpenAIModel:
     settings = ClientSettings(
         concurrency=options.concurrency, timeout=options.timeout, max_retries=options.max_retries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,40 +65,6 @@ ALIASES = {
 }
 
 
-@dataclass(frozen=True)
-class Backend:
-    """A kind of model spec. Its module registers the opener with ``@backend(kind)`` and is
-    imported only when a spec names it, so listing backends loads none of them."""
-
-    kind: str  # the spec's prefix
-    usage: str
-    name: str
-    modes: str
-    what: str
-    module: str
-
-
-BACKENDS = {
-    b.kind: b
-    for b in (
-        Backend("gguf", "gguf:PATH", "llama.cpp", "logprob, generate", "any local GGUF file",
-                "psyprobe.models.llamacpp"),
-        Backend("hf", "hf:PATH", "transformers", "logprob, generate",
-                "a saved model directory, or a .gguf file (converted once, cached)",
-                "psyprobe.models.hf"),
-        Backend("openai", "openai:MODEL[@URL]", "openai",
-                "logprob (if the server gives logprobs), generate",
-                "any OpenAI-compatible server; key from $OPENAI_API_KEY",
-                "psyprobe.models.openai_compat"),
-        Backend("replay", "replay:FILE", "replay", "generate",
-                "answers recorded elsewhere, one JSON object a line", "psyprobe.models.replay"),
-        Backend("sim", "sim:TRAIT=V,...", "sim", "logprob, generate",
-                "a simulated respondent with a known profile and response style",
-                "psyprobe.models.sim"),
-    )
-}  # fmt: skip
-
-
 class BackendOptions(BaseModel):
     """Knobs that only some backends read; none of them changes what a model answers. The
     command line's options and a study file's ``backend:`` are both read from here."""
@@ -121,17 +88,45 @@ class BackendOptions(BaseModel):
 
 # (spec, the part after "kind:", options, whether a server may be contacted) -> the model
 Opener = Callable[[str, str, BackendOptions, bool], Model]
-_OPENERS: dict[str, Opener] = {}
 
 
-def backend(kind: str) -> Callable[[OpenerT], OpenerT]:
-    """Register the function that opens ``kind:...`` specs (``kind`` is listed in BACKENDS)."""
+@dataclass(frozen=True)
+class Backend:
+    """A kind of model spec (``kind:...``), declared by its module with ``@backend``."""
+
+    kind: str  # the spec's prefix
+    usage: str
+    name: str
+    modes: str
+    what: str
+    opener: Opener
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def backend(
+    kind: str, *, usage: str, name: str, modes: str, what: str
+) -> Callable[[OpenerT], OpenerT]:
+    """Declare a backend: the function that opens ``kind:...`` specs, with how ``psyprobe
+    models`` lists it. A backend is one module in ``psyprobe.models``; it imports its runtime
+    (llama.cpp, torch, an HTTP client's heavy parts) inside the opener, so that finding every
+    backend stays cheap."""
 
     def register(opener: OpenerT) -> OpenerT:
-        _OPENERS[kind] = opener
+        _BACKENDS[kind] = Backend(kind, usage, name, modes, what, opener)
         return opener
 
     return register
+
+
+def backends() -> dict[str, Backend]:
+    """Every backend, found by importing the modules of this package (imported once; the
+    modules that declare no backend are helpers)."""
+    package = importlib.import_module("psyprobe.models")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"psyprobe.models.{module.name}")
+    return _BACKENDS
 
 
 def local_file(spec: str, rest: str) -> Path:
@@ -161,14 +156,12 @@ def open_model(spec: str, options: BackendOptions | None = None, connect: bool =
     server model without any request (for --dry-run).
     """
     kind, sep, rest = ("gguf", ":", spec) if spec in ALIASES else spec.partition(":")
+    known = backends()
     if not sep or not rest:
         raise UserError(
             f"--model {spec!r}: not a known alias ({', '.join(ALIASES)}) or spec "
-            f"({', '.join(b.usage for b in BACKENDS.values())})"
+            f"({', '.join(b.usage for b in known.values())})"
         )
-    if kind not in BACKENDS:
-        raise UserError(
-            f"--model {spec!r}: unknown backend {kind!r} (one of {', '.join(BACKENDS)})"
-        )
-    importlib.import_module(BACKENDS[kind].module)
-    return _OPENERS[kind](spec, rest, options or BackendOptions(), connect)
+    if kind not in known:
+        raise UserError(f"--model {spec!r}: unknown backend {kind!r} (one of {', '.join(known)})")
+    return known[kind].opener(spec, rest, options or BackendOptions(), connect)

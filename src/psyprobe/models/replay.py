@@ -97,6 +97,9 @@ class ReplayModel(Model):
         return out
 
 
-@backend("replay")
+@backend(
+    "replay", usage="replay:FILE", name="replay", modes="generate",
+    what="answers recorded elsewhere, one JSON object a line",
+)  # fmt: skip
 def open_replay(spec: str, rest: str, options: BackendOptions, connect: bool) -> ReplayModel:
     return ReplayModel(spec, Path(rest))

@@ -178,6 +178,9 @@ class SimModel(Model):
         return out
 
 
-@backend("sim")
+@backend(
+    "sim", usage="sim:TRAIT=V,...", name="sim", modes="logprob, generate",
+    what="a simulated respondent with a known profile and response style",
+)  # fmt: skip
 def open_sim(spec: str, rest: str, options: BackendOptions, connect: bool) -> SimModel:
     return SimModel(spec)

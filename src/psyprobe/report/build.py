@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from psyprobe import __version__
+from psyprobe.capability import CAPABILITY_FILE, CapabilityResults
 from psyprobe.instruments import Instrument
 from psyprobe.prompting import population
 from psyprobe.records import ResponseRecord
@@ -117,17 +118,20 @@ def rebuild(out: Path) -> RunResults:
 
 
 def write_html(out: Path) -> None:
-    """report.html from what the directory holds: personality results, safety results or both."""
+    """report.html from what the directory holds: personality, safety and capability results,
+    any of them."""
     files, safety_files = RunFiles(out), SafetyFiles(out)
     results = RunResults.load(out) if files.results.is_file() else None
     safety = SafetyResults.load(safety_files.results) if safety_files.results.is_file() else None
+    capability = CapabilityResults.load(out) if (out / CAPABILITY_FILE).is_file() else None
     figures = {
         name: [out / p for p in paths]
         for name, paths in (results.figures if results else {}).items()
     }
     safety_figures = [out / p for p in (safety.figures if safety else [])]
     answers = browser_rows(files.responses, results) if results else []
-    write_text(files.html, render_html(results, figures, safety, safety_figures, answers))
+    page = render_html(results, figures, safety, safety_figures, capability, answers)
+    write_text(files.html, page)
 
 
 def browser_rows(responses: Path, results: RunResults) -> list[dict[str, Any]]:

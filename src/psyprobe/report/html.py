@@ -1,7 +1,7 @@
 """report.html: the markdown reports' tables plus the figures, in one self-contained file.
 
-A run directory may hold a personality run, a safety run or both (they share the answer
-store); the page shows whichever results are there.
+A run directory may hold a personality run, a safety run and a capability check (they share
+the answer store); the page shows whichever results are there.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from psyprobe.report.markdown import (
 from psyprobe.scoring.diagnostics import KEY_FLAG
 
 if TYPE_CHECKING:
+    from psyprobe.capability import CapabilityResults
     from psyprobe.report.results import RunResults
     from psyprobe.safety.score import SafetyResults
 
@@ -48,6 +49,7 @@ def render_html(
     figures: dict[str, list[Path]],
     safety: SafetyResults | None,
     safety_figures: list[Path],
+    capability: CapabilityResults | None,
     answers: list[dict[str, Any]],
 ) -> str:
     env = Environment(
@@ -62,6 +64,7 @@ def render_html(
         answers=answers,
         answer_limit=BROWSER_LIMIT,
         safety=safety,
+        capability=capability,
         safety_note=SAFETY_NOTE,
         f=fmt,
         p=fmt_p,

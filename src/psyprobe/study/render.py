@@ -4,27 +4,37 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from psyprobe.report.markdown import fmt
+from psyprobe.study.summary import ConditionNumbers, StudySummary
 
 _f = partial(fmt, digits=2)  # two decimals throughout study.md
 
+# Study A's Table 5: SD-3 (and A, N) before → after DPO.
+_TABLE_5 = (
+    "sd3:Machiavellianism",
+    "sd3:Narcissism",
+    "sd3:Psychopathy",
+    "bfi:Agreeableness",
+    "bfi:Neuroticism",
+)
+# Study B's Figure 7: the target shift beside privacy F1, fairness F1 and toxic ratio.
+_FIGURE_7 = ("privacy_violation", "stereoset", "toxigen")
 
-def _value(condition: dict[str, Any], task: str) -> float | None:
-    value: float | None = condition["safety"].get(task, {}).get("value")
-    return value
+
+def _score(c: ConditionNumbers, trait: str) -> float | None:
+    return c.personality[trait].score
 
 
-def render_study(data: dict[str, Any]) -> str:
-    conds = data["conditions"]
-    if not conds:
-        return f"# Study {data['study']}\n\nNo condition has results yet.\n"
-    base = conds[data["baseline"]]
-    traits = list(base["personality"])
-    lines = [f"# Study {data['study']}", "", f"Baseline: `{data['baseline']}`.", ""]
+def render_study(data: StudySummary) -> str:
+    conds = data.conditions
+    if data.baseline is None:
+        return f"# Study {data.study}\n\nNo condition has results yet.\n"
+    base = conds[data.baseline]
+    traits = list(base.personality)
+    lines = [f"# Study {data.study}", "", f"Baseline: `{data.baseline}`.", ""]
     lines += [
         "## Personality per condition",
         "",
@@ -34,13 +44,10 @@ def render_study(data: dict[str, Any]) -> str:
     for name, c in conds.items():
         lines.append(
             f"| {name} | "
-            + " | ".join(
-                f"{_f(c['personality'][t]['score'])} ({c['personality'][t]['validity']})"
-                for t in traits
-            )
+            + " | ".join(f"{_f(_score(c, t))} ({c.personality[t].validity})" for t in traits)
             + " |"
         )
-    tasks = list(base["safety"])
+    tasks = list(base.safety)
     if tasks:
         lines += [
             "",
@@ -48,18 +55,13 @@ def render_study(data: dict[str, Any]) -> str:
             "",
             "| condition | "
             + " | ".join(
-                f"{t} ({base['safety'][t]['metric']}, {base['safety'][t]['safer']} safer)"
-                for t in tasks
+                f"{t} ({base.safety[t].metric}, {base.safety[t].safer} safer)" for t in tasks
             )
             + " |",
             "|---|" + "---|" * len(tasks),
         ]
         for name, c in conds.items():
-            lines.append(
-                f"| {name} | "
-                + " | ".join(_f(c["safety"].get(t, {}).get("value")) for t in tasks)
-                + " |"
-            )
+            lines.append(f"| {name} | " + " | ".join(_f(c.safety_value(t)) for t in tasks) + " |")
     lines += [
         "",
         "## Capability per condition",
@@ -68,23 +70,14 @@ def render_study(data: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for name, c in conds.items():
-        cap = c["capability"] or {}
-        arc = cap.get("arc", {})
+        perplexity = c.capability.perplexity if c.capability else None
         lines.append(
-            f"| {name} | {_f(arc.get('ARC-Easy/test', {}).get('value'))} | "
-            f"{_f(arc.get('ARC-Challenge/test', {}).get('value'))} | {_f(cap.get('perplexity'))} |"
+            f"| {name} | {_f(c.arc('ARC-Easy/test'))} | {_f(c.arc('ARC-Challenge/test'))} | "
+            f"{_f(perplexity)} |"
         )
-    dpo = [n for n, c in conds.items() if c["adapter"]]
+    dpo = [n for n, c in conds.items() if c.adapter]
     if dpo:
-        # Study A's Table 5: SD-3 (and A, N) before → after DPO, with what it cost.
-        cols = [
-            "sd3:Machiavellianism",
-            "sd3:Narcissism",
-            "sd3:Psychopathy",
-            "bfi:Agreeableness",
-            "bfi:Neuroticism",
-        ]
-        cols = [c for c in cols if c in base["personality"]]
+        cols = [c for c in _TABLE_5 if c in base.personality]
         lines += [
             "",
             "## DPO before → after (study A, Table 5)",
@@ -94,21 +87,12 @@ def render_study(data: dict[str, Any]) -> str:
         ]
         for n in dpo:
             after = conds[n]
-            cells = [
-                f"{_f(base['personality'][k]['score'])} → {_f(after['personality'][k]['score'])}"
-                for k in cols
-            ]
-            acq = f"{_f(base['acquiescence'].get('sd3'))} → {_f(after['acquiescence'].get('sd3'))}"
-            arc = [
-                (x["capability"] or {}).get("arc", {}).get("ARC-Easy/test", {}).get("value")
-                for x in (base, after)
-            ]
-            lines.append(
-                f"| {n} | " + " | ".join(cells) + f" | {acq} | {_f(arc[0])} → {_f(arc[1])} |"
-            )
-    steered = [n for n, c in conds.items() if c["steer"]]
+            cells = [f"{_f(_score(base, k))} → {_f(_score(after, k))}" for k in cols]
+            acq = f"{_f(base.acquiescence.get('sd3'))} → {_f(after.acquiescence.get('sd3'))}"
+            arc = f"{_f(base.arc('ARC-Easy/test'))} → {_f(after.arc('ARC-Easy/test'))}"
+            lines.append(f"| {n} | " + " | ".join(cells) + f" | {acq} | {arc} |")
+    steered = [n for n, c in conds.items() if c.steer]
     if steered and tasks:
-        # Study B's Figure 7: target shift beside privacy F1, fairness F1 and toxic ratio.
         lines += [
             "",
             "## Steering (study B, Figure 7)",
@@ -120,17 +104,14 @@ def render_study(data: dict[str, Any]) -> str:
             c = conds[n]
             lines.append(
                 f"| {n} | "
-                + ", ".join(
-                    f"{s['vector']} L{s['layer']} × {s['coefficient']:g}" for s in c["steer"]
-                )
+                + ", ".join(f"{s.vector} L{s.layer} × {s.coefficient:g}" for s in c.steer)
                 + " | "
                 + " | ".join(
-                    f"{_f(_value(base, t))} → {_f(_value(c, t))}"
-                    for t in ("privacy_violation", "stereoset", "toxigen")
+                    f"{_f(base.safety_value(t))} → {_f(c.safety_value(t))}" for t in _FIGURE_7
                 )
                 + " |"
             )
-    if data["correlations"]:
+    if data.correlations:
         lines += [
             "",
             "## Personality × safety across conditions (Spearman, Fisher-z 95 % CI)",
@@ -142,31 +123,28 @@ def render_study(data: dict[str, Any]) -> str:
             "| trait | trait validity | safety | ρ | 95% CI | n |",
             "|---|---|---|---|---|---|",
         ]
-        for r in data["correlations"]:
-            ci = r["ci95"]
+        for r in data.correlations:
+            ci = f"[{_f(r.ci95[0])}, {_f(r.ci95[1])}]" if r.ci95 else "–"
             lines.append(
-                f"| {r['trait']} | {r['trait_validity']} | {r['safety']} | {_f(r['rho'])} | "
-                + (f"[{_f(ci[0])}, {_f(ci[1])}]" if ci else "–")
-                + f" | {r['n']} |"
+                f"| {r.trait} | {r.trait_validity} | {r.safety} | {_f(r.rho)} | {ci} | {r.n} |"
             )
     return "\n".join(lines) + "\n"
 
 
-def draw_dose_response(data: dict[str, Any], path: Path) -> None:
+def draw_dose_response(data: StudySummary, path: Path) -> None:
     """Each steered vector's target dimension and safety metrics against its coefficient."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    conds = data["conditions"]
-    if not conds:
+    if data.baseline is None:
         return
-    base = conds[data["baseline"]]
-    series: dict[str, list[tuple[float, dict[str, Any]]]] = {}
-    for c in conds.values():
-        for s in c["steer"]:
-            series.setdefault(f"{s['vector']} L{s['layer']}", []).append((s["coefficient"], c))
+    base = data.conditions[data.baseline]
+    series: dict[str, list[tuple[float, ConditionNumbers]]] = {}
+    for c in data.conditions.values():
+        for s in c.steer:
+            series.setdefault(f"{s.vector} L{s.layer}", []).append((s.coefficient, c))
     if not series:
         return
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -175,16 +153,13 @@ def draw_dose_response(data: dict[str, Any], path: Path) -> None:
     for label, points in series.items():
         points = sorted([(0.0, base), *points], key=lambda p: p[0])
         xs = [p[0] for p in points]
-        for trait in base["personality"]:
-            ys = [p[1]["personality"][trait]["score"] for p in points]
+        for trait in base.personality:
+            ys = [_score(p[1], trait) for p in points]
             if np.ptp([y for y in ys if y is not None] or [0]) > 0:
                 axes[0].plot(xs, ys, marker="o", label=f"{trait} ({label})")
-        for task in base["safety"]:
+        for task in base.safety:
             axes[1].plot(
-                xs,
-                [p[1]["safety"][task]["value"] for p in points],
-                marker="o",
-                label=f"{task} ({label})",
+                xs, [p[1].safety_value(task) for p in points], marker="o", label=f"{task} ({label})"
             )
     axes[0].set(xlabel="coefficient", ylabel="score", title="personality")
     axes[1].set(xlabel="coefficient", ylabel="metric", title="safety")

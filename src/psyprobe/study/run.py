@@ -17,7 +17,7 @@ from psyprobe.runs.directory import claim, write_json, write_text
 from psyprobe.safety.runner import SafetySettings
 from psyprobe.study.render import draw_dose_response, render_study
 from psyprobe.study.schema import Condition, Study, condition_edits, load_study
-from psyprobe.study.summary import summarize
+from psyprobe.study.summary import STUDY_FILE, StudySummary, summarize
 
 
 def prepare(study: Study, out: Path) -> None:
@@ -95,7 +95,7 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
         model.close()
 
 
-def run_study(path: Path, out: Path, only_report: bool = False) -> dict[str, Any]:
+def run_study(path: Path, out: Path, only_report: bool = False) -> StudySummary:
     study = load_study(path)
     claim(out)
     write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
@@ -104,7 +104,7 @@ def run_study(path: Path, out: Path, only_report: bool = False) -> dict[str, Any
         for c in study.conditions:
             run_condition(study, c, out)
     data = summarize(study, out)
-    write_json(out / "study.json", data)
+    write_json(out / STUDY_FILE, data.model_dump(mode="json"))
     write_text(out / "study.md", render_study(data))
     draw_dose_response(data, out / "dose_response.png")
     return data
