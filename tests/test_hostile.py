@@ -7,8 +7,10 @@ the run directory. The broken-server cases are in test_openai_faults.py.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -176,6 +178,47 @@ def test_a_full_disk_during_report_names_the_file_and_keeps_every_output(tmp_pat
         # every output is the old one or a whole new one (the same bytes: nothing changed)
         assert {k: v for k, v in after.items() if k in before} == before
         assert not [name for name in after if name.endswith(".partial")]
+
+
+def _held_to_permissions() -> None:
+    """The child process is held to the files' mode bits as any user is: as root it gives up
+    the capabilities that override them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER;
+    dropped from the bounding set, they are gone from the exec on)."""
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for capability in (1, 2, 3):
+            if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def test_a_read_only_directory_is_one_line_and_loses_nothing(tmp_path: Path) -> None:
+    out, locked = tmp_path / "run", tmp_path / "locked"
+    psyprobe(*RUN, "--out", str(out))
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    locked.mkdir()
+    paths = [out, locked, *out.rglob("*")]
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        for args, says in [
+            (("report", str(out)), f"{out}/responses.sqlite: Permission denied"),
+            ((*RUN, "--out", str(out)), f"{out}/run.json: Permission denied"),
+            ((*RUN, "--out", str(locked)), f"{locked}/run.json: Permission denied"),
+            ((*RUN, "--out", str(locked / "new")), f"{locked / 'new'}: Permission denied"),
+        ]:
+            proc = subprocess.run(
+                [sys.executable, "-m", "psyprobe", *args],
+                capture_output=True,
+                text=True,
+                preexec_fn=_held_to_permissions,
+            )
+            assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+            assert says in proc.stderr and "make the directory writable" in proc.stderr
+    finally:
+        for path in paths:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and not list(locked.iterdir())
 
 
 # --- instruments --------------------------------------------------------------------------------

@@ -9,4 +9,7 @@ class UserError(Exception):
 
 # What to do when the disk refuses a write (full, read-only, over quota): answers are committed
 # one by one, so nothing asked before is lost and the same command resumes.
-STORAGE_ADVICE = "free space or choose a writable --out, then rerun the same command to resume"
+STORAGE_ADVICE = (
+    "free space, or make the directory writable (or choose another --out), then rerun the same "
+    "command to resume"
+)

@@ -70,19 +70,32 @@ def json_text(data: Any) -> str:
     return json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
 
 
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A failed write names ``path``, the file the user knows, not the file beside it that was
+    being written (or no file at all)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename in (None, str(_partial(path))):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+
+
 @contextmanager
 def replacing(path: Path) -> Iterator[TextIO]:
     """Write ``path`` whole or not at all: into a file beside it, renamed over it at the end."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial = _partial(path)
     try:
-        with partial.open("w", encoding="utf-8") as fh:
+        with _naming(path), partial.open("w", encoding="utf-8") as fh:
             yield fh
-        os.replace(partial, path)
-    except OSError as exc:
-        if exc.filename is None:  # a failed write names no file: say which one it was
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
-        raise
+        with _naming(path):
+            os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
 
@@ -129,8 +142,9 @@ def hold_record(path: Path, record: dict[str, Any], parts: Sequence[str], what: 
     training steps) of two different requests in one result.
     """
     claim(path.parent)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json_text(record), encoding="utf-8")
+    partial = _partial(path)
+    with _naming(path):
+        partial.write_text(json_text(record), encoding="utf-8")
     try:
         # a hard link fails when the record exists: of two processes, exactly one creates it
         os.link(partial, path)

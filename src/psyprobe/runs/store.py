@@ -96,7 +96,10 @@ class ResponseStore:
 
 def _lock(path: Path) -> int:
     """An exclusive lock beside the store, held until it is closed."""
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # named after the store: the lock file is psyprobe's own business
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
