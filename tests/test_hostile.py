@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from conftest import psyprobe, write_json, write_jsonl
+from psyprobe.instruments import load_instrument
+from psyprobe.prompting import TEMPLATES, build_prompts, population, prompt_count
 from psyprobe.runs.directory import hold_record, json_text, replacing
 from psyprobe.runs.store import ResponseStore
 
@@ -275,6 +277,34 @@ def test_a_design_too_large_is_refused_before_it_is_built(tmp_path: Path) -> Non
         "--out", str(tmp_path / "run"),
     )  # fmt: skip
     assert "3,628,800 orders of 10 options" in says
+
+
+def test_a_workload_too_large_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    # 40,000 answers to one item read as 40,000 samples of every SD-3 item: 1,080,000 requests
+    rows = [{"instrument": "sd3", "item": "1", "response": 3}] * 40_000
+    replay = write_jsonl(tmp_path / "big.jsonl", rows)
+    says = _fails("run", "--model", f"replay:{replay}", "--out", str(tmp_path / "run"))
+    assert "1,080,000 answers (27 prompts × 40,000 samples; at most 1,000,000)" in says
+    assert not (tmp_path / "run").exists()
+    says = _fails(*RUN, "--mode", "generate", "--samples", "40000", "--dry-run")
+    assert "1,080,000 answers" in says
+
+
+def test_the_prompt_count_is_what_the_builder_builds() -> None:
+    """The count the refusal rests on, against the prompts themselves."""
+    questions = load_instrument("bfi").questions()[:5] + load_instrument("sd3").questions()[:5]
+    for design, respondents, balance in [
+        ("latin", 0, "within"),
+        ("random:3", 0, "within"),
+        ("fixed", 4, "within"),
+        ("latin", 4, "within"),
+        ("latin", 7, "rotate"),
+        ("all", 2, "rotate"),
+    ]:
+        built = build_prompts(
+            "x", questions, design, TEMPLATES["study-a"], 0, population(respondents), balance
+        )
+        assert prompt_count(questions, design, respondents, balance) == len(built), design
 
 
 # --- numbers in, numbers out ----------------------------------------------------------------------

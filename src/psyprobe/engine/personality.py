@@ -22,7 +22,7 @@ from psyprobe.report import rebuild
 from psyprobe.report.console import personality_summary
 from psyprobe.report.results import RunResults
 from psyprobe.runs import ResponseStore, RunSettings
-from psyprobe.runs.runner import plan, replan, resolve_instruments
+from psyprobe.runs.runner import check_workload, plan, replan, resolve_instruments
 
 
 def check_choices(mode: str, orders: str, balance: str, template: str) -> None:
@@ -100,6 +100,7 @@ class Personality(Measure[RunResults]):
     def __init__(self, settings: RunSettings):
         self.settings = settings
         self.instruments = resolve_instruments(settings.instruments)
+        check_workload(settings, self.instruments)  # before the directory is written
 
     def record(self, model: Model) -> Record:
         settings = self.settings.model_copy(update={"model": model.info.spec})

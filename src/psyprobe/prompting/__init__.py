@@ -16,6 +16,7 @@ from psyprobe.prompting.templates import (
     PromptTemplate,
     Source,
     build_prompts,
+    prompt_count,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "check_size",
     "option_orders",
     "population",
+    "prompt_count",
 ]

@@ -48,16 +48,22 @@ def check_design(design: str) -> str:
     raise UserError(f"--orders: {design!r} is not one of all, latin, random:K (K ≥ 1), fixed")
 
 
+def order_count(design: str, n_options: int) -> int:
+    """How many orders a design gives an item with ``n_options`` options (before latin's
+    duplicates at two options are dropped), without making them."""
+    check_design(design)
+    if design == "fixed":
+        return 1
+    if design == "all":
+        return math.factorial(n_options)
+    if design.startswith("random:"):
+        return min(int(design.split(":")[1]), math.factorial(n_options))
+    return 2 * n_options
+
+
 def option_orders(design: str, n_options: int, seed: int = 0) -> list[Order]:
     """The orders of a design for items with ``n_options`` options, in a fixed sequence."""
-    check_design(design)
-    wanted = (
-        math.factorial(n_options)
-        if design == "all"
-        else min(int(design.split(":")[1]), math.factorial(n_options))
-        if design.startswith("random:")
-        else 2 * n_options
-    )
+    wanted = order_count(design, n_options)
     if wanted > MAX_ORDERS:
         raise UserError(
             f"--orders {design}: {wanted:,} orders of {n_options} options per item (at most "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from psyprobe.instruments import Question
-from psyprobe.prompting.orders import Order, option_orders
+from psyprobe.prompting.orders import Order, option_orders, order_count
 from psyprobe.prompting.population import Balance, Respondent, assign_orders, preamble
 
 
@@ -156,3 +156,13 @@ def build_prompts(
                 prompt = Prompt(system, template.render(question, orders[k]), labels, source)
                 out.append(ItemPrompt(instrument_id, question, k, orders[k], prompt, respondent))
     return out
+
+
+def prompt_count(
+    questions: list[Question], design: str, respondents: int, balance: Balance = "within"
+) -> int:
+    """How many prompts ``build_prompts`` would make (at most), counted without making them."""
+    every_order = sum(order_count(design, len(q.options)) for q in questions)
+    if respondents == 0:  # the model as itself answers every order
+        return every_order
+    return respondents * (every_order if balance == "within" else len(questions))

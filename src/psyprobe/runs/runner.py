@@ -44,6 +44,7 @@ from psyprobe.prompting import (
     build_prompts,
     check_size,
     population,
+    prompt_count,
 )
 from psyprobe.runs.asking import Origin, Request, derive_seed, make_request
 from psyprobe.runs.directory import read_record
@@ -203,6 +204,30 @@ def _planned(
     return Planned(request, ip)
 
 
+# About 1.6 KB each while planned: a design past this would hold gigabytes before it asked
+# anything (a replay file of a million lines reads as tens of thousands of samples an item).
+MAX_REQUESTS = 1_000_000
+
+
+def check_workload(settings: RunSettings, instruments: dict[str, Instrument]) -> None:
+    """Refuse, before anything is built, a design with more requests than MAX_REQUESTS."""
+    prompts = sum(
+        prompt_count(
+            inst.questions(settings.language),
+            settings.orders,
+            settings.respondents,
+            settings.balance,
+        )
+        for inst in instruments.values()
+    )
+    if prompts * settings.samples > MAX_REQUESTS:
+        raise UserError(
+            f"the design asks {prompts * settings.samples:,} answers ({prompts:,} prompts × "
+            f"{settings.samples:,} samples; at most {MAX_REQUESTS:,}): use fewer samples, "
+            "respondents or orders (latin, random:K)"
+        )
+
+
 def plan(
     settings: RunSettings, instruments: dict[str, Instrument], info: ModelInfo
 ) -> list[Planned]:
@@ -262,6 +287,7 @@ def estimate(
     settings: RunSettings, model: Model, instruments: dict[str, Instrument]
 ) -> list[Workload]:
     """What a run would ask, before any call: prompts, input and output tokens per instrument."""
+    check_workload(settings, instruments)
     out = []
     requests = plan(settings, instruments, model.info)
     per_answer = 1 if settings.mode == "logprob" else settings.max_tokens
