@@ -326,6 +326,21 @@ def test_out_of_range_options_are_one_line_before_anything_is_written(
     assert not (tmp_path / "run").exists()
 
 
+def test_other_commands_name_the_flag_or_file_in_one_line(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hi\n")
+    out = str(tmp_path / "out")
+    for args, says in [
+        (("run", "--model", f"gguf:{text}", "--out", out), f"{text} is not a GGUF file"),
+        (("run", "--model", f"gguf:{tmp_path}", "--out", out), f"{tmp_path} is not a GGUF file"),
+        (("study", str(text), "--out", out), f"{text}: not a study"),
+        (("capability", "--arc-limit", "0", "--out", out), "--arc-limit: "),
+        (("safety", "--max-tokens", "0", "--out", out), "--max-tokens: "),
+    ]:
+        assert says in _fails(*args)
+    assert not (tmp_path / "out").exists()
+
+
 def test_replayed_numbers_off_the_scale_are_invalid_not_rounded(tmp_path: Path) -> None:
     inst = write_json(tmp_path / "two.json", TWO)
     rows = [

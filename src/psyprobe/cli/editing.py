@@ -237,9 +237,7 @@ def capability(
     persona: Persona = None,
     steer: Steer = None,
     adapter: Adapter = None,
-    arc_limit: Annotated[
-        int, typer.Option(min=1, help="ARC questions per part (Easy, Challenge)")
-    ] = 50,
+    arc_limit: Annotated[int, typer.Option(help="ARC questions per part (Easy, Challenge)")] = 50,
     seed: int = 0,
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-capability"

@@ -260,7 +260,8 @@ def safety(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        option = {"suites": "suite"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        field = str(first["loc"][0])
+        option = {"suites": "suite"}.get(field, field.replace("_", "-"))
         raise UserError(f"--{option}: {first['msg']}") from None
     files = SafetyFiles(out)
     with Reporter(console, err) as progress:

@@ -154,6 +154,13 @@ class LlamaCppModel(Model):
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        # before the runtime check, which would blame the build for a file that is not a model
+        magic = b""
+        if path.is_file():
+            with path.open("rb") as fh:
+                magic = fh.read(4)
+        if magic != b"GGUF":
+            raise UserError(f"{spec}: {path} is not a GGUF file")
         self.info = ModelInfo(
             spec=spec,
             backend="llama.cpp",

@@ -85,6 +85,10 @@ def load_study(path: Path) -> Study:
         raise UserError(f"{path}: not YAML ({exc})") from None
     except ValidationError as exc:
         first = exc.errors()[0]
+        if not first["loc"]:
+            raise UserError(
+                f"{path}: not a study (a YAML mapping with name and conditions)"
+            ) from None
         where = ".".join(map(str, first["loc"]))
         raise UserError(f"{path}: field {where}: {first['msg']}") from None
     names = [c.name for c in study.conditions]
