@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,9 +28,6 @@ from psyprobe.prompting.population import RESPONDENTS
 
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
 dpo_app = typer.Typer(no_args_is_help=True, help="Study A's DPO: preference pairs and training.")
-if TYPE_CHECKING:
-    pass
-
 console = Console(markup=False)  # user names are printed as they are (see cli/main.py)
 err = Console(stderr=True, markup=False)
 
@@ -245,7 +242,7 @@ def capability(
     backend: BackendOptions = BACKEND,
 ) -> None:
     """ARC accuracy (any backend with logprobs) and WikiText-2 perplexity (hf:)."""
-    from psyprobe.capability import CapabilitySettings
+    from psyprobe.capability import CAPABILITY_FILE, CapabilitySettings
     from psyprobe.cli.progress import Reporter, measured_or_exit
     from psyprobe.editing import open_edited
     from psyprobe.engine import Capability
@@ -261,4 +258,4 @@ def capability(
             opened.close()
         progress.finish(f"{measured.asked} new answers")
     console.print(Capability.summary(measured.results))
-    console.print(f"wrote {out / Capability.results_file}, {RunFiles(out).html}")
+    console.print(f"wrote {out / CAPABILITY_FILE}, {RunFiles(out).html}")

@@ -48,7 +48,6 @@ class Capability(Measure[CapabilityResults]):
 
     record_file: ClassVar[str] = "capability-run.json"
     what: ClassVar[str] = "capability run"
-    results_file: ClassVar[str] = CAPABILITY_FILE
     perplexity_file: ClassVar[str] = "perplexity.json"
 
     def __init__(self, settings: CapabilitySettings):
@@ -91,7 +90,7 @@ class Capability(Measure[CapabilityResults]):
             for a in asks
             if a.key in by_key and (probs := by_key[a.key].probs) is not None
         }
-        keep_results(out / STORE, out / cls.results_file, len(answers))
+        keep_results(out / STORE, out / CAPABILITY_FILE, len(answers))
         held: dict[str, Any] = {}
         if (out / cls.perplexity_file).is_file():
             held = read_record(out / cls.perplexity_file, "capability run")
@@ -101,6 +100,6 @@ class Capability(Measure[CapabilityResults]):
             arc_limit_per_part=settings.arc_limit,
             perplexity=held.get("perplexity"),
         )
-        write_json(out / cls.results_file, results.model_dump(mode="json"))
+        write_json(out / CAPABILITY_FILE, results.model_dump(mode="json"))
         write_html(out)
         return results

@@ -16,7 +16,7 @@ from psyprobe.report.results import RunResults
 from psyprobe.runs import SafetyFiles
 from psyprobe.safety.score import SafetyResults
 from psyprobe.scoring.diagnostics import Validity
-from psyprobe.study.schema import SteerUse, Study, condition_edits
+from psyprobe.study.schema import Condition, SteerUse, Study, condition_edits
 
 STUDY_FILE = "study.json"
 
@@ -80,9 +80,8 @@ class StudySummary(BaseModel):
         return cls.model_validate_json((out / STUDY_FILE).read_text(encoding="utf-8"))
 
 
-def _condition_numbers(study: Study, name: str, out: Path) -> ConditionNumbers:
-    condition = next(c for c in study.conditions if c.name == name)
-    folder = out / "conditions" / name
+def _condition_numbers(study: Study, condition: Condition, out: Path) -> ConditionNumbers:
+    folder = out / "conditions" / condition.name
     results = RunResults.load(folder)
     safety_file = SafetyFiles(folder).results
     return ConditionNumbers(
@@ -151,7 +150,7 @@ def _correlations(conditions: dict[str, ConditionNumbers]) -> list[Correlation]:
 
 def summarize(study: Study, out: Path) -> StudySummary:
     conditions = {
-        c.name: _condition_numbers(study, c.name, out)
+        c.name: _condition_numbers(study, c, out)
         for c in study.conditions
         if (out / "conditions" / c.name / "results.json").is_file()
     }
