@@ -20,7 +20,7 @@ from psyprobe.instruments import load_instrument
 from psyprobe.models import ModelInfo
 from psyprobe.models.base import Completion, Model, Sampling
 from psyprobe.models.registry import ALIASES
-from psyprobe.prompting import TEMPLATES, ItemPrompt, build_prompts
+from psyprobe.prompting import TEMPLATES, ItemPrompt, Prompt, build_prompts
 from psyprobe.records import request_key
 from psyprobe.runs.asking import Origin, make_request
 from psyprobe.scoring.parse import parse_answer, settled
@@ -142,3 +142,68 @@ def test_answers_stored_before_the_switch_keep_their_keys() -> None:
         "b|f", prompt.system, prompt.user, prompt.labels, "generate", before, 0, 0, 1
     )
     assert on.key != off.key
+
+
+def test_sliding_window_layers_decode_as_transformers_does() -> None:
+    """Gemma-3 mixes full layers with sliding-window ones (a window of 512 tokens): batched
+    greedy answers equal transformers' own ``generate``, one prompt at a time with the
+    model's own cache, for prompts beyond the window and of different lengths together."""
+    import torch
+
+    from psyprobe.models.hf import HFModel
+
+    gemma = HFModel.load("hf:gemma3-270m", ALIASES["gemma3-270m"].path())
+    story = "The lighthouse keeper counted ships, wrote their names and watched the tide. "
+    prompts = [
+        Prompt(None, story * repeat + "Question: what did the keeper count? Answer:", ("1",))
+        for repeat in (1, 40, 46)  # about 30, 620 and 710 tokens
+    ]
+    greedy = Sampling(temperature=0.0, max_tokens=12)
+    together = _texts(list(gemma.generate(prompts, greedy, [0, 0, 0])))
+    module = gemma.torch_module()
+    assert module.config.sliding_window == 512
+    for prompt, text in zip(prompts, together, strict=True):
+        ids = gemma.tokenizer(gemma.render(prompt), add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            out = module.generate(**ids, max_new_tokens=12, do_sample=False)
+        assert text == gemma.tokenizer.decode(out[0, ids["input_ids"].shape[1] :],
+                                              skip_special_tokens=True)  # fmt: skip
+
+
+def test_answers_are_stored_as_they_end(hf: Model, tmp_path: Path) -> None:
+    """One call decodes many requests, and each answer is stored the moment it ends: an
+    interrupt in the middle of a call keeps the answers already finished, and the next run
+    asks only the others."""
+    from psyprobe.runs.asking import ask
+    from psyprobe.runs.store import ResponseStore
+
+    class Interrupted(Model):  # a stand-in for Ctrl-C: the real model, stopped after 5 answers
+        info = hf.info
+
+        def preferred_batch(self, mode: str) -> int:  # type: ignore[override]
+            return hf.preferred_batch(mode)  # type: ignore[arg-type]
+
+        def generate(self, *args: object) -> list[object]:  # type: ignore[override]
+            raise AssertionError("the ask-loop takes answers as they are ready")
+
+        def generate_as_ready(self, *args: object):  # type: ignore[no-untyped-def,override]
+            for n, answer in enumerate(hf.generate_as_ready(*args), 1):  # type: ignore[arg-type]
+                yield answer
+                if n == 5:
+                    raise KeyboardInterrupt
+
+    items = _items()
+    requests = [
+        make_request(hf.info, ip.prompt, "generate", SAMPLED, 11 * n, Origin("x", str(n)))
+        for n, ip in enumerate(items)
+    ]
+    assert hf.preferred_batch("generate") >= len(requests)  # one call holds them all
+    with ResponseStore(tmp_path / "responses.sqlite") as store:
+        with pytest.raises(KeyboardInterrupt):
+            ask(Interrupted(), requests, store)
+        assert store.count() == 5
+        first = {r.key: r.raw_text for r in store.records()}
+        assert ask(hf, requests, store) == len(requests) - 5
+        assert store.count() == len(requests)
+        again = {r.key: r.raw_text for r in store.records()}
+    assert {k: again[k] for k in first} == first

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from psyprobe.editing.personas import persona_text
 from psyprobe.editing.steering import load_vector, steering, vector_hash
 from psyprobe.errors import UserError
-from psyprobe.models import Model, ModelInfo, OptionProbs, Sampling, open_model
+from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling, open_model
 from psyprobe.models.base import Completion, Failure, RecordedDesign, Until
 from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting import Prompt
@@ -109,11 +109,13 @@ class EditedModel(Model):
             modes=inner.info.modes,
             numbers_are_scale_values=inner.info.numbers_are_scale_values,
         )
-        self.preferred_batch = inner.preferred_batch
         self.notice = inner.notice
 
     def torch_module(self) -> Any | None:
         return self.inner.torch_module()
+
+    def preferred_batch(self, mode: Mode) -> int:
+        return self.inner.preferred_batch(mode)
 
     def _with_persona(self, prompts: Sequence[Prompt]) -> list[Prompt]:
         if self.persona is None:
@@ -142,6 +144,18 @@ class EditedModel(Model):
     ) -> Sequence[str | Completion | Failure | None]:
         with self.steered():
             return self.inner.generate(self._with_persona(prompts), sampling, seeds, until)
+
+    def generate_as_ready(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
+    ) -> Iterator[tuple[int, str | Completion | Failure | None]]:
+        with self.steered():
+            yield from self.inner.generate_as_ready(
+                self._with_persona(prompts), sampling, seeds, until
+            )
 
     def count_tokens(self, prompt: Prompt) -> int | None:
         return self.inner.count_tokens(self._with_persona([prompt])[0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -106,9 +106,6 @@ class Model(ABC):
     where it can do more (next-token probabilities, its own tokenizer, larger batches)."""
 
     info: ModelInfo
-    # How many prompts one call can use at once (a backend that shares prefixes across a batch
-    # wants many); the ask-loop hands over at least this many.
-    preferred_batch: int = 32
     # A line on what this backend could not do when it was opened (a server without logprobs).
     notice: str | None = None
 
@@ -125,6 +122,25 @@ class Model(ABC):
         ``until``: per prompt, when its answer can be read; a backend that decodes token by
         token stops that sequence there (and returns a ``Completion`` saying so), one that
         cannot returns the whole answer, which reads the same."""
+
+    def generate_as_ready(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
+    ) -> Iterator[tuple[int, str | Completion | Failure | None]]:
+        """``generate``'s answers, each with its prompt's index, as soon as it is ready: a
+        backend that decodes many sequences together yields each as it ends, so the ask-loop
+        stores it at once and an interrupt loses only the unfinished. By default all at once,
+        in order."""
+        yield from enumerate(self.generate(prompts, sampling, seeds, until))
+
+    def preferred_batch(self, mode: Mode) -> int:
+        """How many requests of ``mode`` one call can use at once (a backend that shares
+        prefixes or decodes many sequences together wants many); the ask-loop hands over at
+        least this many."""
+        return 32
 
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
         """Probability of each of ``prompt.labels`` as the first token of the answer."""

@@ -24,6 +24,7 @@ from psyprobe.models.base import (
     Completion,
     Ending,
     Failure,
+    Mode,
     Model,
     ModelInfo,
     OptionProbs,
@@ -41,9 +42,13 @@ DTYPES = ("float32", "bfloat16", "float16")
 SHARED_MIN = 16  # tokens a group of prompts must share for prefix reuse to pay
 SUFFIX_BATCH = 24  # suffixes run together after a shared prefix (sorted by length)
 DECODE_ROWS = 128  # sequences decoded together (bench/generate.py)
-# ... and the cache columns they may hold together: rows of long prompts (safety attacks) would
-# otherwise pad every row to the longest and copy a cache of gigabytes per token
+# ... and the cache cells (rows × columns) they may hold together: 2.3 GB of float32 keys and
+# values for SmolLM2; rows of long prompts (safety attacks) get fewer of them
 DECODE_CELLS = 128 * 384
+# Requests one generate call takes: a call's last steps decode its longest answers while its
+# slots empty, so a call should hold many times DECODE_ROWS; answers are stored as each ends
+# (generate_as_ready), so a large call loses no finished answer to an interrupt.
+GENERATE_BATCH = 4096
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -163,7 +168,6 @@ class HFModel(Model):
         module.eval()
         self.batch_size = batch_size
         self.group_size = group_size  # prompts that share one prefix computation
-        self.preferred_batch = group_size * 2  # the runner hands over this many at a time
         self.tokens_evaluated = 0  # for benchmarks: tokens actually run through the model
         self.info = ModelInfo(
             spec=spec,
@@ -285,12 +289,18 @@ class HFModel(Model):
         """Run ``prefix`` once, then the suffixes after it in right-padded batches of similar
         length; yields each batch with its KV cache and the logits at each member's last token."""
         import torch
+        from transformers import DynamicCache
 
         body = self.model.base_model
         with torch.inference_mode():
+            # A plain cache keeps every column of every layer: a sliding-window layer's own
+            # would drop those outside its window, where DecodeSlots places prompts by column
+            # (the window is kept by the masks instead, exactly as the model defines it).
             prefix_cache = (
                 body(
-                    input_ids=torch.tensor([prefix], device=self.device), use_cache=True
+                    input_ids=torch.tensor([prefix], device=self.device),
+                    past_key_values=DynamicCache(),
+                    use_cache=True,
                 ).past_key_values
                 if prefix
                 else None
@@ -301,8 +311,9 @@ class HFModel(Model):
             for start in range(0, len(by_length), SUFFIX_BATCH):
                 rows = by_length[start : start + SUFFIX_BATCH]
                 part = [suffixes[i] for i in rows]
-                cache = copy.deepcopy(prefix_cache) if prefix_cache is not None else None
-                if cache is not None:
+                cache = DynamicCache()
+                if prefix_cache is not None:
+                    cache = copy.deepcopy(prefix_cache)
                     cache.batch_repeat_interleave(len(part))
                 width = max(map(len, part))
                 pad = self.tokenizer.pad_token_id
@@ -366,6 +377,10 @@ class HFModel(Model):
                 count += target.numel()
         return math.exp(nll / count)
 
+    def preferred_batch(self, mode: Mode) -> int:
+        # logprob: two prefix groups at a time
+        return self.group_size * 2 if mode == "logprob" else GENERATE_BATCH
+
     def generate(
         self,
         prompts: Sequence[Prompt],
@@ -373,13 +388,27 @@ class HFModel(Model):
         seeds: Sequence[int],
         until: Sequence[Until | None] | None = None,
     ) -> list[str | Completion | Failure | None]:
-        """Continuous batching over shared prefixes.
+        answers: list[str | Completion | Failure | None] = [None] * len(prompts)
+        for i, answer in self.generate_as_ready(prompts, sampling, seeds, until):
+            answers[i] = answer
+        return answers
+
+    def generate_as_ready(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
+    ) -> Iterator[tuple[int, Completion]]:
+        """Continuous batching over shared prefixes; each answer is yielded as it ends.
 
         Prompts are run up to their answer as for next-token scores (each shared prefix once,
         each distinct prompt once for all its samples); then up to DECODE_ROWS sequences advance
-        one token per forward pass, and a sequence that ends (end token, answer read,
-        max_tokens) leaves its place to the next prompt's. Decoding one token costs reading
-        every weight once whatever the number of rows, so many rows make it cheap (bench/).
+        one token per forward pass (``DecodeSlots``), and a sequence that ends (end token,
+        answer read, max_tokens) gives its slot to the next request. Decoding one token costs
+        reading every weight once whatever the number of rows, so many rows make it cheap
+        (bench/). Prompts are decoded in classes of similar length, so that the columns a slot
+        holds fit the longest prompt of its class, not of the whole call.
 
         Each sequence draws from its own generator seeded by its request, so its text does not
         depend on what else was in the batch, up to float32 rounding of the logits, which can
@@ -391,91 +420,54 @@ class HFModel(Model):
         same: dict[tuple[int, ...], list[int]] = {}  # one computation per distinct prompt
         for i, seq in enumerate(ids):
             same.setdefault(tuple(seq), []).append(i)
-        ready = self._prefilled_requests([list(seq) for seq in same], list(same.values()))
         draws = [torch.Generator().manual_seed(seed) for seed in seeds]
         tokens: list[list[int]] = [[] for _ in prompts]
-        ended: list[Ending] = ["length"] * len(prompts)
         eos = self._end_tokens()
-        batch: Prefilled | None = None
-        waiting: Prefilled | None = None
-        while True:
-            while batch is None or len(batch.rows) < DECODE_ROWS:
-                part = waiting or next(ready, None)
-                waiting = None
-                if part is None:
+        for group in _length_classes(list(same), sampling.max_tokens):
+            columns = len(group[-1]) + sampling.max_tokens
+            slots = DecodeSlots(self, max(1, min(DECODE_ROWS, DECODE_CELLS // columns)), columns)
+            ready = self._prefilled_requests([list(seq) for seq in group], [same[s] for s in group])
+            waiting: Seating | None = None
+            while True:
+                while slots.free() and (waiting := waiting or next(ready, None)):
+                    waiting = slots.seat(waiting)
+                seated = slots.seated()
+                if not seated:
                     break
-                if batch is None:
-                    batch = part
-                elif _fits(batch, part):
-                    batch = _joined(batch, part)
-                else:  # joins when the batch has shrunk (or starts the next one)
-                    waiting = part
-                    break
-            if batch is None:
-                break
-            keep = []
-            chosen = _draws(batch.logits, sampling.temperature, [draws[i] for i in batch.rows])
-            for j, (i, token) in enumerate(zip(batch.rows, chosen, strict=True)):
-                tokens[i].append(token)
-                check = until[i] if until else None
-                if token in eos:
-                    ended[i] = "end"
-                elif check is not None and check(self._text(tokens[i])):
-                    ended[i] = "read"
-                elif len(tokens[i]) < sampling.max_tokens:
-                    keep.append(j)
-            batch = self._advance(batch, keep, tokens) if keep else None
-        return [Completion(self._text(t), len(t), e) for t, e in zip(tokens, ended, strict=True)]
+                if waiting is None:  # nothing left to seat: fewer rows make cheaper steps
+                    seated = slots.shrink()
+                rows = [slot for slot, _ in seated]
+                chosen = _draws(
+                    slots.logits[rows], sampling.temperature, [draws[i] for _, i in seated]
+                )
+                leaving = []
+                for (slot, i), token in zip(seated, chosen, strict=True):
+                    tokens[i].append(token)
+                    check = until[i] if until else None
+                    ended: Ending
+                    if token in eos:
+                        ended = "end"
+                    elif check is not None and check(self._text(tokens[i])):
+                        ended = "read"
+                    elif len(tokens[i]) < sampling.max_tokens:
+                        continue
+                    else:
+                        ended = "length"
+                    leaving.append(slot)
+                    yield i, Completion(self._text(tokens[i]), len(tokens[i]), ended)
+                slots.leave(leaving)
+                slots.step({slot: tokens[i][-1] for slot, i in slots.seated()})
 
     def _prefilled_requests(
         self, distinct: list[list[int]], askers: list[list[int]]
-    ) -> Iterator[Prefilled]:
-        """Prefilled batches whose rows are requests: a distinct prompt's row repeated once
-        for every request that asks it (its samples)."""
-        import torch
-
+    ) -> Iterator[Seating]:
+        """Prefilled batches with the requests waiting for them: every request that asks a
+        distinct prompt (its samples) with the row of the batch that holds that prompt."""
         for prefix, members in self._shared(distinct):
             for part in self._prefill(prefix, [distinct[m][len(prefix) :] for m in members]):
-                who = [askers[members[r]] for r in part.rows]
-                rows = torch.repeat_interleave(
-                    torch.arange(len(who)), torch.tensor([len(w) for w in who])
-                ).to(self.device)
-                part.cache.batch_select_indices(rows)
-                yield Prefilled(
-                    [i for w in who for i in w],
-                    part.cache,
-                    part.mask[rows],
-                    part.logits[rows],
-                    part.lengths[rows],
+                yield Seating(
+                    part, [(i, row) for row, r in enumerate(part.rows) for i in askers[members[r]]]
                 )
-
-    def _advance(self, batch: Prefilled, keep: list[int], tokens: list[list[int]]) -> Prefilled:
-        """The rows ``keep`` of ``batch``, one token further: each row's last drawn token run
-        through the model at its own next position."""
-        import torch
-
-        if len(keep) < len(batch.rows):
-            chosen = torch.tensor(keep, device=self.device)
-            batch.cache.batch_select_indices(chosen)
-            batch = Prefilled(
-                [batch.rows[j] for j in keep],
-                batch.cache,
-                batch.mask[chosen],
-                batch.logits[chosen],
-                batch.lengths[chosen],
-            )
-        mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
-        with torch.inference_mode():
-            hidden = self.model.base_model(
-                input_ids=torch.tensor([[tokens[i][-1]] for i in batch.rows], device=self.device),
-                attention_mask=mask,
-                past_key_values=batch.cache,
-                position_ids=batch.lengths[:, None],
-                use_cache=True,
-            ).last_hidden_state[:, -1]
-            logits = self._logits(hidden)
-        self.tokens_evaluated += len(keep)
-        return Prefilled(batch.rows, batch.cache, mask, logits, batch.lengths + 1)
 
     def _text(self, tokens: list[int]) -> str:
         return str(self.tokenizer.decode(tokens, skip_special_tokens=True))
@@ -490,9 +482,8 @@ class HFModel(Model):
 @dataclass
 class Prefilled:
     """Sequences run up to their next token: which ones (rows: indexes of the suffixes given
-    to ``_prefill``, or of the requests once ``generate`` expands them), the KV cache, the
-    attention mask over it, the logits for the next token, and each row's length so far (its
-    position)."""
+    to ``_prefill``), the KV cache, the attention mask over it, the logits for the next token,
+    and each row's length so far (its position)."""
 
     rows: list[int]
     cache: Any
@@ -501,44 +492,181 @@ class Prefilled:
     lengths: Any
 
 
-def _fits(a: Prefilled, b: Prefilled) -> bool:
-    """Whether two batches decode together cheaply: within the cell budget, and of lengths
-    within a factor of two (every row attends over the longest row's columns). Only caches of
-    plain growing layers are joined: a sliding-window or quantised layer keeps other state
-    than its keys and values (such a model decodes each prefilled batch on its own)."""
-    from transformers.cache_utils import DynamicLayer
+@dataclass
+class Seating:
+    """A prefilled batch and the requests still waiting for a slot: (request, row of the batch
+    that holds its prompt)."""
 
-    plain = all(type(layer) is DynamicLayer for layer in (*a.cache.layers, *b.cache.layers))
-    short, wide = sorted((int(a.mask.shape[1]), int(b.mask.shape[1])))
-    return plain and wide <= 2 * short and (len(a.rows) + len(b.rows)) * wide <= DECODE_CELLS
+    part: Prefilled
+    waiting: list[tuple[int, int]]
 
 
-def _joined(a: Prefilled, b: Prefilled) -> Prefilled:
-    """Two batches as one: the shorter cache is padded on the left with masked-out columns.
-    Cached keys carry their rotary positions already and new tokens get explicit positions,
-    so a column's place in the cache means nothing but its mask."""
-    import torch
-    import torch.nn.functional as F
+class DecodeSlots:
+    """Up to ``rows`` sequences decoded together over one preallocated KV cache.
 
-    width = max(a.mask.shape[1], b.mask.shape[1])
+    Each sequence holds a slot: one row of every layer's key and value buffers, whose
+    ``columns`` are used as a ring. A step writes every slot's new token at the same column; a
+    sequence that takes a slot has its prompt's keys and values written into the columns just
+    before it. A column's place means nothing but its mask: cached keys carry their rotary
+    positions already and each slot's position is its own. So a sequence that ends frees its
+    slot without a copy, and one that joins copies only its own prompt; a growing cache
+    instead copies all of itself every token, and again whenever a row leaves (bench/).
 
-    def left(t: Any, dim: int) -> Any:
-        missing = width - t.shape[dim]
-        if not missing:
-            return t
-        pad = [0, 0] * (t.dim() - 1 - dim) + [missing, 0]  # F.pad counts dims from the last
-        return F.pad(t, pad)
+    Every layer keeps every column (the prefill caches have no sliding-window layers); a
+    sliding-window layer sees only its window through its own mask, as the model's mask
+    functions define it (``kv > q - window``). A sequence must fit: its prompt plus the
+    tokens it may generate at most ``columns``.
+    """
 
-    for la, lb in zip(a.cache.layers, b.cache.layers, strict=True):
-        la.keys = torch.cat([left(la.keys, 2), left(lb.keys, 2)])
-        la.values = torch.cat([left(la.values, 2), left(lb.values, 2)])
-    return Prefilled(
-        a.rows + b.rows,
-        a.cache,
-        torch.cat([left(a.mask, 1), left(b.mask, 1)]),
-        torch.cat([a.logits, b.logits]),
-        torch.cat([a.lengths, b.lengths]),
-    )
+    def __init__(self, model: HFModel, rows: int, columns: int):
+        import torch
+
+        self.model = model
+        self.columns = columns
+        config = model.model.config.get_text_config()
+        kinds = set(getattr(config, "layer_types", None) or ["full_attention"])
+        if not kinds <= {"full_attention", "sliding_attention"}:
+            raise UserError(
+                f"{model.info.spec}: generate supports full and sliding-window attention "
+                f"layers, not {', '.join(sorted(kinds))}"
+            )
+        self.kinds = kinds
+        self.window: int = getattr(config, "sliding_window", None) or 0
+        self.keys: list[Any] = []  # per layer (rows, heads, columns, head size); made at first seat
+        self.values: list[Any] = []
+        self.owner: list[int | None] = [None] * rows  # the request in each slot
+        self.valid = torch.zeros((rows, columns), dtype=torch.bool, device=model.device)
+        self.position = torch.zeros((rows, columns), dtype=torch.long, device=model.device)
+        self.next_position = torch.zeros(rows, dtype=torch.long, device=model.device)
+        self.logits: Any = None  # (rows, vocabulary): each slot's next-token logits
+        self.column = 0  # where this step's tokens are written
+
+    def free(self) -> bool:
+        return None in self.owner
+
+    def seated(self) -> list[tuple[int, int]]:
+        """(slot, request) of every sequence decoding."""
+        return [(slot, i) for slot, i in enumerate(self.owner) if i is not None]
+
+    def seat(self, seating: Seating) -> Seating | None:
+        """Seat as many waiting requests as there are free slots; the rest still wait."""
+        import torch
+
+        part, free = seating.part, [s for s, i in enumerate(self.owner) if i is None]
+        now, rest = seating.waiting[: len(free)], seating.waiting[len(free) :]
+        device = self.valid.device
+        slots = torch.tensor(free[: len(now)], device=device)
+        rows = torch.tensor([row for _, row in now], device=device)
+        width = part.mask.shape[1]
+        cols = (self.column - width + torch.arange(width, device=device)) % self.columns
+        if not self.keys:
+            for layer in part.cache.layers:
+                _, heads, _, size = layer.keys.shape
+                shape = (len(self.owner), heads, self.columns, size)
+                self.keys.append(layer.keys.new_zeros(shape))
+                self.values.append(layer.values.new_zeros(shape))
+            self.logits = part.logits.new_zeros((len(self.owner), part.logits.shape[1]))
+        # (slots, cols) pick (len(now), width) cells of a (rows, heads, columns, size) buffer;
+        # the indexed dimensions come first, so the prompt's (rows, heads, width, size) turns
+        where = (slots[:, None], slice(None), cols[None, :])
+        for keys, values, layer in zip(self.keys, self.values, part.cache.layers, strict=True):
+            keys[where] = layer.keys[rows].transpose(1, 2)
+            values[where] = layer.values[rows].transpose(1, 2)
+        self.valid[slots] = False
+        self.valid[slots[:, None], cols[None, :]] = part.mask[rows].bool()
+        self.position[slots[:, None], cols[None, :]] = torch.arange(width, device=device)
+        self.next_position[slots] = part.lengths[rows]
+        self.logits[slots] = part.logits[rows]
+        for slot, (i, _) in zip(free, now, strict=False):
+            self.owner[slot] = i
+        return Seating(part, rest) if rest else None
+
+    def leave(self, slots: list[int]) -> None:
+        for slot in slots:
+            self.owner[slot] = None
+
+    def shrink(self) -> list[tuple[int, int]]:
+        """Once nothing waits: drop the free slots when they are half or more, so that the last
+        sequences decode at the cost of their own rows. Returns ``seated()`` after."""
+        import torch
+
+        seated = self.seated()
+        if 2 * len(seated) > len(self.owner):
+            return seated
+        keep = torch.tensor([slot for slot, _ in seated], device=self.valid.device)
+        self.keys = [k[keep] for k in self.keys]
+        self.values = [v[keep] for v in self.values]
+        self.valid, self.position = self.valid[keep], self.position[keep]
+        self.next_position, self.logits = self.next_position[keep], self.logits[keep]
+        self.owner = [i for _, i in seated]
+        return self.seated()
+
+    def step(self, tokens: dict[int, int]) -> None:
+        """Run every seated slot's last token (``tokens``: slot → token) through the model at
+        its own next position; the logits for the token after it replace ``logits``. Free
+        slots run a pad token that attends to itself only, and their results are ignored."""
+        import torch
+
+        if not tokens:
+            return
+        model, column = self.model, self.column
+        pad = model.tokenizer.pad_token_id
+        ids = [[tokens.get(slot, pad)] for slot in range(len(self.owner))]
+        self.valid[:, column] = True
+        for slot, i in enumerate(self.owner):
+            if i is None:
+                self.valid[slot] = False
+                self.valid[slot, column] = True
+        self.position[:, column] = self.next_position
+        with torch.inference_mode():
+            hidden = model.model.base_model(
+                input_ids=torch.tensor(ids, device=self.valid.device),
+                attention_mask=self._masks(),
+                past_key_values=_SlotWriter(self),
+                position_ids=self.next_position[:, None],
+                use_cache=True,
+            ).last_hidden_state[:, -1]
+            self.logits = model._logits(hidden)
+        model.tokens_evaluated += len(tokens)
+        self.next_position += 1
+        self.column = (column + 1) % self.columns
+
+    def _masks(self) -> Any:
+        """The attention mask of this step (rows, 1, 1, columns): a layer type's own where a
+        model mixes sliding-window and full layers."""
+        full = self.valid[:, None, None, :]
+        if self.kinds == {"full_attention"}:
+            return full
+        near = self.position > (self.next_position[:, None] - self.window)
+        return {"full_attention": full, "sliding_attention": (self.valid & near)[:, None, None, :]}
+
+
+class _SlotWriter:
+    """What a transformers attention layer calls as its cache: it writes the step's keys and
+    values into the slots' column and attends over all the slots' columns (the mask says which
+    count). Only ``update`` is called when the mask and positions are given, as here."""
+
+    def __init__(self, slots: DecodeSlots):
+        self.slots = slots
+
+    def update(self, keys: Any, values: Any, layer: int, *args: Any, **kwargs: Any) -> Any:
+        column = self.slots.column
+        self.slots.keys[layer][:, :, column] = keys[:, :, 0]
+        self.slots.values[layer][:, :, column] = values[:, :, 0]
+        return self.slots.keys[layer], self.slots.values[layer]
+
+
+def _length_classes(prompts: list[tuple[int, ...]], max_tokens: int) -> list[list[tuple[int, ...]]]:
+    """Prompts in classes of similar length, shortest first: each class's longest prompt and
+    answer within twice its shortest, so that no slot holds columns for far more tokens than
+    its own sequence uses (every row attends over every column)."""
+    classes: list[list[tuple[int, ...]]] = []
+    for prompt in sorted(prompts, key=len):
+        if classes and len(prompt) + max_tokens <= 2 * (len(classes[-1][0]) + max_tokens):
+            classes[-1].append(prompt)
+        else:
+            classes.append([prompt])
+    return classes
 
 
 def _draws(logits: Any, temperature: float, generators: Sequence[Any]) -> list[int]:

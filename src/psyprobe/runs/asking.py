@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +116,7 @@ def _record(
     )
 
 
-def _batches(requests: Sequence[Request], size: int) -> Iterator[list[Request]]:
+def _batches(requests: Sequence[Request], size: Callable[[Mode], int]) -> Iterator[list[Request]]:
     """Batches of one mode and decoding each, neighbours in text order together: they share the
     longest prefixes, which every backend with a prefix cache (llama.cpp here, vLLM on a server)
     turns into saved work."""
@@ -125,8 +125,9 @@ def _batches(requests: Sequence[Request], size: int) -> Iterator[list[Request]]:
         groups[f"{r.mode}|{sorted(r.decoding.items())}"].append(r)
     for group in groups.values():
         group.sort(key=lambda r: (r.prompt.system or "", r.prompt.user, r.origin.sample))
-        for i in range(0, len(group), size):
-            yield group[i : i + size]
+        step = size(group[0].mode)
+        for i in range(0, len(group), step):
+            yield group[i : i + step]
 
 
 def ask(
@@ -142,22 +143,23 @@ def ask(
     that sample) is stored as an answer without text, which scoring reads as invalid.
     """
     pending = [r for r in requests if not store.has(r.key)]
-    # A backend that shares prefixes across a batch says how many it can use at once.
-    size = max(BATCH, model.preferred_batch)
     done = 0
-    for batch in _batches(pending, size):
+    # A backend that shares prefixes or decodes many sequences together says how many
+    # requests of a mode it can use at once.
+    for batch in _batches(pending, lambda mode: max(BATCH, model.preferred_batch(mode))):
         prompts = [r.prompt for r in batch]
-        replies: Sequence[OptionProbs | str | Completion | Failure | None] = (
-            model.option_probs(prompts)
+        replies: Iterable[tuple[int, OptionProbs | str | Completion | Failure | None]] = (
+            enumerate(model.option_probs(prompts))
             if batch[0].mode == "logprob"
-            else model.generate(
+            else model.generate_as_ready(
                 prompts,
                 Sampling(**batch[0].decoding),
                 [r.seed for r in batch],
                 [r.until for r in batch],
             )
         )
-        for req, reply in zip(batch, replies, strict=True):
+        for i, reply in replies:  # each stored as it comes: an interrupt loses none of them
+            req = batch[i]
             if isinstance(reply, Failure):
                 store.add_failure(req.key, req.origin.instrument, req.origin.item, reply.error)
             else:
