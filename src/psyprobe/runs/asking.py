@@ -158,19 +158,17 @@ def ask(
                 [r.until for r in batch],
             )
         )
+        first = batch[0].origin
+        what = (
+            first.instrument if first.role == "answer" else f"{first.role}s on {first.instrument}"
+        )
         for i, reply in replies:  # each stored as it comes: an interrupt loses none of them
             req = batch[i]
             if isinstance(reply, Failure):
                 store.add_failure(req.key, req.origin.instrument, req.origin.item, reply.error)
             else:
                 store.add(_record(req, model.info, reply))
-        done += len(batch)
-        if progress:
-            first = batch[0].origin
-            what = (
-                first.instrument
-                if first.role == "answer"
-                else f"{first.role}s on {first.instrument}"
-            )
-            progress(what, done, len(pending))
+            done += 1
+            if progress:  # per answer: one call of a batching backend can run for minutes
+                progress(what, done, len(pending))
     return len(pending)
