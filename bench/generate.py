@@ -14,7 +14,11 @@ One run measures, side by side on the same machine and moment:
      with the scores and CIs of b and c, how many answers batch rounding drew apart, and how
      many of the rest read differently (must be 0);
   3. the safety suite at ``--safety-limit`` items per suite (greedy, 96 tokens), before and
-     after, through the command line, with how many answers are identical.
+     after, through the command line, with how many answers are identical (0: skipped).
+
+For b and c it prints the floor no float32 path can beat on this machine: the matrix products
+of the tokens the model ran (each shared prompt prefix once, every decoded token) at the square
+matmul rate.
 
     git worktree add /tmp/before REV    # the code before batching (41ee291)
     git worktree add /tmp/previous REV  # an earlier batched version
@@ -32,11 +36,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 import psyprobe
+from psyprobe.models.hf import HFModel
+from psyprobe.models.registry import ALIASES
 from psyprobe.records import ResponseRecord
 from psyprobe.runs.store import ResponseStore
 
@@ -52,6 +59,7 @@ SLICE = dict(
 )
 FULL_ANSWERS = 71 * 120 * 3
 GFLOP_PER_TOKEN = 0.27  # SmolLM2-135M: 2 × (non-embedding + vocabulary projection) parameters
+GFLOP_PER_PROMPT_TOKEN = 0.212  # ... without the vocabulary projection (run at the last token only)
 
 # Today's one-at-a-time path, run in the tree given by --before: HFModel.generate per prompt.
 ONE_AT_A_TIME = """
@@ -69,13 +77,18 @@ print(time.perf_counter() - start)
 """
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+def matmul_gflops(n: int = 1024, repeats: int = 20, rounds: int = 5) -> float:
+    """The best of several rounds: one round alone read 89 GFLOP/s where another run on the
+    same machine, minutes before, read 136 (bench/RESULTS.md)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def records(folder: Path) -> list[ResponseRecord]:
@@ -94,10 +107,30 @@ print(time.perf_counter() - start)
 """
 
 
-def measure_slice(folder: Path, stop_when_read: bool) -> tuple[float, psyprobe.RunResults]:
+def measure_slice(folder: Path, stop_when_read: bool) -> Slice:
     start = time.perf_counter()
-    results = psyprobe.measure("hf:smollm2", out=folder, stop_when_read=stop_when_read, **SLICE)
-    return time.perf_counter() - start, results
+    model = HFModel.load("hf:smollm2", ALIASES["smollm2"].path())
+    loaded = time.perf_counter() - start
+    results = psyprobe.measure(model, out=folder, stop_when_read=stop_when_read, **SLICE)
+    took = time.perf_counter() - start
+    return Slice(took, loaded, results, records(folder), model.tokens_evaluated)
+
+
+@dataclass
+class Slice:
+    """One timed run of the slice: seconds in all, of them loading the model (once per run,
+    so the projection counts it once), the results and records, and the tokens the model ran
+    (each shared prompt prefix once, and every decoded token)."""
+
+    seconds: float
+    load: float
+    results: psyprobe.RunResults
+    records: list[ResponseRecord]
+    ran: int
+
+    def projected_min(self) -> float:
+        per_answer = (self.seconds - self.load) / len(self.records)
+        return (self.load + per_answer * FULL_ANSWERS) / 60
 
 
 def cli(src: str | None, *args: str) -> float:
@@ -120,7 +153,7 @@ def main() -> None:
     parser.add_argument("--before", help="src directory of the code before (git worktree)")
     parser.add_argument("--previous", help="src directory of an earlier batched version")
     parser.add_argument("--one-at-a-time", type=int, default=48, help="answers, before")
-    parser.add_argument("--safety-limit", type=int, default=50)
+    parser.add_argument("--safety-limit", type=int, default=50, help="0: no safety suite")
     args = parser.parse_args()
     info = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next(
@@ -133,19 +166,25 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="psyprobe-bench-"))
 
     print("\nstudy A generate protocol, 10 % slice (SD-3 + BFI x 12 orders x 3 samples):")
-    full_s, full = measure_slice(work / "full", stop_when_read=False)
-    short_s, short = measure_slice(work / "short", stop_when_read=True)
-    full_rec, short_rec = records(work / "full"), records(work / "short")
-    for name, took, recs in (
-        ("batched", full_s, full_rec),
-        ("+ stop-when-read", short_s, short_rec),
-    ):
-        generated = sum(r.tokens or 0 for r in recs)
+    full = measure_slice(work / "full", stop_when_read=False)
+    short = measure_slice(work / "short", stop_when_read=True)
+    for name, run in (("batched", full), ("+ stop-when-read", short)):
+        answers = len(run.records)
+        generated = sum(r.tokens or 0 for r in run.records)
+        # The matrix products alone at the square-matmul rate: the time no fp32 path can beat.
+        floor = (
+            run.ran * GFLOP_PER_PROMPT_TOKEN
+            + generated * (GFLOP_PER_TOKEN - GFLOP_PER_PROMPT_TOKEN)
+        ) / gflops
         print(
-            f"  {name:<18} {len(recs)} answers in {took:6.1f} s ({len(recs) / took:5.1f}/s), "
-            f"{generated / len(recs):4.1f} tokens each, {generated / took:5.0f} generated "
-            f"tokens/s = {generated / took / limit:.2f} of the limit; full protocol ≈ "
-            f"{took * FULL_ANSWERS / len(recs) / 60:5.1f} min"
+            f"  {name:<18} {answers} answers in {run.seconds:6.1f} s "
+            f"({answers / run.seconds:5.1f}/s), {generated / answers:4.1f} tokens each, "
+            f"{generated / run.seconds:5.0f} generated tokens/s = "
+            f"{generated / run.seconds / limit:.2f} of the limit; full protocol ≈ "
+            f"{run.projected_min():5.1f} min (the model load, {run.load:.1f} s, once)\n"
+            f"  {'':<18} {run.ran} tokens run: matrix products alone {floor:5.1f} s at the "
+            f"matmul rate ({floor / run.seconds:.2f} of the time); full protocol ≥ "
+            f"{floor * FULL_ANSWERS / answers / 60:4.1f} min"
         )
     if args.previous:
         proc = subprocess.run(
@@ -154,16 +193,16 @@ def main() -> None:
             env={**os.environ, "PYTHONPATH": args.previous},
         )  # fmt: skip
         took = float(proc.stdout.strip().splitlines()[-1])
+        answers = len(short.records)
         print(
-            f"  {'previous batched':<18} {len(short_rec)} answers in {took:6.1f} s "
-            f"({len(short_rec) / took:5.1f}/s); full protocol ≈ "
-            f"{took * FULL_ANSWERS / len(short_rec) / 60:5.1f} min; "
-            f"now {took / short_s:.2f}x faster"
+            f"  {'previous batched':<18} {answers} answers in {took:6.1f} s "
+            f"({answers / took:5.1f}/s), the model load included; "
+            f"now {took / short.seconds:.2f}x faster"
         )
     slots = ["instrument", "item", "order_index", "sample"]
     reads = (
-        full.answers()
-        .merge(short.answers(), on=slots, suffixes=("_full", "_short"))
+        full.results.answers()
+        .merge(short.results.answers(), on=slots, suffixes=("_full", "_short"))
         .fillna({"chosen_full": "", "chosen_short": ""})
     )
     # The two runs batch their sequences differently (answers end at other steps), and float32
@@ -180,7 +219,7 @@ def main() -> None:
         f"of {int(same_draws.sum())} (must be 0)"
     )
     print("  scores (batched | + stop-when-read), 95 % CI:")
-    a, b = full.to_pandas(), short.to_pandas()
+    a, b = full.results.to_pandas(), short.results.to_pandas()
     for (inst, dim), row in a.iterrows():
         other = b.loc[(inst, dim)]
         print(
@@ -189,7 +228,7 @@ def main() -> None:
         )
 
     if args.before:
-        sample = sorted(full_rec, key=lambda r: r.key)[: args.one_at_a_time]
+        sample = sorted(full.records, key=lambda r: r.key)[: args.one_at_a_time]
         asked = [
             {"system": r.system, "user": r.user, "labels": r.labels, "seed": r.seed} for r in sample
         ]
@@ -202,9 +241,11 @@ def main() -> None:
         print(
             f"  one at a time (before): {len(sample)} answers in {alone_s:.1f} s "
             f"({per:.2f} s each); full protocol ≈ {per * FULL_ANSWERS / 60:.0f} min; "
-            f"batched + stop-when-read is {per * len(short_rec) / short_s:.1f}x faster"
+            f"batched + stop-when-read is {per * len(short.records) / short.seconds:.1f}x faster"
         )
 
+    if not args.safety_limit:
+        return
     print(f"\nsafety suite, --limit {args.safety_limit}, hf:smollm2, greedy:")
     trees = {"after": None, **({"before": args.before} if args.before else {})}
     seconds: dict[str, float] = {}
