@@ -16,9 +16,9 @@ One run measures, side by side on the same machine and moment:
   3. the safety suite at ``--safety-limit`` items per suite (greedy, 96 tokens), before and
      after, through the command line, with how many answers are identical (0: skipped).
 
-For b and c it prints the floor no float32 path can beat on this machine: the matrix products
-of the tokens the model ran (each shared prompt prefix once, every decoded token) at the square
-matmul rate.
+For b and c it prints a floor: how long the matrix products of the tokens the model ran (each
+shared prompt prefix once, every decoded token) take at the square-matmul rate — no float32
+path that runs those tokens can be faster on this machine.
 
     git worktree add /tmp/before REV    # the code before batching (41ee291)
     git worktree add /tmp/previous REV  # an earlier batched version
@@ -171,7 +171,7 @@ def main() -> None:
     for name, run in (("batched", full), ("+ stop-when-read", short)):
         answers = len(run.records)
         generated = sum(r.tokens or 0 for r in run.records)
-        # The matrix products alone at the square-matmul rate: the time no fp32 path can beat.
+        # The matrix products of these tokens alone, at the square-matmul rate (the floor).
         floor = (
             run.ran * GFLOP_PER_PROMPT_TOKEN
             + generated * (GFLOP_PER_TOKEN - GFLOP_PER_PROMPT_TOKEN)
