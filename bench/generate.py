@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,18 +78,25 @@ print(time.perf_counter() - start)
 """
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20, rounds: int = 5) -> float:
-    """The best of several rounds: one round alone read 89 GFLOP/s where another run on the
-    same machine, minutes before, read 136 (bench/RESULTS.md)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
+def rate(product: Callable[[], object], flops: float, rounds: int = 5) -> float:
+    """GFLOP/s (or GOP/s) of ``product``, the best of several rounds of about 0.2 s: one round
+    alone read 89 GFLOP/s where another run on the same machine, minutes before, read 136
+    (bench/RESULTS.md)."""
+    start = time.perf_counter()
+    product()
+    repeats = max(1, round(0.2 / (time.perf_counter() - start)))
     best = 0.0
     for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(repeats):
-            a @ b
-        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9)
+            product()
+        best = max(best, flops * repeats / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def matmul_gflops(n: int = 1024) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return rate(lambda: a @ b, 2 * n**3)
 
 
 def records(folder: Path) -> list[ResponseRecord]:

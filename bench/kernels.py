@@ -18,7 +18,6 @@ The protocol's matrix products alone take 11-17 minutes at the square float32 ma
 from __future__ import annotations
 
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -29,11 +28,10 @@ import torch
 import torch.nn.functional as F
 
 import psyprobe
+from generate import rate, records
 from psyprobe.models.hf import HFModel
 from psyprobe.models.llamacpp import LlamaCppModel
 from psyprobe.models.registry import ALIASES
-from psyprobe.records import ResponseRecord
-from psyprobe.runs.store import ResponseStore
 
 ROWS = 128  # a decode step (models/hf.py: DECODE_ROWS)
 LAYERS = 30
@@ -42,21 +40,6 @@ LAYERS = 30
 SHAPES = [(576, 576, 2 * LAYERS), (576, 192, 2 * LAYERS), (576, 1536, 2 * LAYERS)]
 SHAPES += [(1536, 576, LAYERS), (576, 49152, 1)]
 ASKED = dict(instruments=["sd3", "bfi"], orders="random:4", respondents=0, mode="logprob")
-
-
-def rate(product: Callable[[], Any], flops: float, rounds: int = 5) -> float:
-    """GFLOP/s (or GOP/s), the best of several rounds of about 0.2 s: this machine's rate
-    moves by half between runs minutes apart (bench/RESULTS.md)."""
-    start = time.perf_counter()
-    product()
-    repeats = max(1, round(0.2 / (time.perf_counter() - start)))
-    best = 0.0
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            product()
-        best = max(best, flops * repeats / (time.perf_counter() - start) / 1e9)
-    return best
 
 
 def kernels(inputs: int, outputs: int) -> dict[str, Callable[[], Any]]:
@@ -125,10 +108,9 @@ def emulated(model: HFModel, activations: Callable[[Any], Any]) -> list[torch.nn
 
 
 def option_probs(model: Any) -> dict[tuple[str, str, int], np.ndarray]:
-    out = Path(tempfile.mkdtemp()) / "run"
-    psyprobe.measure(model, out=out, **ASKED)
-    with ResponseStore(out / "responses.sqlite") as store:
-        found: list[ResponseRecord] = list(store.records())
+    with tempfile.TemporaryDirectory() as folder:
+        psyprobe.measure(model, out=folder, **ASKED)
+        found = records(Path(folder))
     return {(r.instrument, r.item, r.order_index): np.array(r.probs) for r in found}
 
 
