@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+import runpy
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import REPO, SD3_LATIN, dimension_scores, psyprobe
+from conftest import REPO, probs_by_prompt, records
 from psyprobe import load, load_safety, measure, measure_safety
 from psyprobe.errors import UserError
 from psyprobe.report.results import RunResults
 
 SD3 = {"instruments": ["sd3"], "orders": "latin", "respondents": 0}
+SD3_FIXED = {"instruments": ["sd3"], "orders": "fixed", "respondents": 0}
 
 
 @pytest.fixture
@@ -26,20 +27,15 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_the_one_liner_prints_score_ci_and_verdict_per_dimension(tmp_path: Path) -> None:
-    code = (
-        "import psyprobe; r = psyprobe.measure('sim:Machiavellianism=2', instruments=['sd3'], "
-        "orders='latin'); print(r.to_pandas())"
-    )
-    shown = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-        env={**os.environ, "PSYPROBE_CACHE": str(tmp_path / "cache")},
-    ).stdout
-    lines = shown.splitlines()
+@pytest.mark.unit
+def test_the_one_liner_prints_score_ci_and_verdict_per_dimension(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psyprobe
+
+    r = psyprobe.measure("sim:Machiavellianism=2", instruments=["sd3"], orders="latin")
+    print(r.to_pandas())
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["score", "ci_low", "ci_high", "validity"]
     rows = {line.split()[-5]: line.split()[-4:] for line in lines[2:]}
     assert set(rows) == {"Machiavellianism", "Narcissism", "Psychopathy"}
@@ -47,6 +43,7 @@ def test_the_one_liner_prints_score_ci_and_verdict_per_dimension(tmp_path: Path)
     assert all(row[3] in ("ok", "weak", "no_signal") for row in rows.values())
 
 
+@pytest.mark.unit
 def test_results_are_the_typed_results_json_and_resume_from_the_cache(cache: Path) -> None:
     first = measure("sim:Machiavellianism=2,spread=0.5", **SD3)
     folder = first.directory
@@ -67,6 +64,7 @@ def test_results_are_the_typed_results_json_and_resume_from_the_cache(cache: Pat
     assert {"z", "d", "p", "alpha", "norm_mean", "validity_reasons"} <= set(detail.columns)
 
 
+@pytest.mark.unit
 def test_an_open_model_and_bad_models_and_settings(tmp_path: Path) -> None:
     from psyprobe.models import open_model
 
@@ -85,27 +83,29 @@ def test_an_open_model_and_bad_models_and_settings(tmp_path: Path) -> None:
         measure("sim:Narcissism=4", colour="red")
 
 
-@pytest.mark.slow
+@pytest.mark.torch
 def test_a_transformers_model_in_memory_scores_as_hf_smollm2_through_the_cli(
-    tmp_path: Path, cache: Path
+    tmp_path: Path, hf_sd3_run: Path
 ) -> None:
+    """Prompt by prompt against the session's hf:smollm2 run: SD-3's items in the scale's order
+    are among its prompts."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from psyprobe.models import ALIASES
     from psyprobe.models.hf import saved_model_dir
 
-    cli = tmp_path / "cli"
-    psyprobe("run", "--model", "hf:smollm2", *SD3_LATIN, "--out", str(cli))
     folder, _ = saved_model_dir(ALIASES["smollm2"].path())
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model.train()  # the API measures in eval mode and gives the mode back
-    plain = measure(model, tokenizer=tokenizer, out=tmp_path / "memory", **SD3)
+    plain = measure(model, tokenizer=tokenizer, out=tmp_path / "memory", **SD3_FIXED)
     assert model.training and tokenizer.padding_side == "right"  # the caller's objects as given
-    scores = {d: s.score for d, s in plain.instruments["sd3"].dimensions.items()}
-    for dim, expected in dimension_scores(cli).items():
-        assert scores[dim] == pytest.approx(expected, abs=1e-4)
+    assert plain.directory is not None
+    memory, cli = probs_by_prompt(plain.directory), probs_by_prompt(hf_sd3_run)
+    assert len(memory) == 27
+    for prompt, probs in memory.items():
+        assert probs == pytest.approx(cli[prompt], abs=1e-4)
     assert plain.model.spec.startswith("hf-memory:")
     # a forward hook changes the answers; the fingerprint tells the models apart, so nothing
     # measured without the hook is reused with it
@@ -115,32 +115,45 @@ def test_a_transformers_model_in_memory_scores_as_hf_smollm2_through_the_cli(
         return (out[0] * 3.0, *out[1:]) if isinstance(out, tuple) else out * 3.0
 
     handle = layer.register_forward_hook(triple)
-    hooked = measure(model, tokenizer=tokenizer, **SD3)
+    hooked = measure(model, tokenizer=tokenizer, **SD3_FIXED)
     handle.remove()
     assert hooked.model.fingerprint != plain.model.fingerprint
     assert hooked.model.fingerprint.endswith(":hooked")
-    assert hooked.store.n_responses == 270
+    assert hooked.store.n_responses == 27
+    scores = {d: s.score for d, s in plain.instruments["sd3"].dimensions.items()}
     moved = {d: s.score for d, s in hooked.instruments["sd3"].dimensions.items()}
     assert moved != pytest.approx(scores, abs=1e-3)
 
 
-@pytest.mark.slow
-def test_safety_results_as_a_frame(tmp_path: Path) -> None:
-    results = measure_safety("smollm2", ["privacy"], limit=4, out=tmp_path / "safety")
+@pytest.mark.model
+def test_safety_results_as_a_frame_reproduce_the_command_line(
+    tmp_path: Path, safety_run: Path
+) -> None:
+    """The API from scratch gives the session's command-line run's privacy tasks exactly
+    (greedy answers, the same seed: item selection is per suite)."""
+    results = measure_safety("smollm2", ["privacy"], limit=5, seed=1, out=tmp_path / "safety")
     frame = results.to_pandas()
     assert set(frame["task"]) == set(results.tasks)
     assert frame["headline"].sum() == len(results.tasks)
     assert load_safety(tmp_path / "safety") == results
     assert len(results.answers()) == results.store.answers
+    cli = load_safety(safety_run)
+    assert results.tasks and {k: cli.tasks[k] for k in results.tasks} == results.tasks
 
 
-@pytest.mark.slow
-def test_the_notebook_example_runs(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, str(REPO / "examples" / "notebook.py"), str(tmp_path / "out")],
-        check=True,
-        capture_output=True,
-        timeout=900,
-        env={**os.environ, "PSYPROBE_CACHE": str(tmp_path / "cache")},
-    )
-    assert (tmp_path / "out" / "sd3-three-ways.png").stat().st_size > 10_000
+@pytest.mark.torch
+def test_the_notebook_example_runs(
+    tmp_path: Path, sd3_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script as a user runs it, in this process. Its embedded SD-3 run has the settings of
+    the session's: copied in, it resumes with nothing to ask; the steered model is asked."""
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copytree(sd3_run, out / "smollm2")
+    monkeypatch.setattr(sys, "argv", ["notebook.py", str(out)])
+    runpy.run_path(str(REPO / "examples" / "notebook.py"), run_name="__main__")
+    assert (out / "sd3-three-ways.png").stat().st_size > 10_000
+    # resumed: the same 270 answers, none asked again
+    assert [r["created"] for r in records(out / "smollm2")] == [
+        r["created"] for r in records(sd3_run)
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from psyprobe.models.base import Failure, Until
 from psyprobe.prompting import Prompt
 from psyprobe.runs.asking import BATCH, Origin, Request, ask, derive_seed, make_request
 from psyprobe.runs.store import ResponseStore
+
+pytestmark = pytest.mark.unit
 
 INFO = ModelInfo(spec="fake", backend="fake", fingerprint="f", modes=("generate", "logprob"))
 
@@ -92,3 +96,64 @@ def test_modes_are_batched_apart_and_answers_stored_as_each_batch_returns(tmp_pa
 def test_derived_seeds_depend_only_on_their_parts() -> None:
     assert derive_seed(0, "item-1") == derive_seed(0, "item-1") != derive_seed(1, "item-1")
     assert 0 <= derive_seed("x") < 2**31
+
+
+# --- keys: one answer per question ----------------------------------------------------------
+
+
+def test_two_questions_with_one_prompt_are_two_answers(tmp_path: Path) -> None:
+    """The same statement in two instruments, or twice in one: the prompt is the same, the
+    questions are not (before, the second answer replaced the first under one key)."""
+    prompt = Prompt(None, "I like to get revenge on authorities.", ("A", "B"))
+    origins = [Origin("sd3", "1"), Origin("mine", "1"), Origin("mine", "2")]
+    requests = [make_request(INFO, prompt, "logprob", Sampling(), 0, o) for o in origins]
+    assert len({r.key for r in requests}) == 3
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        assert ask(FakeModel(), requests, store) == 3
+        stored = sorted((r.instrument, r.item) for r in store.records())
+    assert stored == [("mine", "1"), ("mine", "2"), ("sd3", "1")]
+
+
+def test_a_store_written_before_keys_named_the_question_is_adopted(tmp_path: Path) -> None:
+    """An old store filed each answer under a key of its prompt alone: a rerun adopts each
+    answer for the question it says it answers, and asks the question whose answer was lost
+    to the old collision (the store kept the last writer's)."""
+    from dataclasses import replace
+
+    from psyprobe.runs.asking import _key, _record
+
+    prompt = Prompt(None, "I like to get revenge on authorities.", ("A", "B"))
+    first, second = (
+        make_request(INFO, prompt, "logprob", Sampling(), 0, Origin(name, "1"))
+        for name in ("sd3", "mine")
+    )
+    path = tmp_path / "s.sqlite"
+    with ResponseStore(path) as store:  # the old scheme: one key, the last writer's answer
+        old = _key(INFO, first)
+        store.add(_record(replace(second, key=old), INFO, OptionProbs(probs=[0.2, 0.8])))
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 0")  # as every store written before
+    with ResponseStore(path) as store:
+        assert store.legacy
+        model = FakeModel()
+        assert ask(model, [first, second], store) == 1  # "mine" adopted, "sd3" asked
+        assert model.calls == [("logprob", 1)]
+        held = {r.instrument: (r.key, r.probs) for r in store.records()}
+    assert held == {"mine": (second.key, (0.2, 0.8)), "sd3": (first.key, (0.25, 0.75))}
+
+
+class NotANumber(FakeModel):
+    """A backend that returns NaN probabilities (a fake of a broken runtime or server)."""
+
+    def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
+        return [OptionProbs(probs=[math.nan, 0.5]) for _ in prompts]
+
+
+def test_probabilities_that_are_not_numbers_are_a_failure_never_an_answer(tmp_path: Path) -> None:
+    requests = _requests(["a", "b"], "logprob")
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        assert ask(NotANumber(), requests, store) == 2
+        assert store.count() == 0
+        assert store.failures() == {"probabilities that are not numbers in [0, 1]: [nan, 0.5]": 2}
+        assert ask(FakeModel(), requests, store) == 2  # asked again, and stored
+        assert store.count() == 2

@@ -13,16 +13,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import SD3_LATIN, dimension_scores, psyprobe
+from conftest import SD3_FIXED, dimension_scores, probs_by_prompt, psyprobe, records, write_json
 from psyprobe.instruments import load_instrument
 from psyprobe.models.llama_server import llama_server as serve
 from psyprobe.models.registry import ALIASES
 from psyprobe.prompting import TEMPLATES, build_prompts
 
-pytestmark = pytest.mark.slow
 SECRET = "sk-psyprobe-test-0123456789abcdef"
 
 
@@ -33,24 +33,28 @@ def llama_server() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.model
 def test_openai_backend_logprob_agrees_with_embedded(
     llama_server: str, sd3_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Prompt by prompt: SD-3's 27 items in the scale's order, each also asked in the session's
+    latin run of the embedded model."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     out = tmp_path / "served"
     psyprobe(
         "run",
         "--model",
         f"openai:smollm2@{llama_server}",
-        *SD3_LATIN,
+        *SD3_FIXED,
         "--concurrency",
         "2",
         "--out",
         str(out),
     )
-    served, embedded = dimension_scores(out), dimension_scores(sd3_run)
-    for dim, score in embedded.items():
-        assert served[dim] == pytest.approx(score, abs=1e-6)
+    served, embedded = probs_by_prompt(out), probs_by_prompt(sd3_run)
+    assert len(served) == 27
+    for prompt, probs in served.items():
+        assert probs == pytest.approx(embedded[prompt], abs=1e-6)
     # the key travelled in a header only: nothing written holds it
     written = [p for p in out.rglob("*") if p.is_file()]
     assert len(written) > 5
@@ -58,6 +62,7 @@ def test_openai_backend_logprob_agrees_with_embedded(
         assert SECRET.encode() not in path.read_bytes(), path.name
 
 
+@pytest.mark.model
 def test_openai_backend_generate_agrees_with_embedded(llama_server: str, tmp_path: Path) -> None:
     greedy = [
         "--instrument",
@@ -97,18 +102,16 @@ def test_openai_backend_generate_agrees_with_embedded(llama_server: str, tmp_pat
         assert a[dim] == pytest.approx(b[dim], abs=0.5)
 
 
-def test_hf_backend_agrees_with_embedded(sd3_run: Path, tmp_path: Path) -> None:
-    out = tmp_path / "hf"
-    psyprobe("run", "--model", "hf:smollm2", *SD3_LATIN, "--out", str(out))
-    hf, embedded = dimension_scores(out), dimension_scores(sd3_run)
+@pytest.mark.torch
+def test_hf_backend_agrees_with_embedded(sd3_run: Path, hf_sd3_run: Path) -> None:
+    hf, embedded = dimension_scores(hf_sd3_run), dimension_scores(sd3_run)
     for dim, score in embedded.items():
         assert hf[dim] == pytest.approx(score, abs=0.1)
 
 
-def test_hf_batched_equals_unbatched() -> None:
-    from psyprobe.models.hf import HFModel
-
-    model = HFModel.load("hf:smollm2", ALIASES["smollm2"].path(), batch_size=4)
+@pytest.mark.torch
+def test_hf_batched_equals_unbatched(hf_smollm2: Any) -> None:
+    model = hf_smollm2
     questions = load_instrument("bfi").questions()[:2] + load_instrument("swls").questions()[:2]
     prompts = [p.prompt for p in build_prompts("x", questions, "fixed", TEMPLATES["study-a"])]
     texts = [model.render(p) for p in prompts]
@@ -120,6 +123,7 @@ def test_hf_batched_equals_unbatched() -> None:
         assert float((batched[i] - alone).abs().max()) <= 1e-3
 
 
+@pytest.mark.model
 def test_dry_run_counts_prompts_and_tokens_without_asking(tmp_path: Path) -> None:
     out = tmp_path / "never"
     proc = psyprobe(
@@ -157,22 +161,82 @@ def test_dry_run_counts_prompts_and_tokens_without_asking(tmp_path: Path) -> Non
     assert "(estimated)" in proc.stdout and "estimated cost" in proc.stdout
 
 
+@pytest.mark.unit
 def test_models_lists_aliases_and_backends() -> None:
     out = psyprobe("models").stdout
     for name in ("smollm2", "gemma3-270m", "gguf:PATH", "hf:PATH", "openai:MODEL", "replay:FILE"):
         assert name in out
 
 
-def test_hf_shared_prefixes_equal_the_unshared_computation() -> None:
-    from psyprobe.models.hf import HFModel
-
-    model = HFModel.load("hf:smollm2", ALIASES["smollm2"].path())
-    questions = load_instrument("sd3").questions()[:6] + load_instrument("bfi").questions()[:6]
+@pytest.mark.torch
+def test_hf_shared_prefixes_equal_the_unshared_computation(hf_smollm2: Any) -> None:
+    """Two items of each of two instruments under ten orders: prefixes shared within an item,
+    an instrument's template and between instruments."""
+    model = hf_smollm2
+    questions = load_instrument("sd3").questions()[:2] + load_instrument("bfi").questions()[:2]
     prompts = [p.prompt for p in build_prompts("x", questions, "latin", TEMPLATES["study-a"])]
     texts = [model.render(p) for p in prompts]
+    before = model.tokens_evaluated  # the session's model has answered other tests before
     shared = model.shared_prefix_logprobs(texts)
-    assert model.tokens_evaluated < 0.5 * sum(
+    assert model.tokens_evaluated - before < 0.5 * sum(
         len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts
     )  # the prefixes really were shared
     plain = model.next_token_logprobs(texts)
     assert float((shared - plain).abs().max()) <= 1e-4
+
+
+STATEMENT = "I like to get revenge on authorities."
+TWIN = {
+    "name": "Twin A",
+    "scale": {
+        "min": 1,
+        "max": 5,
+        "labels": [
+            "Disagree", "Slightly disagree", "Neither agree nor disagree", "Slightly agree",
+            "Agree",
+        ],
+    },
+    "dimensions": ["D"],
+    "items": [
+        {"id": 1, "text": STATEMENT, "dimension": "D"},
+        {"id": 2, "text": STATEMENT, "dimension": "D", "reverse": True},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("smollm2", marks=pytest.mark.model),
+        pytest.param("hf:smollm2", marks=pytest.mark.torch),
+        pytest.param("server", marks=pytest.mark.model),
+    ],
+)
+def test_questions_that_share_a_statement_are_answered_apart(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """One statement twice in one instrument (once reversed) and once in another: three
+    questions, three answers (one key per prompt once made the last overwrite the others and
+    left an instrument without scores). Asked alike, an item and its reversal average to the
+    scale's midpoint exactly."""
+    spec = (
+        f"openai:smollm2@{request.getfixturevalue('llama_server')}"
+        if backend == "server"
+        else backend
+    )
+    a = write_json(tmp_path / "a.json", TWIN)
+    b = write_json(tmp_path / "b.json", TWIN | {"name": "Twin B", "items": TWIN["items"][:1]})
+    out = tmp_path / "run"
+    ran = psyprobe(
+        "run", "--model", spec, "--instrument", str(a), "--instrument", str(b),
+        "--orders", "fixed", "--respondents", "0", "--out", str(out),
+    )  # fmt: skip
+    assert "3 new answers, 3 stored" in ran.stderr
+    rows = records(out)
+    assert sorted((r["instrument"], r["item"]) for r in rows) == [
+        ("twina", "1"), ("twina", "2"), ("twinb", "1")
+    ]  # fmt: skip
+    for row in rows:  # the same prompt, the same answer (transformers: up to float rounding)
+        assert row["probs"] == pytest.approx(rows[0]["probs"], abs=1e-5)
+    twin_a, twin_b = dimension_scores(out, "twina")["D"], dimension_scores(out, "twinb")["D"]
+    assert twin_a == pytest.approx(3.0, abs=1e-5) and twin_b is not None

@@ -11,6 +11,8 @@ torch = pytest.importorskip("torch")
 
 from psyprobe.models.hf import DRAW_BLOCK, _draws  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 
 def _defined(logits: torch.Tensor, temperature: float, seeds: list[int]) -> tuple[list[int], ...]:
     """The draw by definition, float64 throughout; with each row's point on the cumulative

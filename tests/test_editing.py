@@ -31,18 +31,9 @@ from psyprobe.report.results import RunResults
 from psyprobe.runs import ResponseStore
 from psyprobe.study.summary import StudySummary
 
-pytestmark = pytest.mark.slow
-
 PROMPT = Prompt(
     None, "Reply with the number of your option first.\n1. Yes\n2. No\nAnswer:", ("1", "2")
 )
-
-
-@pytest.fixture(scope="module")
-def hf() -> Any:
-    model = open_model("hf:smollm2")
-    yield model
-    model.close()
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +50,9 @@ def _logits(hf: Any) -> torch.Tensor:
     return hf.next_token_logprobs([hf.render(PROMPT)])
 
 
-def test_hooks_change_outputs_and_removal_restores_them_exactly(hf: Any) -> None:
+@pytest.mark.torch
+def test_hooks_change_outputs_and_removal_restores_them_exactly(hf_smollm2: Any) -> None:
+    hf = hf_smollm2
     before = _logits(hf)
     push = torch.randn(hf.model.config.hidden_size, generator=torch.Generator().manual_seed(0))
     with steering(hf.model, [(13, 4 * push)]):
@@ -73,6 +66,7 @@ def test_hooks_change_outputs_and_removal_restores_them_exactly(hf: Any) -> None
     assert torch.equal(before, _logits(hf))
 
 
+@pytest.mark.torch
 def test_vector_save_load_round_trip(tmp_path: Path) -> None:
     vector = SteeringVector(
         {3: torch.arange(8, dtype=torch.float32), 5: -torch.ones(8)},
@@ -84,6 +78,7 @@ def test_vector_save_load_round_trip(tmp_path: Path) -> None:
     assert all(torch.equal(loaded.layers[k], v) for k, v in vector.layers.items())
 
 
+@pytest.mark.torch
 def test_control_vector_export_reads_back_in_llama_cpp_layout(
     vector_file: Path, tmp_path: Path
 ) -> None:
@@ -99,6 +94,7 @@ def test_control_vector_export_reads_back_in_llama_cpp_layout(
     assert torch.equal(torch.from_numpy(tensors["direction.14"].copy()), vector.layers[13])
 
 
+@pytest.mark.torch
 def test_built_vector_carries_its_provenance(vector_file: Path) -> None:
     vector = load_vector(vector_file)
     meta = vector.metadata
@@ -112,13 +108,17 @@ def test_built_vector_carries_its_provenance(vector_file: Path) -> None:
     assert all(v > 0 for v in meta["norms"].values())
 
 
+@pytest.mark.torch
 def test_sweep_measures_every_cell_and_writes_a_typed_summary(
     vector_file: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "sweep"
+    # the model as itself, the scale's order: 44 prompts a cell show cells that differ and
+    # a resume that asks nothing (a population would multiply them and test nothing more)
     args = [
         "steer", "sweep", "--model", "hf:smollm2", "--vector", str(vector_file),
-        "--layers", "13", "--coefficients=-8,8", "--orders", "fixed", "--out", str(out),
+        "--layers", "13", "--coefficients=-8,8", "--orders", "fixed", "--respondents", "0",
+        "--out", str(out),
     ]  # fmt: skip
     printed = psyprobe(*args).stdout
     data = SweepSummary.model_validate_json((out / "sweep.json").read_text())
@@ -129,8 +129,11 @@ def test_sweep_measures_every_cell_and_writes_a_typed_summary(
     base = RunResults.load(out / "base").instruments["bfi"].dimensions["Agreeableness"]
     assert cells[0.0].score == base.score
     assert cells[-8.0].score != cells[8.0].score
-    assert data.choice.layer == 13 and f"{vector_file}:13@COEF" in data.use
-    assert "chosen layer 13" in printed
+    # SmolLM2 puts under half its probability on BFI's labels even unsteered: a score read
+    # from such answers is no effect to choose a layer by, and the sweep says so
+    assert cells[0.0].valid_rate is not None and cells[0.0].valid_rate < 0.5
+    assert data.choice.layer is None and data.use is None
+    assert "none chosen" in printed and "(unsteered, " in printed
     # a rerun resumes: every cell is read back from its store, nothing is asked again
     stores = sorted(out.glob("*/responses.sqlite"))
     assert len(stores) == 3
@@ -146,9 +149,10 @@ def test_sweep_measures_every_cell_and_writes_a_typed_summary(
     again = psyprobe(*args).stdout
     assert counts() == before
     assert SweepSummary.model_validate_json((out / "sweep.json").read_text()) == data
-    assert "chosen layer 13" in again
+    assert "none chosen" in again
 
 
+@pytest.mark.torch
 def test_edits_enter_the_identity_and_steer_the_model(vector_file: Path) -> None:
     base = open_model("hf:smollm2")
     plain = base.option_probs([PROMPT])[0]
@@ -172,6 +176,7 @@ def test_edits_enter_the_identity_and_steer_the_model(vector_file: Path) -> None
     base.close()
 
 
+@pytest.mark.torch
 def test_aggregators_recover_a_known_direction() -> None:
     """Paired differences = a known direction × per-pair strength + noise: mean-diff is their
     mean, pca the direction itself, signed and scaled to the mean's length along it."""
@@ -189,6 +194,7 @@ def test_aggregators_recover_a_known_direction() -> None:
     assert float(AGGREGATORS["pca"](-diffs) @ direction) < 0  # the sign follows the mean
 
 
+@pytest.mark.torch
 def test_decoder_blocks_are_found_by_name_in_each_architecture() -> None:
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
@@ -205,6 +211,7 @@ def test_decoder_blocks_are_found_by_name_in_each_architecture() -> None:
         decoder_layers(llama)
 
 
+@pytest.mark.unit
 def test_layer_choice_prefers_monotonic_valid_layers() -> None:
     """A fake table isolates the selection rule."""
 
@@ -218,8 +225,17 @@ def test_layer_choice_prefers_monotonic_valid_layers() -> None:
     }
     choice = choose_layer(table)
     assert choice.layer == 8 and "monotonic" in choice.why
+    # where no layer keeps its answers valid, none is chosen (the largest effect of answers
+    # that miss the labels is no effect)
+    broken = {
+        layer: {c: cell(v.score or 0, 0.3) for c, v in cells.items()}
+        for layer, cells in table.items()
+    }
+    none = choose_layer(broken)
+    assert none.layer is None and none.why.endswith("(unsteered, 0.30): none chosen")
 
 
+@pytest.mark.unit
 def test_dpo_pairs_follow_study_a_and_hold_out_sd3() -> None:
     pairs = dpo_pairs()
     assert len(pairs) == 170  # (9 A + 8 N items) × 10 latin orders
@@ -231,6 +247,7 @@ def test_dpo_pairs_follow_study_a_and_hold_out_sd3() -> None:
     assert a_pair["chosen"] != a_pair["rejected"] and a_pair["prompt"][1]["role"] == "user"
 
 
+@pytest.mark.e2e
 def test_dpo_smoke_run_resumes_and_gives_an_adapter_that_changes_logprobs(tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.jsonl"
     write_pairs(dpo_pairs()[:8], pairs)
@@ -239,7 +256,8 @@ def test_dpo_smoke_run_resumes_and_gives_an_adapter_that_changes_logprobs(tmp_pa
         "dpo", "train", "--model", "hf:smollm2", "--pairs", str(pairs), "--out", str(adapter),
         "--steps", "2", "--batch-size", "2", "--learning-rate", "1e-3",
     ]  # fmt: skip
-    # killed once step 1's checkpoint is complete, the rerun trains step 2 only
+    # killed once step 1's checkpoint is complete, the rerun (in this process: the kill is
+    # the point, not the rerun) trains step 2 only
     state = adapter / "trainer" / "checkpoint-1" / "trainer_state.json"
     kill_when(state.is_file, *args)
     assert state.is_file() and not (adapter / "adapter_config.json").is_file()
@@ -261,6 +279,7 @@ def test_dpo_smoke_run_resumes_and_gives_an_adapter_that_changes_logprobs(tmp_pa
     tuned.close()
 
 
+@pytest.mark.torch
 def test_capability_check_on_real_models(tmp_path: Path) -> None:
     model = open_model("smollm2")
     measure = Capability(CapabilitySettings(arc_limit=6))
@@ -291,16 +310,32 @@ def test_capability_check_on_real_models(tmp_path: Path) -> None:
 STUDY = Path(__file__).resolve().parents[1] / "studies" / "closed-loop-reduced.yaml"
 
 
-def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
-    study = STUDY
+@pytest.mark.torch
+def test_study_runs_the_grid_and_resumes_after_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted (Ctrl-C) as the second condition starts, in this process: what a study
+    resumes is its finished conditions, vectors and adapters (that answers stored before a
+    kill -9 survive it is the run's kill test)."""
+    from psyprobe.study import run as study_run
+
     out = tmp_path / "study"
+    whole = study_run.run_condition
+
+    def interrupted(study: Any, c: Any, folder: Path) -> None:
+        if c.name == "satisfied-plus":
+            raise KeyboardInterrupt
+        whole(study, c, folder)
+
+    monkeypatch.setattr(study_run, "run_condition", interrupted)
+    assert psyprobe("study", str(STUDY), "--out", str(out), check=False).returncode != 0
     first = out / "conditions" / "base" / "capability.json"
-    kill_when(first.is_file, "study", str(study), "--out", str(out))
-    assert first.is_file()
+    assert first.is_file() and not (out / "conditions" / "satisfied-plus").exists()
     kept, store = first.read_text(), first.with_name("responses.sqlite")
     with ResponseStore(store) as held:
         answers = held.count()
-    psyprobe("study", str(study), "--out", str(out))
+    monkeypatch.setattr(study_run, "run_condition", whole)
+    psyprobe("study", str(STUDY), "--out", str(out))
     # the finished condition was not asked again, and rebuilt the same from its store
     assert first.read_text() == kept
     with ResponseStore(store) as held:
@@ -325,6 +360,7 @@ def test_study_runs_the_grid_and_resumes_after_a_kill(tmp_path: Path) -> None:
     assert "Life satisfaction" in page and "<h2>Safety</h2>" in page and "+steer=" in page
 
 
+@pytest.mark.unit
 def test_bad_editing_input_is_a_one_line_error(tmp_path: Path) -> None:
     for args, needle in (
         (["steer", "build", "--model", "smollm2"], "hf:"),
@@ -337,6 +373,7 @@ def test_bad_editing_input_is_a_one_line_error(tmp_path: Path) -> None:
         assert proc.stderr.strip().count("\n") == 0, proc.stderr
 
 
+@pytest.mark.unit
 def test_bad_study_file_is_a_one_line_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nconditions:\n  - name: a\n    adapter: missing\n")

@@ -25,7 +25,6 @@ from psyprobe.records import request_key
 from psyprobe.runs.asking import Origin, make_request
 from psyprobe.scoring.parse import parse_answer, settled
 
-pytestmark = pytest.mark.slow
 SAMPLED = Sampling(temperature=0.7, max_tokens=48)
 
 
@@ -44,50 +43,47 @@ def _texts(answers: list[object]) -> list[str]:
     return [a.text for a in answers]  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="module")
-def hf() -> Model:
-    from psyprobe.models.hf import HFModel
-
-    return HFModel.load("hf:smollm2", ALIASES["smollm2"].path())
-
-
-@pytest.fixture(scope="module")
-def embedded() -> Model:
-    from psyprobe.models.llamacpp import LlamaCppModel
-
-    return LlamaCppModel("smollm2", ALIASES["smollm2"].path())
-
-
-def test_a_batched_answer_is_the_answer_asked_alone(hf: Model) -> None:
-    items = _items()
+@pytest.mark.torch
+def test_a_batched_answer_is_the_answer_asked_alone(hf_smollm2: Model) -> None:
+    hf = hf_smollm2
+    items = _items()[:8]  # 16 sampled answers: batches of several lengths and samples
     prompts = [ip.prompt for ip in items for _ in range(2)]  # two samples of every prompt
     seeds = [1000 + i for i in range(len(prompts))]
-    together = _texts(list(hf.generate(prompts, SAMPLED, seeds)))
+    sampled = SAMPLED.model_copy(update={"max_tokens": 24})  # long enough to differ
+    together = _texts(list(hf.generate(prompts, sampled, seeds)))
     assert len(set(together)) > 5  # sampled, not one canned answer
     # the same requests in another batch: reversed, and every other one
-    reordered = _texts(list(hf.generate(prompts[::-1], SAMPLED, seeds[::-1])))[::-1]
+    reordered = _texts(list(hf.generate(prompts[::-1], sampled, seeds[::-1])))[::-1]
     assert reordered == together
     for i in range(0, len(prompts), 5):
-        assert _texts(list(hf.generate([prompts[i]], SAMPLED, [seeds[i]]))) == [together[i]]
+        assert _texts(list(hf.generate([prompts[i]], sampled, [seeds[i]]))) == [together[i]]
     # another seed, another draw: the seed is what decides
-    other = _texts(list(hf.generate(prompts, SAMPLED, [s + 1 for s in seeds])))
+    other = _texts(list(hf.generate(prompts, sampled, [s + 1 for s in seeds])))
     assert other != together
 
 
-def test_greedy_batched_decoding_equals_greedy_alone(hf: Model) -> None:
-    prompts = [ip.prompt for ip in _items()]
+@pytest.mark.torch
+def test_greedy_batched_decoding_equals_greedy_alone(hf_smollm2: Model) -> None:
+    hf = hf_smollm2
+    prompts = [ip.prompt for ip in _items()[:8]]
     greedy = Sampling(temperature=0.0, max_tokens=24)
     together = _texts(list(hf.generate(prompts, greedy, [0] * len(prompts))))
     alone = [_texts(list(hf.generate([p], greedy, [0])))[0] for p in prompts]
     assert together == alone
 
 
-@pytest.mark.parametrize("backend", ["hf", "embedded"])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("hf_smollm2", marks=pytest.mark.torch),
+        pytest.param("smollm2", marks=pytest.mark.model),
+    ],
+)
 def test_stop_when_read_ends_early_and_reads_the_same(
     backend: str, request: pytest.FixtureRequest
 ) -> None:
     model: Model = request.getfixturevalue(backend)
-    items = _items()
+    items = _items()[:10]
     prompts = [ip.prompt for ip in items]
     seeds = [7 * i + 3 for i in range(len(prompts))]
     until = [partial(settled, shown=_shown(ip)) for ip in items]
@@ -104,6 +100,7 @@ def test_stop_when_read_ends_early_and_reads_the_same(
     assert shortened > 0
 
 
+@pytest.mark.model
 def test_a_generate_run_stores_tokens_and_how_each_answer_ended(tmp_path: Path) -> None:
     design = ["--instrument", "sd3", "--orders", "fixed", "--respondents", "0"]
     short, full = tmp_path / "short", tmp_path / "full"
@@ -129,6 +126,7 @@ def test_a_generate_run_stores_tokens_and_how_each_answer_ended(tmp_path: Path) 
     assert "stop_when_read" not in json.loads((full / "run.json").read_text())["settings"]
 
 
+@pytest.mark.unit
 def test_answers_stored_before_the_switch_keep_their_keys() -> None:
     """Stores and run records written before stop-when-read existed stay valid: with the
     switch off, a request's key is computed from the same decoding settings as before."""
@@ -139,11 +137,13 @@ def test_answers_stored_before_the_switch_keep_their_keys() -> None:
     before = {"temperature": 0.7, "max_tokens": 48}
     assert off.decoding == before and on.decoding == {**before, "stop_when_read": True}
     assert off.key == request_key(
-        "b|f", prompt.system, prompt.user, prompt.labels, "generate", before, 0, 0, 1
-    )
+        "b|f", prompt.system, prompt.user, prompt.labels, "generate", before, 0, 0, 1,
+        identity=("sd3", "1", 0, 0, "answer"),
+    )  # fmt: skip
     assert on.key != off.key
 
 
+@pytest.mark.torch
 def test_sliding_window_layers_decode_as_transformers_does() -> None:
     """Gemma-3 mixes full layers with sliding-window ones (a window of 512 tokens): batched
     greedy answers equal transformers' own ``generate``, one prompt at a time with the
@@ -170,12 +170,15 @@ def test_sliding_window_layers_decode_as_transformers_does() -> None:
                                               skip_special_tokens=True)  # fmt: skip
 
 
-def test_answers_are_stored_as_they_end(hf: Model, tmp_path: Path) -> None:
+@pytest.mark.torch
+def test_answers_are_stored_as_they_end(hf_smollm2: Model, tmp_path: Path) -> None:
     """One call decodes many requests, and each answer is stored the moment it ends: an
     interrupt in the middle of a call keeps the answers already finished, and the next run
     asks only the others."""
     from psyprobe.runs.asking import ask
     from psyprobe.runs.store import ResponseStore
+
+    hf = hf_smollm2
 
     class Interrupted(Model):  # a stand-in for Ctrl-C: the real model, stopped after 5 answers
         info = hf.info
@@ -192,7 +195,7 @@ def test_answers_are_stored_as_they_end(hf: Model, tmp_path: Path) -> None:
                 if n == 5:
                     raise KeyboardInterrupt
 
-    items = _items()
+    items = _items()[:10]
     requests = [
         make_request(hf.info, ip.prompt, "generate", SAMPLED, 11 * n, Origin("x", str(n)))
         for n, ip in enumerate(items)

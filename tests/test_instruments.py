@@ -12,6 +12,8 @@ from conftest import psyprobe, write_json
 from psyprobe.instruments import builtin_paths, load_instrument
 from psyprobe.instruments.schema import Formula
 
+pytestmark = pytest.mark.unit
+
 
 def test_builtins_match_the_shared_copies(shared_data: Path) -> None:
     shipped_here = {"ipip50"}  # written for psyprobe from the public-domain IPIP; no shared copy

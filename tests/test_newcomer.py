@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import REPO, SD3_LATIN, psyprobe
+from conftest import REPO, SD3_FIXED, SD3_LATIN, psyprobe
+from psyprobe.cli.main import console
 from psyprobe.report import figures
 from psyprobe.report.markdown import alpha_note, norm_statistics
 from psyprobe.safety.metrics import BOOTSTRAP_MIN_N, f1_estimate
@@ -62,8 +63,10 @@ def extremes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: root / name for name in EXTREMES}
 
 
-@pytest.mark.slow
-def test_no_signal_is_said_on_every_surface(sd3_run: Path, tmp_path: Path) -> None:
+@pytest.mark.model
+def test_no_signal_is_said_on_every_surface(
+    sd3_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     verdicts = _verdicts(sd3_run)
     silent = [k for k, v in verdicts.items() if v == "no_signal"]
     assert silent, "SmolLM2 answers SD-3 by position: its scores are no_signal"
@@ -87,13 +90,9 @@ def test_no_signal_is_said_on_every_surface(sd3_run: Path, tmp_path: Path) -> No
     sim = tmp_path / "sim"
     psyprobe("run", "--model", "sim:Machiavellianism=4", *SD3_LATIN, "--out", str(sim))
     cmp = str(tmp_path / "cmp")
-    compared = subprocess.run(  # room for whole cells: the table is wider than 80 columns
-        [sys.executable, "-m", "psyprobe", "compare", str(sd3_run), str(sim), "--out", cmp],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    # room for whole cells: the table is wider than the 120 columns a log file gets
+    monkeypatch.setattr(console, "width", 200)
+    compared = psyprobe("compare", str(sd3_run), str(sim), "--out", cmp)
     payload = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     for row in payload["comparisons"]:
         if "no_signal" in row["validity"]:
@@ -119,6 +118,7 @@ def _dimension(score: float, sd: float, z: float, **rest: Any) -> DimensionScore
     )
 
 
+@pytest.mark.unit
 def test_figures_draw_no_signal_hollow_with_a_legend(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn: list[Any] = []
     # a fake _save keeps the figure instead of writing it: what is drawn is the subject here
@@ -164,7 +164,7 @@ def test_figures_draw_no_signal_hollow_with_a_legend(monkeypatch: pytest.MonkeyP
     assert any(len(line.get_xdata()) == 3 for line in profile)
 
 
-@pytest.mark.slow
+@pytest.mark.unit
 def test_no_absurd_numbers_at_the_simulators_extremes(
     extremes: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -190,6 +190,7 @@ def test_no_absurd_numbers_at_the_simulators_extremes(
         assert abs(float(number)) < 1e6
 
 
+@pytest.mark.unit
 def test_negative_alpha_and_zero_variance_are_said_in_words() -> None:
     note = alpha_note("Narcissism", -20.047)
     assert note is not None and "says nothing about reliability" in note
@@ -200,6 +201,7 @@ def test_negative_alpha_and_zero_variance_are_said_in_words() -> None:
     assert norm_statistics(silent) == ["withheld"] * 3
 
 
+@pytest.mark.unit
 def test_a_bootstrap_ci_at_a_handful_of_answers_is_withheld_with_a_reason() -> None:
     few = f1_estimate([1, 0, 1, 0], [0, 0, 0, 0], seed=0)
     assert few.ci95 is None and few.note and str(BOOTSTRAP_MIN_N) in few.note
@@ -207,12 +209,14 @@ def test_a_bootstrap_ci_at_a_handful_of_answers_is_withheld_with_a_reason() -> N
     assert enough.ci95 is not None and enough.note is None
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_progress_reaches_a_file_while_the_run_goes_and_run_log(tmp_path: Path) -> None:
+    """A real process with its output redirected to a file; 27 prompts are enough to see a
+    progress line arrive before the results are written."""
     out, log = tmp_path / "run", tmp_path / "stdout.txt"
     with log.open("w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "psyprobe", "run", *SD3_LATIN, "--out", str(out)],
+            [sys.executable, "-m", "psyprobe", "run", *SD3_FIXED, "--out", str(out)],
             stdout=fh,
             stderr=subprocess.DEVNULL,
         )
@@ -226,12 +230,13 @@ def test_progress_reaches_a_file_while_the_run_goes_and_run_log(tmp_path: Path) 
             proc.wait(timeout=900)
     lines = log.read_text().splitlines()
     assert re.match(r"\[\d\d:\d\d:\d\d\] loading smollm2", lines[0])
-    assert any(re.search(r"asking smollm2 \(logprob\) · sd3: \d+/270 \(\d+ %\)", x) for x in lines)
+    assert any(re.search(r"asking smollm2 \(logprob\) · sd3: \d+/27 \(\d+ %\)", x) for x in lines)
     assert any("scoring" in line for line in lines)
     kept = (out / "run.log").read_text()
-    assert "loading smollm2" in kept and "270/270 (100 %)" in kept and "270 new answers" in kept
+    assert "loading smollm2" in kept and "27/27 (100 %)" in kept and "27 new answers" in kept
 
 
+@pytest.mark.e2e
 def test_the_command_line_starts_without_the_measurement_stack() -> None:
     probe = (
         "import sys, psyprobe.cli; "
@@ -248,13 +253,14 @@ def test_the_command_line_starts_without_the_measurement_stack() -> None:
     assert "Measure and edit the personality" in helped.stdout
 
 
+@pytest.mark.unit
 def test_instruments_list_keeps_whole_words_and_no_raw_json() -> None:
     shown = psyprobe("instruments", "list").stdout
     assert "{" not in shown and '"items"' not in shown
     assert "items: CC" in shown  # OEJTS' licence mapping, as words
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_response_browser_filters_and_shows_an_answer(sd3_run: Path, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (sd3_run / "responses.jsonl").read_text().splitlines()]
@@ -289,3 +295,17 @@ def test_response_browser_filters_and_shows_an_answer(sd3_run: Path, tmp_path: P
     assert "label mass" in panel
     first_line = chosen["user"].splitlines()[0]
     assert first_line.replace("&", "&amp;").replace("<", "&lt;") in panel
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("columns", ["abc", "0"])
+def test_a_columns_that_is_no_width_still_prints(columns: str, tmp_path: Path) -> None:
+    """COLUMNS is read when the process starts: a real process with output to a file."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "psyprobe", "instruments", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": columns},
+    ).stdout
+    assert "Short Dark Triad" in shown

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import psyprobe, write_json
 
+pytestmark = pytest.mark.unit
+
 INSTRUMENT = {
     "name": "Two",
     "scale": {"min": 1, "max": 2, "labels": ["No", "Yes"]},

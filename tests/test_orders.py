@@ -13,6 +13,8 @@ from psyprobe.prompting import TEMPLATES, build_prompts, option_orders
 from psyprobe.records import ResponseRecord
 from psyprobe.scoring.score import score_instrument
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 7])
 def test_latin_puts_every_option_in_every_position_equally_often(n: int) -> None:

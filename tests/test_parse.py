@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from conftest import DATA
 from psyprobe.scoring.parse import parse_answer, settled
 
+pytestmark = pytest.mark.unit
+
 REAL = [json.loads(line) for line in (DATA / "smollm2_answers.jsonl").read_text().splitlines()]
 LIKERT5 = ["Disagree", "Slightly disagree", "Neither agree nor disagree", "Slightly agree", "Agree"]
 

@@ -24,6 +24,7 @@ def open_echo(spec, rest, options, connect):
 """
 
 
+@pytest.mark.unit
 def test_a_backend_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "echo.py").write_text(ECHO)
     # the module lies beside the package's own: nothing else names it
@@ -41,6 +42,7 @@ def test_a_backend_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         open_model("nope:x")
 
 
+@pytest.mark.e2e
 def test_finding_every_backend_loads_no_runtime() -> None:
     """Listing backends imports each backend's module, never its runtime (llama.cpp, torch)."""
     code = (

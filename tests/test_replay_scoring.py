@@ -9,6 +9,8 @@ import pytest
 
 from conftest import SHARED, psyprobe, write_json, write_jsonl
 
+pytestmark = pytest.mark.unit
+
 FOUR_POINT = {
     "name": "Tiny-4",
     "scale": {"min": 1, "max": 4, "labels": ["No", "Rather no", "Rather yes", "Yes"]},

@@ -13,10 +13,10 @@ import pytest
 
 from conftest import psyprobe
 
-pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.model
 def test_figures_are_real_images(sd3_run: Path) -> None:
     for name in ("sd3-scores.png", "sd3-positions.png"):
         image = matplotlib.image.imread(sd3_run / "figures" / name)
@@ -24,6 +24,7 @@ def test_figures_are_real_images(sd3_run: Path) -> None:
         assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 50  # not blank
 
 
+@pytest.mark.model
 def test_markdown_carries_reliability_and_validity(sd3_run: Path) -> None:
     results = json.loads((sd3_run / "results.json").read_text())
     sd3 = results["instruments"]["sd3"]
@@ -41,6 +42,7 @@ def test_markdown_carries_reliability_and_validity(sd3_run: Path) -> None:
             assert reason in report
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_report_html_renders_in_headless_chromium(sd3_run: Path, tmp_path: Path) -> None:
     page = (sd3_run / "report.html").resolve()
@@ -75,9 +77,10 @@ def test_report_html_renders_in_headless_chromium(sd3_run: Path, tmp_path: Path)
     assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 100  # text and plots
 
 
+@pytest.mark.model
 def test_compare_smollm2_with_gemma(tmp_path: Path) -> None:
-    # respondent populations on both sides: Welch's t needs respondents that vary
-    population = ["--instrument", "swls", "--respondents", "10"]
+    # respondent populations on both sides: Welch's t needs respondents that vary (four do)
+    population = ["--instrument", "swls", "--respondents", "4"]
     runs = {name: tmp_path / name for name in ("smollm2", "gemma3-270m")}
     for name, out in runs.items():
         psyprobe("run", "--model", name, *population, "--out", str(out))
@@ -98,6 +101,7 @@ def test_compare_smollm2_with_gemma(tmp_path: Path) -> None:
     assert "| swls | Life satisfaction |" in (out / "compare.md").read_text()
 
 
-def test_compare_needs_two_runs(sd3_run: Path) -> None:
-    proc = psyprobe("compare", str(sd3_run), check=False)
+@pytest.mark.unit
+def test_compare_needs_two_runs(tmp_path: Path) -> None:
+    proc = psyprobe("compare", str(tmp_path), check=False)
     assert proc.returncode == 2 and "at least two" in proc.stderr

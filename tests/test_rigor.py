@@ -17,7 +17,10 @@ from psyprobe.models.sim import SimModel, expected_value
 from psyprobe.prompting import population
 from psyprobe.runs import ResponseStore, RunSettings
 from psyprobe.scoring import InstrumentScore
+from psyprobe.scoring.diagnostics import LOADING_AGAINST_KEY, one_factor_omegas
 from psyprobe.scoring.score import score_run
+
+pytestmark = pytest.mark.unit
 
 PROFILE = {"Machiavellianism": 2.2, "Narcissism": 3.6, "Psychopathy": 1.8}
 
@@ -130,12 +133,24 @@ STYLES = {
 }
 
 
+# Within, every respondent answers every item under all ten orders: ten respondents give 7,100
+# answers of SD-3 and BFI, five times rotate's twenty (1,420), and half the cost of twenty.
+WITHIN_RESPONDENTS = 10
+
+
+def respondents_for(balance: str) -> int:
+    return WITHIN_RESPONDENTS if balance == "within" else 20
+
+
 @pytest.mark.parametrize("balance", ["rotate", "within"])
 @pytest.mark.parametrize("style", list(STYLES))
 def test_no_response_style_is_certified_as_a_trait(
     tmp_path: Path, style: str, balance: str
 ) -> None:
-    scores = measure(tmp_path, STYLES[style], instruments=("sd3", "bfi"), balance=balance)
+    scores = measure(
+        tmp_path, STYLES[style], instruments=("sd3", "bfi"), balance=balance,
+        respondents=respondents_for(balance),
+    )  # fmt: skip
     judged = verdicts(scores)
     assert "ok" not in judged.values(), judged
 
@@ -145,7 +160,10 @@ def test_a_true_trait_with_spread_is_ok_and_inside_its_ci(tmp_path: Path, balanc
     covered, total = 0, 0
     for population_seed in range(8 if balance == "rotate" else 3):
         model_spec = f"{TRAIT},spread=0.6,noise=0.7,seed={population_seed}"
-        scores = measure(tmp_path, model_spec, instruments=("sd3", "bfi"), balance=balance)
+        scores = measure(
+            tmp_path, model_spec, instruments=("sd3", "bfi"), balance=balance,
+            respondents=respondents_for(balance),
+        )  # fmt: skip
         assert set(verdicts(scores).values()) == {"ok"}, verdicts(scores)
         for name, s in scores.items():
             truth = true_scores(model_spec, name)
@@ -354,3 +372,33 @@ def test_a_population_the_bank_cannot_fill_is_refused_before_anything_is_written
     assert not out.exists()  # so the corrected command starts cleanly
     psyprobe(*args, "--respondents", "10")
     assert json.loads((out / "results.json").read_text())["settings"]["respondents"] == 10
+
+
+def _sklearn_omega(z: np.ndarray) -> float:
+    """ω by its definition from scikit-learn's own fit (exact SVD), the anchor of ours."""
+    from sklearn.decomposition import FactorAnalysis
+
+    fa = FactorAnalysis(n_components=1, svd_method="lapack").fit(z)
+    loadings = fa.components_[0] * (-1 if fa.components_[0].sum() < 0 else 1)
+    if loadings.min() < -LOADING_AGAINST_KEY:
+        return float("nan")
+    common = loadings.sum() ** 2
+    return float(common / (common + fa.noise_variance_.sum()))
+
+
+def test_omega_is_scikit_learns_one_factor_fit_for_many_samples_at_once() -> None:
+    """Samples with a strong factor, a weak one, none, and an item against its key: each ω
+    (or its absence) as scikit-learn's FactorAnalysis gives it, fitted one at a time."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for strength, against in [(1.5, False), (0.4, False), (0.0, False), (1.5, True)] * 3:
+        factor = rng.normal(size=(40, 1))
+        signs = np.ones(6)
+        if against:
+            signs[0] = -1.0
+        x = strength * factor * signs + rng.normal(size=(40, 6))
+        samples.append((x - x.mean(axis=0)) / x.std(axis=0))
+    batch = one_factor_omegas(np.stack(samples))
+    expected = np.array([_sklearn_omega(z) for z in samples])
+    assert np.isnan(expected).sum() >= 3  # the items against their key are told apart
+    np.testing.assert_allclose(batch, expected, rtol=1e-6, atol=1e-9)

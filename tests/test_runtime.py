@@ -4,12 +4,12 @@ build gives the same numbers on every machine (pinned)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 import psyprobe.models.llamacpp as llamacpp
+from conftest import probs_by_prompt
 from psyprobe.errors import UserError
 from psyprobe.instruments import load_instrument
 from psyprobe.models.registry import ALIASES
@@ -20,6 +20,7 @@ from psyprobe.scoring.score import score_instrument
 REFERENCE = Path(__file__).parent / "data" / "smollm2_sd3_latin_portable.json"
 
 
+@pytest.mark.unit
 def test_an_amx_build_is_refused_from_its_system_info(monkeypatch: pytest.MonkeyPatch) -> None:
     # the system-info line of a native build on an AMX CPU (llama.cpp issue 20824 crashes it)
     native = (
@@ -34,6 +35,7 @@ def test_an_amx_build_is_refused_from_its_system_info(monkeypatch: pytest.Monkey
     assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir --force-reinstall' in message
 
 
+@pytest.mark.e2e
 def test_a_build_that_crashes_on_decode_is_refused_not_a_segfault(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,6 +52,7 @@ def test_a_build_that_crashes_on_decode_is_refused_not_a_segfault(
     llamacpp.check_runtime.cache_clear()
 
 
+@pytest.mark.model
 def test_the_installed_build_passes_the_probe_once_and_remembers_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,36 +64,20 @@ def test_the_installed_build_passes_the_probe_once_and_remembers_it(
     llamacpp.check_runtime.cache_clear()
 
 
-def test_the_run_records_the_runtime(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            "psyprobe",
-            "run",
-            "--instrument",
-            "swls",
-            "--orders",
-            "fixed",
-            "--respondents",
-            "0",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert proc.returncode == 0
-    runtime = json.loads((out / "results.json").read_text())["model"]["runtime"]
+@pytest.mark.model
+def test_the_run_records_the_runtime(sd3_run: Path) -> None:
+    runtime = json.loads((sd3_run / "results.json").read_text())["model"]["runtime"]
     assert runtime == llamacpp.runtime_info()
-    assert json.loads((out / "run.json").read_text())["model"]["runtime"] == runtime
-    assert runtime in (out / "report.md").read_text()
+    assert json.loads((sd3_run / "run.json").read_text())["model"]["runtime"] == runtime
+    assert runtime in (sd3_run / "report.md").read_text()
 
 
-def test_sd3_scores_on_the_portable_build_match_the_pinned_reference() -> None:
+@pytest.mark.model
+def test_sd3_scores_on_the_portable_build_match_the_pinned_reference(sd3_run: Path) -> None:
     """Same build, any x86-64 machine, any thread count: the same numbers. Tolerance 1e-4: a
     float-rounding change stays far below it, while another kernel set moves these scores by
-    0.014 and single option probabilities by 0.055 (AVX-512 build, bench/RESULTS.md)."""
+    0.014 and single option probabilities by 0.055 (AVX-512 build, bench/RESULTS.md). The
+    session's SD-3 run asked exactly the reference's prompts; its stored answers are compared."""
     reference = json.loads(REFERENCE.read_text())
     # Another CPU family (ARM's NEON kernels) computes other numbers by design; on x86-64 the
     # portable build must match, and a new llama-cpp-python pin must re-pin the reference.
@@ -98,12 +85,9 @@ def test_sd3_scores_on_the_portable_build_match_the_pinned_reference() -> None:
         pytest.skip(f"the reference is for {reference['runtime']}")
     inst = load_instrument("sd3")
     prompts = build_prompts("sd3", inst.questions(), "latin", TEMPLATES["study-a"])
-    model = llamacpp.LlamaCppModel("smollm2", ALIASES["smollm2"].path())
-    try:
-        answers = model.option_probs([ip.prompt for ip in prompts])
-    finally:
-        model.close()
-    probs = [a.probs for a in answers]  # type: ignore[union-attr]
+    stored = probs_by_prompt(sd3_run)
+    probs = [stored[(ip.question.item_id, ip.order)] for ip in prompts]
+    assert len(stored) == len(prompts) == len(reference["probs"])
     assert (
         max(
             abs(x - y)

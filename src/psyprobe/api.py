@@ -159,16 +159,20 @@ def measure_capability(
     model: Any,
     *,
     arc_limit: int | None = 50,
+    perplexity_tokens: int = 2048,
     seed: int = 0,
     out: str | Path | None = None,
     tokenizer: Any = None,
     backend: dict[str, Any] | None = None,
 ) -> CapabilityResults:
-    """ARC accuracy (models with next-token probabilities) and WikiText-2 perplexity (torch)."""
+    """ARC accuracy (models with next-token probabilities) and WikiText-2 perplexity over the
+    first ``perplexity_tokens`` tokens (torch)."""
     from psyprobe.capability import CapabilitySettings
     from psyprobe.engine import Capability, run
 
-    settings = CapabilitySettings(arc_limit=arc_limit, seed=seed)
+    settings = CapabilitySettings(
+        arc_limit=arc_limit, seed=seed, perplexity_tokens=perplexity_tokens
+    )
     with _opened(model, tokenizer, backend) as opened:
         folder = Path(out) if out is not None else _default_out("capability", opened, settings)
         return run(Capability(settings), opened, folder).results

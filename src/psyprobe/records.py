@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -63,10 +63,16 @@ def request_key(
     sample: int,
     attempt: int,
     seed: int,
+    identity: Sequence[object] = (),
 ) -> str:
-    payload = json.dumps(
-        [fingerprint, system, user, list(labels), mode, decoding, sample, attempt, seed],
-        sort_keys=True,
-        ensure_ascii=False,
-    )
+    """The key an answer is stored under. ``identity`` names the question (instrument, item,
+    order, respondent, role): two questions with the same prompt — an item text two
+    instruments share, or an instrument that repeats one — are two answers, never one. Keys
+    without it are those of stores written before (``runs.store`` adopts such answers)."""
+    parts: list[Any] = [
+        fingerprint, system, user, list(labels), mode, decoding, sample, attempt, seed
+    ]  # fmt: skip
+    if identity:
+        parts.append(list(identity))
+    payload = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()

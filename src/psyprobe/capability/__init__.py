@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from psyprobe.models import Model, ModelInfo
+from psyprobe.models.base import leave_out_at_default
 from psyprobe.prompting import Prompt
 from psyprobe.safety.metrics import Estimate, proportion
 
@@ -77,7 +78,13 @@ def data_hash() -> str:
 PERPLEXITY_TEXT = "wikitext2_test_first8.txt"
 
 
-def perplexity(model: Model, max_tokens: int = 2048, window: int = 512) -> float | None:
+PERPLEXITY_TOKENS = 2048
+WINDOW = 512
+
+
+def perplexity(
+    model: Model, max_tokens: int = PERPLEXITY_TOKENS, window: int = WINDOW
+) -> float | None:
     """Perplexity of the first ``max_tokens`` tokens of the WikiText-2 excerpt in windows,
     inside the model's edits; None for backends that cannot score text (no torch module)."""
     text = (DATA / PERPLEXITY_TEXT).read_text(encoding="utf-8")
@@ -89,6 +96,15 @@ class CapabilitySettings(BaseModel):
 
     arc_limit: int | None = Field(50, ge=1)  # questions per ARC part; None: all of them
     seed: int = Field(0, ge=0)
+    # WikiText-2 tokens the perplexity is computed over (fewer: a quicker, rougher figure)
+    perplexity_tokens: int = Field(PERPLEXITY_TOKENS, ge=WINDOW // 8, le=100_000)
+
+    @model_serializer(mode="wrap")
+    def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return leave_out_at_default(self, handler, "perplexity_tokens")
+
+    def perplexity_text(self) -> str:
+        return f"{PERPLEXITY_TEXT}, first {self.perplexity_tokens:,} tokens, {WINDOW}-token windows"
 
 
 CAPABILITY_FILE = "capability.json"
@@ -101,7 +117,7 @@ class CapabilityResults(BaseModel):
     arc: dict[str, Estimate]
     arc_limit_per_part: int | None
     perplexity: float | None  # None for backends without a torch module
-    perplexity_text: str = "wikitext2_test_first8.txt, first 2,048 tokens, 512-token windows"
+    perplexity_text: str = CapabilitySettings().perplexity_text()
 
     @classmethod
     def load(cls, out: Path) -> CapabilityResults:

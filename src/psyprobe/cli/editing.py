@@ -166,7 +166,10 @@ def steer_sweep(
                 for c, v in cells.items()
             )
         )
-    console.print(f"chosen layer {data.choice.layer} ({data.choice.why}); {data.use}")
+    if data.use is None:
+        console.print(data.choice.why, soft_wrap=True)
+    else:
+        console.print(f"chosen layer {data.choice.layer} ({data.choice.why}); {data.use}")
     console.print(f"wrote {out / SWEEP_FILE}, {out / 'dose_response.png'}")
 
 
@@ -235,6 +238,9 @@ def capability(
     steer: Steer = None,
     adapter: Adapter = None,
     arc_limit: Annotated[int, typer.Option(help="ARC questions per part (Easy, Challenge)")] = 50,
+    perplexity_tokens: Annotated[
+        int, typer.Option(help="WikiText-2 tokens of the perplexity (hf:)")
+    ] = 2048,
     seed: int = 0,
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-capability"
@@ -248,7 +254,10 @@ def capability(
     from psyprobe.engine import Capability
     from psyprobe.runs import RunFiles
 
-    measure = Capability(CapabilitySettings(arc_limit=arc_limit, seed=seed))
+    settings = CapabilitySettings(
+        arc_limit=arc_limit, seed=seed, perplexity_tokens=perplexity_tokens
+    )
+    measure = Capability(settings)
     with Reporter(console, err) as progress:
         progress.phase(f"loading {model}")
         opened = open_edited(model, backend, edits(persona, steer, adapter))

@@ -59,10 +59,15 @@ app.command()(capability)
 # No markup: names and texts from user files ("[/x]") are printed as they are, never parsed.
 console = Console(markup=False)
 err = Console(stderr=True, markup=False)
-if not console.is_terminal:
-    # a log file has no width to fit: tables of long names stay readable instead of wrapping
-    # at rich's default of 80 columns (COLUMNS, where set, still decides)
-    console.width = int(os.environ.get("COLUMNS", 120))
+_COLUMNS = os.environ.get("COLUMNS", "")
+for _console in (console, err):
+    if _COLUMNS.isdigit() and int(_COLUMNS) >= 40:
+        _console.width = int(_COLUMNS)
+    elif _COLUMNS or not _console.is_terminal:
+        # A log file has no width to fit: tables of long names stay whole instead of wrapping
+        # at rich's 80 columns. A COLUMNS that is no width ("abc", "0") is one too: rich would
+        # print nothing at width 0.
+        _console.width = 120
 
 
 @app.command()
@@ -438,9 +443,11 @@ def _one_line(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The console script; ``argv`` (default: the process's arguments) lets the tests and
+    other Python callers run a command in their own process with the same errors and exits."""
     try:
-        app()
+        app(args=argv, prog_name="psyprobe")
     except UserError as exc:
         _one_line(str(exc), exc.exit_code)
     except ValidationError as exc:

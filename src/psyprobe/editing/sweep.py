@@ -5,6 +5,7 @@ instrument, orders and scoring as any run, so a sweep resumes and every cell can
 its own. The chosen layer has the strongest monotonic effect on the target dimension (Spearman ρ
 of score on coefficient ≥ 0.9, then the largest score range) among layers whose answers stay
 valid (label mass ≥ 0.5 at every coefficient); without a monotonic layer, the largest |ρ| × range.
+Where no layer stays valid, none is chosen.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class LayerRow(BaseModel):
 
 
 class LayerChoice(BaseModel):
-    layer: int
+    layer: int | None  # None: no layer kept its answers valid at every coefficient
     why: str
     layers: list[LayerRow]
 
@@ -60,7 +61,7 @@ class SweepSummary(BaseModel):
     coefficients: list[float]
     cells: dict[int, dict[float, SweepCell]]  # layer -> coefficient -> cell
     choice: LayerChoice
-    use: str  # the --steer flag that applies the choice
+    use: str | None  # the --steer flag that applies the choice (None: no layer chosen)
 
 
 def _cell(model: Model, settings: RunSettings, out: Path, dimension: str) -> SweepCell:
@@ -91,7 +92,13 @@ def choose_layer(table: dict[int, dict[float, SweepCell]]) -> LayerChoice:
         )
     if not rows:
         raise UserError("no layer of the sweep has a score at every coefficient")
-    usable = [r for r in rows if r.min_valid >= MIN_VALID] or rows
+    usable = [r for r in rows if r.min_valid >= MIN_VALID]
+    if not usable:  # a score read from answers that hit no label is no effect to choose by
+        why = f"no layer kept a label mass of {MIN_VALID} at every coefficient"
+        unsteered = next(iter(table.values())).get(0.0)
+        if unsteered and unsteered.valid_rate is not None and unsteered.valid_rate < MIN_VALID:
+            why += f" (unsteered, {unsteered.valid_rate:.2f})"
+        return LayerChoice(layer=None, why=f"{why}: none chosen", layers=rows)
     monotonic = [r for r in usable if abs(r.rho) >= MONOTONIC]
     if monotonic:
         best = max(monotonic, key=lambda r: abs(r.effect))
@@ -130,7 +137,7 @@ def sweep(
         coefficients=sorted({0.0, *coefficients}),
         cells={layer: dict(sorted(cells.items())) for layer, cells in table.items()},
         choice=choice,
-        use=f"--steer {vector}:{choice.layer}@COEF",
+        use=None if choice.layer is None else f"--steer {vector}:{choice.layer}@COEF",
     )
     write_json(out / SWEEP_FILE, data.model_dump(mode="json"))
     draw_sweep(data, out / "dose_response.png")

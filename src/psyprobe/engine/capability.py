@@ -67,7 +67,8 @@ class Capability(Measure[CapabilityResults]):
     def computed(self, model: Model, out: Path) -> None:
         path = out / self.perplexity_file
         if not path.is_file():  # the record pins the model: a value there is this model's
-            write_json(path, {"text": PERPLEXITY_TEXT, "perplexity": perplexity(model)})
+            tokens = self.settings.perplexity_tokens
+            write_json(path, {"text": PERPLEXITY_TEXT, "perplexity": perplexity(model, tokens)})
 
     def describe(self, model: Model) -> str:
         return f"asking {model.info.spec} ARC questions"
@@ -99,6 +100,7 @@ class Capability(Measure[CapabilityResults]):
             arc=arc_accuracy(arc_items(settings.arc_limit, settings.seed), answers),
             arc_limit_per_part=settings.arc_limit,
             perplexity=held.get("perplexity"),
+            perplexity_text=settings.perplexity_text(),
         )
         write_json(out / CAPABILITY_FILE, results.model_dump(mode="json"))
         write_html(out)

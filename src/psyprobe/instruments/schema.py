@@ -102,9 +102,17 @@ class Band(_Model):
     label: str
 
 
+# A scale point is a float in every score: bounded so that each is exact and distinct (beyond
+# 2**53 neighbouring integers are one float, beyond ~1e308 none).
+Point = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+# Every point is a label in every prompt and a column in scoring: a 20,000-point "scale" is
+# not a questionnaire, and would cost gigabytes before the first score.
+MAX_POINTS = 101
+
+
 class Scale(_Model):
-    min: int
-    max: int
+    min: Point
+    max: Point
     labels: list[Annotated[str, Field(min_length=1)]]
 
     @model_validator(mode="after")
@@ -112,6 +120,10 @@ class Scale(_Model):
         if self.min >= self.max:
             raise ValueError(f"scale.min ({self.min}) must be below scale.max ({self.max})")
         points = self.max - self.min + 1
+        if points > MAX_POINTS:
+            raise ValueError(
+                f"the scale has {points:,} points ({self.min}..{self.max}); at most {MAX_POINTS}"
+            )
         if len(self.labels) != points:
             raise ValueError(
                 f"scale.labels has {len(self.labels)} labels but the scale has {points} points "
@@ -122,7 +134,7 @@ class Scale(_Model):
 
 class FormatSpec(_Model):
     type: Literal["likert", "forced_choice_binary", "bipolar_likert"] = "likert"
-    scale: list[int] | None = None
+    scale: Annotated[list[Point], Field(min_length=2, max_length=MAX_POINTS)] | None = None
 
 
 class LikertScoring(_Model):
@@ -156,7 +168,7 @@ class ForcedChoiceItem(_Model):
 
 
 class BipolarOption(_Model):
-    anchor: int
+    anchor: Point
     text: Annotated[str, Field(min_length=1)]
     pole: str
 

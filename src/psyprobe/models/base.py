@@ -27,14 +27,16 @@ Ending = Literal["end", "read", "length"]
 Until = Callable[[str], bool]
 
 
-def leave_out_when_off(
-    model: BaseModel, handler: SerializerFunctionWrapHandler, switch: str
+def leave_out_at_default(
+    model: BaseModel, handler: SerializerFunctionWrapHandler, *fields: str
 ) -> dict[str, Any]:
-    """The stored form of ``model`` without ``switch`` while it is off: files, run records and
-    cache keys written before the switch existed stay what they were."""
+    """The stored form of ``model`` without those of ``fields`` that hold their default (a
+    switch that is off): files, run records and cache keys written before a field existed
+    stay what they were."""
     data: dict[str, Any] = handler(model)
-    if not data.get(switch):
-        data.pop(switch, None)
+    for name in fields:
+        if data.get(name) == type(model).model_fields[name].default:
+            data.pop(name, None)
     return data
 
 
@@ -69,7 +71,7 @@ class Sampling(BaseModel):
 
     @model_serializer(mode="wrap")
     def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return leave_out_when_off(self, handler, "stop_when_read")
+        return leave_out_at_default(self, handler, "stop_when_read")
 
 
 class OptionProbs(BaseModel):

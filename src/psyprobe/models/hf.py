@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,31 @@ def dir_fingerprint(folder: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+@contextmanager
+def _one_gguf_reader() -> Iterator[None]:
+    """transformers opens a GGUF file three times to convert it (tokenizer, config, weights),
+    and gguf-py parses its metadata anew each time, a Python object per vocabulary entry: 18 s
+    a time for Gemma-3's 262,144 tokens (bench/RESULTS.md). The file is only read, so the
+    three share one parsed reader."""
+    import gguf
+
+    module: Any = gguf  # the attribute transformers looks up at each open
+    original = module.GGUFReader
+    opened: dict[tuple[str, str], Any] = {}
+
+    def shared(path: Any, mode: Any = "r") -> Any:
+        key = (str(path), str(mode))
+        if key not in opened:
+            opened[key] = original(path, mode)
+        return opened[key]
+
+    module.GGUFReader = shared
+    try:
+        yield
+    finally:
+        module.GGUFReader = original
+
+
 def saved_model_dir(path: Path) -> tuple[Path, str]:
     """A directory transformers can load quickly, and the fingerprint of the original weights."""
     if path.is_dir():
@@ -111,8 +137,9 @@ def saved_model_dir(path: Path) -> tuple[Path, str]:
     if not (target / "config.json").is_file():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model: Any = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+        with _one_gguf_reader():
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            model: Any = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
         # The tensors are already dequantised to float; only the GGUF marker forbids saving.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

@@ -28,17 +28,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
 from psyprobe.errors import UserError
-from psyprobe.instruments import Instrument, Question, load_instrument
+from psyprobe.instruments import Dimension, Instrument, Question, load_instrument
 from psyprobe.models.base import Failure, Model, ModelInfo, OptionProbs, Sampling, Until
 from psyprobe.models.registry import BackendOptions, backend
 from psyprobe.prompting import Prompt, Source
 
 SANE = 1000.0  # no trait level, style or seed is larger
+MIN_NOISE = 0.001  # an answer this sure is a fixed choice; a smaller noise overflows the logits
 STYLE = {
     "noise": 0.6,
     "spread": 0.0,
@@ -61,8 +62,22 @@ def expected_value(values: np.ndarray, target: float, noise: float) -> np.ndarra
 
 
 @cache
-def _instrument(name: str) -> Instrument:
-    return load_instrument(name)
+def _items(name: str) -> tuple[Instrument, dict[str, tuple[Question, Dimension]]]:
+    """A built-in instrument with each item's question and dimension, looked up once: a
+    simulated population answers tens of thousands of prompts."""
+    try:
+        instrument = load_instrument(name)
+    except UserError:
+        raise UserError(f"sim: knows only the built-in instruments, not {name!r}") from None
+    dims = {d.id: d for d in instrument.dimensions()}
+    return instrument, {q.item_id: (q, dims[q.dimension]) for q in instrument.questions()}
+
+
+@lru_cache(maxsize=1 << 16)
+def _normal(key: str) -> float:
+    """One N(0, 1) draw seeded by ``key``."""
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    return float(np.random.default_rng(seed).normal())
 
 
 class SimModel(Model):
@@ -82,8 +97,9 @@ class SimModel(Model):
                 self.style[key] = number
             else:
                 self.traits[key.lower()] = number
-        if self.style["noise"] <= 0 or not 0 <= self.style["invalid"] < 1:
-            raise UserError(f"--model {spec}: noise must be > 0 and invalid in [0, 1)")
+        # below MIN_NOISE the option logits overflow (noise² underflows): NaN probabilities
+        if self.style["noise"] < MIN_NOISE or not 0 <= self.style["invalid"] < 1:
+            raise UserError(f"--model {spec}: noise must be ≥ {MIN_NOISE:g} and invalid in [0, 1)")
         if not 0 <= self.style["extreme"] <= 1:
             raise UserError(f"--model {spec}: extreme must be in [0, 1]")
         for name in ("spread", "persona", "acquiescence_spread", "seed"):
@@ -101,6 +117,9 @@ class SimModel(Model):
     def true_level(self, question: Question, instrument: Instrument) -> float:
         """The profile's level on the question's dimension (its construct's, mirrored)."""
         dim = next(d for d in instrument.dimensions() if d.id == question.dimension)
+        return self._level(dim, instrument)
+
+    def _level(self, dim: Dimension, instrument: Instrument) -> float:
         if dim.id.lower() in self.traits:
             return self.traits[dim.id.lower()]
         construct, sign = instrument.construct_of(dim.id)
@@ -110,26 +129,18 @@ class SimModel(Model):
 
     def _draw(self, source: Source, what: str) -> float:
         """One N(0, 1) per respondent (and sample) and ``what``: the same in every instrument."""
-        key = f"{self.style['seed']}|{what}|{source.respondent.index}|{source.sample}"
-        seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-        return float(np.random.default_rng(seed).normal())
+        return _normal(f"{self.style['seed']}|{what}|{source.respondent.index}|{source.sample}")
 
     def _position_probs(self, prompt: Prompt) -> np.ndarray:
         source = prompt.source
         if source is None:
             raise UserError("sim: prompts carry no reference to their item")
-        try:
-            instrument = _instrument(source.instrument)
-        except UserError:
-            raise UserError(
-                f"sim: knows only the built-in instruments, not {source.instrument!r}"
-            ) from None
-        question = next(q for q in instrument.questions() if q.item_id == source.item)
-        dim = next(d for d in instrument.dimensions() if d.id == question.dimension)
+        instrument, items = _items(source.instrument)
+        question, dim = items[source.item]
         construct, sign = instrument.construct_of(dim.id)
         person = self.style["spread"] * self._draw(source, construct.lower())
         person += self.style["persona"] * source.respondent.markers.get(construct, 0)
-        level = self.true_level(question, instrument) + sign * person
+        level = self._level(dim, instrument) + sign * person
         half = (dim.scale_max - dim.scale_min) / 2
         target = dim.keyed(level, question.reverse)  # keying is its own inverse
         yes = self.style["acquiescence"] + self.style["acquiescence_spread"] * self._draw(

@@ -9,7 +9,6 @@ comparison in the table. A comparison is not tested, and says why, where either 
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,13 @@ import numpy as np
 from pydantic import BaseModel
 from scipy import stats
 
+from psyprobe.errors import UserError
 from psyprobe.report.markdown import fmt, fmt_p
+from psyprobe.report.results import RunResults
 from psyprobe.runs.directory import claim, write_json, write_text
 from psyprobe.runs.runner import RunFiles, load_run
 from psyprobe.runs.store import ResponseStore
+from psyprobe.scoring.diagnostics import Validity
 from psyprobe.scoring.matrix import AnswerMatrix
 from psyprobe.scoring.score import respondent_scores, spread
 
@@ -47,12 +49,14 @@ class Comparison(BaseModel):
     note: str | None = None  # why the row was not tested
 
 
-Scored = dict[str, dict[str, tuple[float | None, str]]]  # instrument → dimension → (score, verdict)
+Scored = dict[
+    str, dict[str, tuple[float | None, Validity]]
+]  # instrument → dimension → (score, verdict)
 
 
 def _load(run_dir: Path) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], Scored]:
     _, info, instruments = load_run(run_dir)
-    results = json.loads(RunFiles(run_dir).results.read_text())
+    results = RunResults.load(run_dir)
     with ResponseStore(RunFiles(run_dir).store) as store:
         records = list(store.records())
     per_resp: dict[str, dict[str, np.ndarray]] = {}
@@ -62,8 +66,8 @@ def _load(run_dir: Path) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], 
         )
         per_resp[name] = {dim: respondent_scores(m, dim) for dim in m.dimensions}
     scores = {
-        name: {dim: (d["score"], d["validity"]) for dim, d in inst["dimensions"].items()}
-        for name, inst in results["instruments"].items()
+        name: {dim: (d.score, d.validity) for dim, d in inst.dimensions.items()}
+        for name, inst in results.instruments.items()
     }
     summary = RunSummary(
         label=f"{info.spec} ({run_dir.name})",
@@ -80,6 +84,12 @@ def compare_runs(run_dirs: list[Path]) -> tuple[list[RunSummary], list[Compariso
     loaded = [_load(d) for d in run_dirs]
     runs = [summary for summary, _, _ in loaded]
     _, base_resp, base_scores = loaded[0]
+    for summary, _, theirs in loaded[1:]:
+        if not set(theirs) & set(base_scores):  # a table of dashes compares nothing
+            raise UserError(
+                f"{summary.run_dir}: no instrument in common with {runs[0].run_dir} "
+                f"({', '.join(theirs) or 'none'} vs {', '.join(base_scores) or 'none'})"
+            )
     rows: list[Comparison] = []
     for name, dims in base_scores.items():
         for dim in dims:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from psyprobe.errors import UserError
 from psyprobe.models.base import ModelInfo
@@ -46,7 +46,13 @@ class RunResults(BaseModel):
         path = RunFiles(run_dir).results
         if not path.is_file():
             raise UserError(f"{run_dir}: no results.json (run `psyprobe report {run_dir}`)")
-        results = cls.model_validate_json(path.read_text(encoding="utf-8"))
+        try:
+            results = cls.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            raise UserError(
+                f"{path}: not psyprobe results ({exc.errors()[0]['msg']}); rebuild them with "
+                f"`psyprobe report {run_dir}`"
+            ) from None
         results._directory = Path(run_dir)
         return results
 

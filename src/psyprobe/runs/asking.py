@@ -8,9 +8,11 @@ so an interrupted run loses at most one batch, and records failures one way for 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
@@ -54,6 +56,14 @@ class Request:
     # which holds the switch itself through ``decoding``.
     until: Until | None = field(default=None, compare=False)
 
+    def identity(self) -> dict[str, object]:
+        """The stored fields that say which question an answer answers."""
+        o = self.origin
+        return {
+            "instrument": o.instrument, "item": o.item, "order_index": o.order_index,
+            "respondent": o.respondent, "sample": o.sample, "attempt": o.attempt, "role": o.role,
+        }  # fmt: skip
+
 
 def derive_seed(*parts: object) -> int:
     """A request's sampling seed from what identifies it: the same parts, the same answer."""
@@ -71,20 +81,27 @@ def make_request(
     until: Until | None = None,
 ) -> Request:
     decoding = sampling.model_dump() if mode == "generate" else {}
-    key = request_key(
+    request = Request("", prompt, mode, decoding, seed, origin, until)
+    question = (origin.instrument, origin.item, origin.order_index, origin.respondent, origin.role)
+    return replace(request, key=_key(info, request, question))
+
+
+def _key(info: ModelInfo, r: Request, question: tuple[object, ...] = ()) -> str:
+    """``r``'s store key; without ``question``, the key stores written before filed it under."""
+    return request_key(
         # The same weights through another runtime answer slightly differently (llama.cpp's
         # quantised matmuls vs float transformers), so the runtime is part of the identity.
         f"{info.backend}|{info.fingerprint}",
-        prompt.system,
-        prompt.user,
-        prompt.labels,
-        mode,
-        decoding,
-        origin.sample,
-        origin.attempt,
-        seed,
+        r.prompt.system,
+        r.prompt.user,
+        r.prompt.labels,
+        r.mode,
+        r.decoding,
+        r.origin.sample,
+        r.origin.attempt,
+        r.seed,
+        identity=question,
     )
-    return Request(key, prompt, mode, decoding, seed, origin, until)
 
 
 def _record(
@@ -143,6 +160,9 @@ def ask(
     that sample) is stored as an answer without text, which scoring reads as invalid.
     """
     pending = [r for r in requests if not store.has(r.key)]
+    if store.legacy:  # an answer stored under an old key is this question's if it says so
+        info = model.info
+        pending = [r for r in pending if not store.adopt(_key(info, r), r.key, r.identity())]
     done = 0
     # A backend that shares prefixes or decodes many sequences together says how many
     # requests of a mode it can use at once.
@@ -162,13 +182,27 @@ def ask(
         what = (
             first.instrument if first.role == "answer" else f"{first.role}s on {first.instrument}"
         )
-        for i, reply in replies:  # each stored as it comes: an interrupt loses none of them
-            req = batch[i]
-            if isinstance(reply, Failure):
-                store.add_failure(req.key, req.origin.instrument, req.origin.item, reply.error)
-            else:
-                store.add(_record(req, model.info, reply))
-            done += 1
-            if progress:  # per answer: one call of a batching backend can run for minutes
-                progress(what, done, len(pending))
+        # Each stored as it comes: an interrupt loses none of them. Probabilities come for
+        # the whole batch at once, and are committed at once (one disk write, not 32).
+        with store.together() if batch[0].mode == "logprob" else nullcontext():
+            for i, reply in replies:
+                _store(store, batch[i], model.info, reply)
+                done += 1
+                if progress:  # per answer: one call of a batching backend can run for minutes
+                    progress(what, done, len(pending))
     return len(pending)
+
+
+def _store(
+    store: ResponseStore,
+    req: Request,
+    info: ModelInfo,
+    reply: OptionProbs | str | Completion | Failure | None,
+) -> None:
+    if isinstance(reply, OptionProbs) and not all(0 <= p < math.inf for p in reply.probs):
+        # never stored: a NaN would poison every score and report built from the store
+        reply = Failure(f"probabilities that are not numbers in [0, 1]: {reply.probs}")
+    if isinstance(reply, Failure):
+        store.add_failure(req.key, req.origin.instrument, req.origin.item, reply.error)
+    else:
+        store.add(_record(req, info, reply))

@@ -35,7 +35,7 @@ from psyprobe.instruments import (
     read_instrument,
 )
 from psyprobe.models import Mode, Model, ModelInfo, Sampling
-from psyprobe.models.base import leave_out_when_off
+from psyprobe.models.base import leave_out_at_default
 from psyprobe.prompting import (
     RESPONDENTS,
     TEMPLATES,
@@ -82,7 +82,7 @@ class RunSettings(BaseModel):
 
     @model_serializer(mode="wrap")
     def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return leave_out_when_off(self, handler, "stop_when_read")
+        return leave_out_at_default(self, handler, "stop_when_read")
 
     def sampling(self) -> Sampling:
         return Sampling(

@@ -1,8 +1,9 @@
 """SQLite store of every response, written as it arrives; also the response cache.
 
 A response is keyed by a hash of (model fingerprint, prompt, labels, mode, decoding settings,
-sample, attempt, seed). A rerun of an interrupted command finds its answers under the same keys and
-asks only for what is missing; scoring reads only this table, never the model.
+sample, attempt, seed, and the question: instrument, item, order, respondent, role). A rerun of
+an interrupted command finds its answers under the same keys and asks only for what is missing;
+scoring reads only this table, never the model.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from psyprobe.errors import STORAGE_ADVICE, UserError
 from psyprobe.records import ResponseRecord
 
 _COLUMNS = list(ResponseRecord.model_fields)
+# The key scheme, as SQLite's user_version: 2 = keys name the question (records.request_key).
+# A store of scheme 0 was written before; its answers are adopted under the new keys.
+KEYS = 2
 _JSON = {"option_order", "labels", "decoding", "probs"}
 
 
@@ -39,6 +44,7 @@ class ResponseStore:
             raise UserError(
                 f"{path}: not a usable answer store ({exc}); move it away to start afresh"
             ) from None
+        self.legacy = int(self._db.execute("PRAGMA user_version").fetchone()[0]) < KEYS
 
     def __enter__(self) -> ResponseStore:
         return self
@@ -49,6 +55,16 @@ class ResponseStore:
     def close(self) -> None:
         self._db.close()
         os.close(self._lock)  # closing the descriptor releases the lock
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Writes inside are one commit: answers that arrived together (what was written
+        before an interrupt is committed all the same)."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     def has(self, key: str) -> bool:
         row = self._db.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone()
@@ -61,6 +77,20 @@ class ResponseStore:
         self._db.execute(
             f"INSERT OR REPLACE INTO responses VALUES ({', '.join('?' * len(_COLUMNS))})", values
         )
+
+    def adopt(self, old: str, new: str, identity: dict[str, object]) -> bool:
+        """File the answer stored under an old-scheme key ``old`` as ``new``, if it answers the
+        question ``identity`` names (an old key was shared by every question with the same
+        prompt: the answer is another question's when its fields differ)."""
+        # a column added after the row was written is NULL there: it holds the field's default
+        match = " AND ".join(f"COALESCE({column}, ?) = ?" for column in identity)
+        fields = ResponseRecord.model_fields
+        values: list[object] = [new, old]
+        for column, value in identity.items():
+            field = fields[column]
+            values += [value if field.is_required() else field.default, value]
+        done = self._db.execute(f"UPDATE responses SET key = ? WHERE key = ? AND {match}", values)
+        return done.rowcount == 1
 
     def add_failure(self, key: str, instrument: str, item: str, error: str) -> None:
         self._db.execute(
@@ -126,4 +156,6 @@ def _open(path: Path) -> sqlite3.Connection:
             db.execute(f"ALTER TABLE responses ADD COLUMN {column}")
     # Requests that got no answer: kept for the record, never used as a cached answer.
     db.execute("CREATE TABLE IF NOT EXISTS failures (key, instrument, item, error, created)")
+    if not db.execute("SELECT 1 FROM responses LIMIT 1").fetchone():
+        db.execute(f"PRAGMA user_version = {KEYS}")  # a new store: every key is of this scheme
     return db

@@ -83,11 +83,18 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
                 suites=study.safety.suites,
                 limit=study.safety.limit,
                 seed=study.seed,
+                max_tokens=study.safety.max_tokens,
             )
             run(Safety(safety), model, folder)
         if study.arc_limit is not None:
             run(
-                Capability(CapabilitySettings(arc_limit=study.arc_limit, seed=study.seed)),
+                Capability(
+                    CapabilitySettings(
+                        arc_limit=study.arc_limit,
+                        seed=study.seed,
+                        perplexity_tokens=study.perplexity_tokens,
+                    )
+                ),
                 model,
                 folder,
             )

@@ -55,6 +55,7 @@ class Condition(_Strict):
 class SafetyPart(_Strict):
     suites: tuple[str, ...] = ("toxicity", "privacy", "fairness")
     limit: int | None = 20
+    max_tokens: int = Field(96, ge=1)  # answer length limit, as `psyprobe safety --max-tokens`
 
 
 class Study(_Strict):
@@ -70,6 +71,7 @@ class Study(_Strict):
     seed: int = Field(0, ge=0)
     safety: SafetyPart | None = SafetyPart()
     arc_limit: int | None = 20  # ARC questions per part; null skips the capability check
+    perplexity_tokens: int = Field(2048, ge=64)  # WikiText-2 tokens of the perplexity
     vectors: dict[FileStem, VectorSpec] = {}
     adapters: dict[FileStem, AdapterSpec] = {}
     conditions: tuple[Condition, ...]
