@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SD3_FIXED, SD3_LATIN, psyprobe
-from psyprobe.cli.main import console
+from psyprobe.cli.terminal import console
 from psyprobe.report import figures
 from psyprobe.report.markdown import alpha_note, norm_statistics
 from psyprobe.safety.metrics import BOOTSTRAP_MIN_N, f1_estimate

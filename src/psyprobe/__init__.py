@@ -9,6 +9,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 # The Python API (psyprobe/api.py): light to import; each function loads what it runs.
 from psyprobe.api import (
+    import_answers,
     load,
     load_safety,
     measure,
@@ -18,6 +19,7 @@ from psyprobe.api import (
 
 __all__ = [
     "__version__",
+    "import_answers",
     "load",
     "load_safety",
     "measure",

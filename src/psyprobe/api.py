@@ -178,6 +178,30 @@ def measure_capability(
         return run(Capability(settings), opened, folder).results
 
 
+def import_answers(
+    files: str | Path | Sequence[str | Path],
+    instruments: str | Sequence[str] | None = None,
+    *,
+    out: str | Path,
+    columns: dict[str, str] | str | None = None,
+    responses: str = "values",
+    figures: bool = False,
+) -> dict[str, RunResults]:
+    """Import questionnaire answers collected elsewhere (the long format of the README: one
+    row per answer, CSV, JSON lines or Parquet) as one scored, judged run directory per model
+    under ``out``, with the many-model table beside them; returns each model's results by its
+    name. ``columns`` maps your column names (``{"item": "statement"}`` or
+    ``"item=statement"``); ``responses``: what a number in a response is, ``values`` (scale
+    points) or ``positions``."""
+    from psyprobe.collected import import_collection
+    from psyprobe.collected.table import parse_columns
+
+    paths = [Path(files)] if isinstance(files, str | Path) else [Path(f) for f in files]
+    names = [instruments] if isinstance(instruments, str) else list(instruments or ())
+    mapping = parse_columns(columns) if isinstance(columns, str) or columns is None else columns
+    return import_collection(paths, Path(out), names, mapping, responses, figures)
+
+
 def load(run_dir: str | Path) -> RunResults:
     """The results of a personality run directory (results.json), typed."""
     from psyprobe.report.results import RunResults

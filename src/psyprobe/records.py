@@ -42,6 +42,8 @@ class ResponseRecord(BaseModel):
     # generate mode, where the backend counts: tokens generated, and how the answer ended
     tokens: int | None = None
     ended: Ending | None = None
+    # an answer imported from elsewhere: the file and row it came from (psyprobe import)
+    source: str | None = None
     created: float = 0.0
 
     @model_validator(mode="before")

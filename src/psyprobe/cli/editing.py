@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from psyprobe.cli.options import (
     BACKEND,
@@ -22,14 +21,13 @@ from psyprobe.cli.options import (
     backend_flags,
     edits,
 )
+from psyprobe.cli.terminal import console, err
 from psyprobe.errors import UserError
 from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting.population import RESPONDENTS
 
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
 dpo_app = typer.Typer(no_args_is_help=True, help="Study A's DPO: preference pairs and training.")
-console = Console(markup=False)  # user names are printed as they are (see cli/main.py)
-err = Console(stderr=True, markup=False)
 
 
 def _hf(model: str, backend: BackendOptions) -> Any:

@@ -7,7 +7,6 @@ command that uses it: ``--help``, ``models`` and ``instruments`` start in a frac
 from __future__ import annotations
 
 import errno
-import os
 import sqlite3
 import sys
 import textwrap
@@ -16,9 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from psyprobe.cli.collected import export, import_answers, models_table
 from psyprobe.cli.editing import capability, dpo_app, steer_app
 from psyprobe.cli.options import (
     BACKEND,
@@ -31,6 +30,7 @@ from psyprobe.cli.options import (
     edits,
 )
 from psyprobe.cli.progress import Reporter, measured_or_exit
+from psyprobe.cli.terminal import console, err
 from psyprobe.errors import STORAGE_ADVICE, UserError
 from psyprobe.instruments import (
     builtin_paths,
@@ -56,18 +56,6 @@ app.add_typer(instruments_app, name="instruments")
 app.add_typer(steer_app, name="steer")
 app.add_typer(dpo_app, name="dpo")
 app.command()(capability)
-# No markup: names and texts from user files ("[/x]") are printed as they are, never parsed.
-console = Console(markup=False)
-err = Console(stderr=True, markup=False)
-_COLUMNS = os.environ.get("COLUMNS", "")
-for _console in (console, err):
-    if _COLUMNS.isdigit() and int(_COLUMNS) >= 40:
-        _console.width = int(_COLUMNS)
-    elif _COLUMNS or not _console.is_terminal:
-        # A log file has no width to fit: tables of long names stay whole instead of wrapping
-        # at rich's 80 columns. A COLUMNS that is no width ("abc", "0") is one too: rich would
-        # print nothing at width 0.
-        _console.width = 120
 
 
 @app.command()
@@ -431,6 +419,11 @@ def study(
 
     data = run_study(file, out, only_report=report_only)
     console.print(f"{len(data.conditions)} conditions; wrote {out / 'study.md'}")
+
+
+app.command("import")(import_answers)
+app.command("models-table")(models_table)
+app.command()(export)
 
 
 # Storage that cannot take what a run writes: a line on what to do, then exit 2. Everything

@@ -7,13 +7,14 @@ respondent; items with fewer lines lower the valid rate.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from psyprobe.errors import UserError
 from psyprobe.instruments.schema import normalize_name
+from psyprobe.jsonlines import json_lines
 from psyprobe.models.base import (
     Failure,
     Model,
@@ -39,24 +40,12 @@ class ReplayModel(Model):
             numbers_are_scale_values=True,
         )
         self.answers: dict[tuple[str, str], list[str]] = defaultdict(list)
-        with path.open(encoding="utf-8", errors="strict") as fh:
-            try:
-                for n, line in enumerate(fh, start=1):  # a line at a time: any size of file
-                    self._read_line(path, n, line)
-            except UnicodeDecodeError as exc:
-                raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        for n, row in json_lines(path):
+            self._read_row(path, n, row)
         if not self.answers:
             raise UserError(f"{path}: the replay file has no answers")
 
-    def _read_line(self, path: Path, n: int, line: str) -> None:
-        if not line.strip():
-            return
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path} line {n}: not valid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise UserError(f"{path} line {n}: JSON nested too deeply") from None
+    def _read_row(self, path: Path, n: int, row: Any) -> None:
         for field in ("instrument", "item", "response"):
             if not isinstance(row, dict) or field not in row:
                 raise UserError(f"{path} line {n}: field {field!r} is missing")

@@ -31,9 +31,10 @@ def _trace(record: ResponseRecord, parsed: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def rebuild(out: Path) -> RunResults:
+def rebuild(out: Path, figures: bool = True) -> RunResults:
     """Score the stored responses and write results.json, responses.jsonl, report.md,
-    report.html and the figures; returns the results as written."""
+    report.html and (unless ``figures`` is off: an import of many models) the figures;
+    returns the results as written."""
     files = RunFiles(out)
     settings, info, instruments = load_run(out)
     require_store(files.store)
@@ -106,11 +107,12 @@ def rebuild(out: Path) -> RunResults:
         instruments=scores,
         mtmm=convergence,
     )
-    labels = {name: option_labels(inst) for name, inst in instruments.items()}
-    figures = draw_all(results, labels, files.figures)
-    results.figures = {
-        name: [str(p.relative_to(out)) for p in paths] for name, paths in figures.items()
-    }
+    if figures:
+        labels = {name: option_labels(inst) for name, inst in instruments.items()}
+        drawn = draw_all(results, labels, files.figures)
+        results.figures = {
+            name: [str(p.relative_to(out)) for p in paths] for name, paths in drawn.items()
+        }
     write_json(files.results, results.model_dump(mode="json"))
     write_text(files.report, render_markdown(results))
     write_html(out)

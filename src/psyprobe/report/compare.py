@@ -54,17 +54,28 @@ Scored = dict[
 ]  # instrument → dimension → (score, verdict)
 
 
-def _load(run_dir: Path) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], Scored]:
+def respondent_table(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Each respondent's score, by instrument and dimension, from the run's own answers."""
     _, info, instruments = load_run(run_dir)
-    results = RunResults.load(run_dir)
     with ResponseStore(RunFiles(run_dir).store) as store:
-        records = list(store.records())
+        records = [
+            r
+            for r in store.records()
+            if r.role == "answer" and r.model_fingerprint == info.fingerprint
+        ]
     per_resp: dict[str, dict[str, np.ndarray]] = {}
     for name, inst in instruments.items():
         m = AnswerMatrix.build(
             inst, [r for r in records if r.instrument == name], info.numbers_are_scale_values
         )
         per_resp[name] = {dim: respondent_scores(m, dim) for dim in m.dimensions}
+    return per_resp
+
+
+def _load(run_dir: Path) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], Scored]:
+    per_resp = respondent_table(run_dir)
+    results = RunResults.load(run_dir)
+    info = results.model
     scores = {
         name: {dim: (d.score, d.validity) for dim, d in inst.dimensions.items()}
         for name, inst in results.instruments.items()

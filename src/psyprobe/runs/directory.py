@@ -28,6 +28,7 @@ MARKERS = (
     "capability.json",
     "capability-run.json",
     "compare.json",
+    "models.json",
     "psyprobe-request.json",
 )
 

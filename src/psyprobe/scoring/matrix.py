@@ -33,7 +33,7 @@ def parse_record(
     )
 
 
-def _final_attempts(
+def final_attempts(
     records: Sequence[ResponseRecord], numbers_are_values: bool, questions: dict[str, Question]
 ) -> dict[tuple[str, int, int, int], tuple[ResponseRecord, ParsedAnswer | None]]:
     """Per (item, respondent, order, sample): the first attempt that answered, else the last."""
@@ -116,7 +116,7 @@ class AnswerMatrix:
         questions = instrument.questions()
         by_id = {q.item_id: q for q in questions}
         dims = {d.id: d for d in instrument.dimensions()}
-        answers = _final_attempts(records, numbers_are_values, by_id)
+        answers = final_attempts(records, numbers_are_values, by_id)
         respondents = sorted({(resp, sample) for _, resp, _, sample in answers})
         r_index = {r: i for i, r in enumerate(respondents)}
         i_index = {q.item_id: j for j, q in enumerate(questions)}

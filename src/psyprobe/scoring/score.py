@@ -93,6 +93,9 @@ class InstrumentScore(BaseModel):
     n_respondents: int = 0
     position_bias: float | None = None
     position_table: list[list[float | None]] = []  # option (scale order) × position shown
+    # how often the first (last) option shown is chosen; chance is 1 / options
+    primacy: float | None = None
+    recency: float | None = None
     acquiescence: float | None = None
     content_sensitivity: float | None = None  # = decomposition.content
     decomposition: Decomposition | None = None
@@ -304,6 +307,7 @@ def score_instrument(
         )
 
     overall_position, table = position_bias(m)
+    shown = m.answers.by_position
     type_letters = [d.letter for d in dimensions.values() if d.letter]
     fmt = m.questions[0].format
     return InstrumentScore(
@@ -320,6 +324,8 @@ def score_instrument(
         n_respondents=len(respondents),
         position_bias=overall_position,
         position_table=table,
+        primacy=float(shown[:, 0].mean()) if len(shown) else None,
+        recency=float(shown[:, -1].mean()) if len(shown) else None,
         acquiescence=acq,
         content_sensitivity=parts.content if parts else None,
         decomposition=parts,
