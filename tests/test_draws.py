@@ -5,13 +5,23 @@ no model (the draw is plain arithmetic on logits)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-torch = pytest.importorskip("torch")
+from psyprobe.models.hf import DRAW_BLOCK, _draws
 
-from psyprobe.models.hf import DRAW_BLOCK, _draws  # noqa: E402
+if TYPE_CHECKING:
+    import torch
 
 pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _torch() -> None:
+    """torch is imported when these tests run, not whenever tests are collected (-m unit)."""
+    global torch
+    torch = pytest.importorskip("torch")  # type: ignore[no-redef]
 
 
 def _defined(logits: torch.Tensor, temperature: float, seeds: list[int]) -> tuple[list[int], ...]:

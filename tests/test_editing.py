@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
 
 from conftest import kill_when, psyprobe
 from psyprobe.capability import CapabilitySettings, perplexity
@@ -31,6 +30,9 @@ from psyprobe.report.results import RunResults
 from psyprobe.runs import ResponseStore
 from psyprobe.study.summary import StudySummary
 
+if TYPE_CHECKING:
+    import torch
+
 PROMPT = Prompt(
     None, "Reply with the number of your option first.\n1. Yes\n2. No\nAnswer:", ("1", "2")
 )
@@ -52,6 +54,8 @@ def _logits(hf: Any) -> torch.Tensor:
 
 @pytest.mark.torch
 def test_hooks_change_outputs_and_removal_restores_them_exactly(hf_smollm2: Any) -> None:
+    import torch
+
     hf = hf_smollm2
     before = _logits(hf)
     push = torch.randn(hf.model.config.hidden_size, generator=torch.Generator().manual_seed(0))
@@ -68,6 +72,8 @@ def test_hooks_change_outputs_and_removal_restores_them_exactly(hf_smollm2: Any)
 
 @pytest.mark.torch
 def test_vector_save_load_round_trip(tmp_path: Path) -> None:
+    import torch
+
     vector = SteeringVector(
         {3: torch.arange(8, dtype=torch.float32), 5: -torch.ones(8)},
         {"method": "mean-diff", "layers": [3, 5], "norms": {"3": 11.8}, "default_layer": 5},
@@ -83,6 +89,7 @@ def test_control_vector_export_reads_back_in_llama_cpp_layout(
     vector_file: Path, tmp_path: Path
 ) -> None:
     import gguf
+    import torch
 
     out = tmp_path / "control.gguf"
     psyprobe("steer", "export", str(vector_file), "--out", str(out))
@@ -180,6 +187,8 @@ def test_edits_enter_the_identity_and_steer_the_model(vector_file: Path) -> None
 def test_aggregators_recover_a_known_direction() -> None:
     """Paired differences = a known direction × per-pair strength + noise: mean-diff is their
     mean, pca the direction itself, signed and scaled to the mean's length along it."""
+    import torch
+
     gen = torch.Generator().manual_seed(0)
     direction = torch.nn.functional.normalize(
         torch.randn(16, generator=gen, dtype=torch.float64), dim=0
