@@ -291,7 +291,11 @@ def test_partial_success_is_counted_and_stored(tmp_path: Path) -> None:
         good[0],  # a duplicate of the first row
         {"model": "m", "item": "2", "response": "no idea", "respondent": "persona 99"},
     ]
-    out = judged(tmp_path, good + broken)
+    answers = write_jsonl(tmp_path / "answers.jsonl", good + broken)
+    out = tmp_path / "imported"
+    said = psyprobe("import", str(answers), "--instrument", "sd3", "--out", str(out)).stdout
+    assert f"m: {len(good) + 1} of {len(good) + 6} rows stored (5 unusable: " in said
+    assert "1 unknown item" in said and ", 1 say no option;" in said
     record = json.loads((out / "m" / "run.json").read_text())["import"]
     assert record["rows"] == len(good) + 6 and record["stored"] == len(good) + 1
     assert record["unusable"] == {

@@ -38,21 +38,32 @@ def import_answers(
     ] = False,
 ) -> None:
     """Import answers collected elsewhere: a scored and judged run directory per model."""
-    from psyprobe.collected import import_collection
+    from psyprobe.collected import IMPORT_RECORD, import_collection
     from psyprobe.collected.table import parse_columns
     from psyprobe.report.markdown import fmt
+    from psyprobe.runs.directory import read_record
 
     mapping = parse_columns(columns)
     results = import_collection(files, out, instrument or (), mapping, responses, figures)
     for name, r in results.items():
+        assert r.directory is not None
+        record = read_record(r.directory / "run.json", "run")[IMPORT_RECORD]
         verdicts = [d.validity for inst in r.instruments.values() for d in inst.dimensions.values()]
         counts = {v: verdicts.count(v) for v in ("ok", "weak", "no_signal") if v in verdicts}
-        held = r.store.n_responses
+        unused = sum(record["unusable"].values())
+        reasons = ", ".join(f"{n:,} {why}" for why, n in record["unusable"].items())
+        valid = min((i.valid_rate for i in r.instruments.values()), default=None)
         console.print(
-            f"{name}: {held:,} answers; "
+            f"{name}: {record['stored']:,} of {record['rows']:,} rows stored"
+            + (f" ({unused:,} unusable: {reasons})" if unused else "")
+            + (
+                f", {record['unreadable response']:,} say no option"
+                if record["unreadable response"]
+                else ""
+            )
+            + "; "
             + ", ".join(f"{n} {v}" for v, n in counts.items())
-            + f"; valid {fmt(min((i.valid_rate for i in r.instruments.values()), default=None), 2)}"
-            + f" → {r.directory}",
+            + f"; valid {fmt(valid, 2)} → {r.directory}",
             soft_wrap=True,
         )
     console.print(f"wrote {out / 'models.md'}, {out / 'models.html'}", soft_wrap=True)
