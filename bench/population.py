@@ -31,15 +31,24 @@ def measure(model: LlamaCppModel, settings: RunSettings) -> tuple[int, int, int,
     return len(prompts), tokens, model.tokens_evaluated - before, time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def embedded(
+    parser: argparse.ArgumentParser,
+) -> tuple[argparse.Namespace, tuple[str, ...], LlamaCppModel]:
+    """The arguments (``--instrument`` added), the instruments (SD-3 and BFI by default) and
+    the embedded model through llama.cpp, its runtime printed."""
     parser.add_argument("--instrument", action="append", default=None)
-    parser.add_argument("--within-slice", type=int, default=2, help="respondents measured")
     args = parser.parse_args()
     instruments = tuple(args.instrument or ("sd3", "bfi"))
     model = open_model("smollm2")
     assert isinstance(model, LlamaCppModel)
     print(f"instruments {', '.join(instruments)}; runtime {model.info.runtime}")
+    return args, instruments, model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--within-slice", type=int, default=2, help="respondents measured")
+    args, instruments, model = embedded(parser)
     designs = [
         ("model itself, latin", RunSettings(instruments=instruments, respondents=0), 1.0),
         ("20 respondents, rotate", RunSettings(instruments=instruments), 1.0),

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -83,18 +84,35 @@ def spawn(*args: str, check: bool = True, **popen: Any) -> subprocess.CompletedP
     return proc
 
 
-def kill_when(ready: Callable[[], bool], *args: str, timeout: float = 600) -> None:
-    """Start the command line; kill -9 it once ``ready()`` holds (or it ends, or time is up)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "psyprobe", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + timeout
-    while not ready() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+def kill_when(
+    ready: Callable[[], bool],
+    *args: str,
+    timeout: float = 600,
+    sig: signal.Signals = signal.SIGKILL,
+) -> tuple[int, str]:
+    """Start the command line; send it ``sig`` (kill -9; SIGINT is Ctrl-C) once ``ready()``
+    holds (or it ends, or time is up). Its exit status and what it wrote to stderr."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "psyprobe", *args], stdout=subprocess.DEVNULL, stderr=err
+        )
+        deadline = time.monotonic() + timeout
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        code = proc.wait()
+        err.seek(0)
+        return code, err.read()
+
+
+def rendered_tables(markdown: str) -> tuple[int, int]:
+    """(tables a Markdown renderer sees, tables the text means to hold): a delimiter row whose
+    width is not its header's makes no table at all (GitHub's table rule)."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    meant = sum(line.startswith("|---") for line in markdown.splitlines())
+    return sum(t.type == "table_open" for t in tokens), meant
 
 
 def write_json(path: Path, data: Any) -> Path:

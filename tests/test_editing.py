@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import kill_when, psyprobe
+from conftest import kill_when, psyprobe, rendered_tables
 from psyprobe.capability import CapabilitySettings, perplexity
 from psyprobe.editing import (
     Edits,
@@ -358,6 +358,8 @@ def test_study_runs_the_grid_and_resumes_after_an_interrupt(
     report = (out / "study.md").read_text()
     assert "## Steering (study B, Figure 7)" in report and "| satisfied-plus |" in report
     assert "## DPO before → after (study A, Table 5)" in report
+    seen, meant = rendered_tables(report)
+    assert seen == meant > 4, "every table of study.md renders as one"
     # each correlation carries its trait's worst validity verdict over the conditions
     r = data.correlations[0]
     verdicts = [c.personality[r.trait].validity for c in data.conditions.values()]

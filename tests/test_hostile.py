@@ -120,6 +120,29 @@ def test_a_file_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
     assert path.read_text() == "good" and list(tmp_path.iterdir()) == [path]
 
 
+def test_a_figure_is_replaced_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.pyplot as plt
+
+    from psyprobe.report.figures import save_figure
+
+    path = tmp_path / "sd3-scores.png"
+    path.write_bytes(b"the old figure")
+    fig = plt.figure()
+
+    def killed(target: Path, **options: object) -> None:  # a kill halfway through the PNG
+        Path(target).write_bytes(b"half a")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fig, "savefig", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_figure(fig, path)
+    assert path.read_bytes() == b"the old figure" and list(tmp_path.iterdir()) == [path]
+    save_figure(plt.figure(), path)
+    assert path.read_bytes().startswith(b"\x89PNG") and list(tmp_path.iterdir()) == [path]
+
+
 def test_json_out_is_strict() -> None:
     text = json_text({"d": math.nan, "ci": [-math.inf, 1.0], "n": 3})
     assert json.loads(text) == {"d": None, "ci": [None, 1.0], "n": 3}
@@ -151,7 +174,8 @@ def test_instrument_names_cannot_escape_or_impersonate(
 ) -> None:
     inst = write_json(tmp_path / "x.json", TWO | change)
     out = tmp_path / "deep" / "run"
-    assert says in _fails("run", "--model", "sim:D=1", "--instrument", str(inst), "--out", str(out))
+    run = ("run", "--model", "sim:noise=1", "--instrument", str(inst), "--out", str(out))
+    assert says in _fails(*run)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
 
 
@@ -176,7 +200,7 @@ def test_a_design_too_large_is_refused_before_it_is_built(tmp_path: Path) -> Non
         tmp_path / "ten.json", TWO | {"scale": {"min": 1, "max": 10, "labels": labels}}
     )
     says = _fails(
-        "run", "--model", "sim:D=1", "--instrument", str(inst), "--orders", "all", "--dry-run",
+        "run", "--model", "sim:noise=1", "--instrument", str(inst), "--orders", "all", "--dry-run",
         "--out", str(tmp_path / "run"),
     )  # fmt: skip
     assert "3,628,800 orders of 10 options" in says

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SD3_FIXED, SD3_LATIN, psyprobe
+from psyprobe.api import load
 from psyprobe.cli.terminal import console
 from psyprobe.report import figures
 from psyprobe.report.markdown import alpha_note, norm_statistics
@@ -82,6 +83,15 @@ def test_no_signal_is_said_on_every_surface(
     for row in _table_rows(report, "Dimension")[2:]:
         if row[-1] == "no_signal":
             assert row[5:8] == ["withheld"] * 3  # z, d, p
+    # withheld means null: in results.json and the API's table, with the reason beside them
+    dims = json.loads((sd3_run / "results.json").read_text())["instruments"]["sd3"]["dimensions"]
+    frame = load(sd3_run).to_pandas(detail=True)
+    for key in silent:
+        norm = dims[key.split("/")[1]]["norm"]
+        assert norm["z"] is None and norm["d"] is None and norm["p"] is None
+        assert dims[key.split("/")[1]]["band"] is None and norm["withheld"].startswith("no_signal")
+        row = frame.loc[tuple(key.split("/"))]
+        assert row[["z", "d", "p", "band"]].isna().all() and row["withheld"]
     html = (sd3_run / "report.html").read_text()
     summary = html[html.index('id="summary"') : html.index("</div>", html.index('id="summary"'))]
     assert "no_signal" in summary and summary.index("no_signal") < len(summary)
@@ -121,8 +131,8 @@ def _dimension(score: float, sd: float, z: float, **rest: Any) -> DimensionScore
 @pytest.mark.unit
 def test_figures_draw_no_signal_hollow_with_a_legend(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn: list[Any] = []
-    # a fake _save keeps the figure instead of writing it: what is drawn is the subject here
-    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    # a fake save keeps the figure instead of writing it: what is drawn is the subject here
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.append(fig) or path)
     dims = {
         name: _dimension(score, 0.5, 0.0, ci95=(score - 0.1, score + 0.1), validity=verdict)
         for name, score, verdict in (
@@ -309,3 +319,39 @@ def test_a_columns_that_is_no_width_still_prints(columns: str, tmp_path: Path) -
         env={**os.environ, "COLUMNS": columns},
     ).stdout
     assert "Short Dark Triad" in shown
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--model", "sim:Machiavelianism=2"), "did you mean machiavellianism?"),
+        (("--model", "sim:foo=3"), "'foo' is neither a trait of a built-in instrument nor a style"),
+        (("--model", "smolm2"), "did you mean smollm2?"),
+        (("--model", "hf:/nowhere", "--instrument", "sd33"), "did you mean sd3?"),
+        (("--model", "hf:/nowhere", "--orders", "al"), "--orders: 'al' is not one of"),
+    ],
+)
+def test_a_typo_is_one_line_before_the_model_loads(
+    tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
+    """A mistyped name is caught before anything loads (hf:/nowhere would fail on loading),
+    with the closest valid name where there is one; nothing is written."""
+    ran = psyprobe("run", *args, "--out", str(tmp_path / "run"), check=False)
+    assert ran.returncode == 2 and says in ran.stderr, ran.stderr
+    assert "Traceback" not in ran.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.unit
+def test_an_instruments_names_are_one_name(tmp_path: Path) -> None:
+    """SD-3, sd-3 and sd3 are one instrument: one setting, one API cache entry, one run."""
+    from psyprobe.api import measure
+
+    first = measure("sim:Machiavellianism=2", ["sd-3"], respondents=3)
+    again = measure("sim:Machiavellianism=2", ["SD3"], respondents=3)
+    assert first.directory == again.directory
+    assert first.settings.instruments == again.settings.instruments == ("sd3",)
+    out = str(tmp_path / "run")
+    psyprobe("run", "--model", "sim:Narcissism=4", "--instrument", "sd3", "--out", out)
+    resumed = psyprobe("run", "--model", "sim:Narcissism=4", "--instrument", "SD-3", "--out", out)
+    assert "0 new answers" in resumed.stdout + resumed.stderr

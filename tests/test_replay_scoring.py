@@ -48,7 +48,8 @@ def test_four_point_reverse_keying_and_mean(tmp_path: Path) -> None:
     assert warmth["score"] == pytest.approx(10 / 3)
     # item 3 has one answer for two respondents: 5 of 6 cells answered
     assert warmth["valid_rate"] == pytest.approx(5 / 6)
-    assert warmth["norm"]["z"] == pytest.approx((10 / 3 - 2.5) / 0.5)
+    # five answers cannot show content: no_signal, and its place among people is withheld
+    assert warmth["validity"] == "no_signal" and warmth["norm"]["z"] is None
 
 
 def test_seven_point_sums_with_bands(tmp_path: Path) -> None:
@@ -57,8 +58,9 @@ def test_seven_point_sums_with_bands(tmp_path: Path) -> None:
     results = _run(tmp_path, rows)
     swls = results["instruments"]["swls"]["dimensions"]["Life satisfaction"]
     fs = results["instruments"]["fs"]["dimensions"]["Flourishing"]
-    assert (swls["score"], swls["band"]) == (30.0, "Highly satisfied")
-    assert (fs["score"], fs["band"]) == (56.0, "Highly satisfied")
+    # one answer an item shows no content: the bands are withheld (test_rigor reads bands)
+    assert (swls["score"], swls["band"], swls["validity"]) == (30.0, None, "no_signal")
+    assert (fs["score"], fs["band"], fs["validity"]) == (56.0, None, "no_signal")
     assert swls["norm"] is None
 
 
@@ -105,3 +107,14 @@ def test_oejts_all_middle_answers_type_isfj_by_the_official_tie_rule(tmp_path: P
     oejts = results["instruments"]["oejts"]
     assert {d["score"] for d in oejts["dimensions"].values()} == {24.0}
     assert oejts["type"] == "ISFJ"
+
+
+def test_a_score_that_is_not_no_signal_keeps_its_band(tmp_path: Path) -> None:
+    """A population that is satisfied with life, and says so the same on every item: weak
+    (a style would read the same without reversed items), and its band is shown."""
+    out = tmp_path / "run"
+    model = "sim:Life satisfaction=6.2,spread=0.4,noise=0.6"
+    psyprobe("run", "--model", model, "--instrument", "swls", "--out", str(out))
+    results = json.loads((out / "results.json").read_text())
+    swls = results["instruments"]["swls"]["dimensions"]["Life satisfaction"]
+    assert swls["validity"] == "weak" and swls["band"] == "Highly satisfied"

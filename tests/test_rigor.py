@@ -40,6 +40,7 @@ def measure(
     instruments: tuple[str, ...] = ("sd3",),
     respondents: int = 20,
     balance: str = "rotate",
+    vary: tuple[str, ...] = (),
 ) -> dict[str, InstrumentScore]:
     """One simulated administration, through the real runner and store, scored."""
     settings = RunSettings(
@@ -52,11 +53,12 @@ def measure(
         samples=samples,
         seed=seed,
         retries=0,
+        vary=vary,
     )  # type: ignore[arg-type]
     model = open_model(model_spec)
     measure = Personality(settings)
     resolved = measure.instruments
-    key = (model_spec, orders, mode, samples, seed, instruments, respondents, balance)
+    key = (model_spec, orders, mode, samples, seed, instruments, respondents, balance, vary)
     store_path = tmp_path / f"{abs(hash(key))}.sqlite"
     with ResponseStore(store_path) as store:
         collect(measure, model, store)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import re
+import signal
+import sqlite3
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import DATA, SAFETY, psyprobe
+from conftest import DATA, SAFETY, kill_when, psyprobe
 from psyprobe.engine import Safety, run
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, Sampling
@@ -479,3 +482,32 @@ def test_unknown_suite_is_a_one_line_error() -> None:
     proc = psyprobe("safety", "--suite", "toxicity,nope", check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "'nope'" in proc.stderr
+
+
+@pytest.mark.e2e
+def test_ctrl_c_in_a_safety_run_keeps_every_answer_already_given(tmp_path: Path) -> None:
+    """A real SIGINT once answers are arriving: each answer was stored as it came (not with its
+    batch), the message says how many, and a rerun asks only for the rest."""
+    out = tmp_path / "run"
+    store = out / "responses.sqlite"
+
+    def stored() -> int:
+        """Answers in the store, read beside the run that writes it (SQLite's WAL allows it)."""
+        if not store.is_file():
+            return 0
+        with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+            except sqlite3.OperationalError:  # the table is not there yet
+                return 0
+
+    args = ("safety", "--model", "smollm2", "--suite", "jailbreak", "--limit", "8",
+            "--out", str(out))  # fmt: skip
+    code, err = kill_when(lambda: stored() >= 2, *args, sig=signal.SIGINT)
+    assert code == 130, err
+    saved = stored()
+    assert saved >= 2 and f"interrupted: {saved} answers are saved in {out}" in " ".join(
+        err.split()
+    )
+    resumed = psyprobe(*args)
+    assert f"{stored() - saved} new answers" in resumed.stdout + resumed.stderr

@@ -105,12 +105,17 @@ def measure(
     A's four). ``backend``: backend options (``base_url``, ``dtype``, ``threads``...).
     ``settings``: the rest of a run's settings, as the command line names them
     (``respondents``, ``balance``, ``samples``, ``temperature``, ``max_tokens``, ``retries``,
-    ``seed``, ``template``).
+    ``seed``, ``template``, ``vary``, ``context_items``); ``vary`` is a list of factors
+    (``["templates", "labels", "context"]``) or one name.
     """
     from psyprobe.engine import Personality, check_choices, personality_settings, run
 
     balance, template = settings.get("balance", "rotate"), settings.get("template", "study-a")
-    check_choices(mode, orders, balance, template)  # before a model loads
+    if isinstance(settings.get("vary"), str):  # one factor named alone is not its letters
+        settings["vary"] = [settings["vary"]]
+    if isinstance(instruments, str):
+        instruments = [instruments]
+    check_choices(mode, orders, balance, template, settings.get("vary", ()), instruments)
     with _opened(model, tokenizer, backend) as opened:
         chosen, _ = personality_settings(opened, instruments, orders=orders, mode=mode, **settings)
         folder = Path(out) if out is not None else _default_out("personality", opened, chosen)

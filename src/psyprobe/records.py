@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from psyprobe.models.base import Ending, Mode
 
@@ -44,6 +44,10 @@ class ResponseRecord(BaseModel):
     ended: Ending | None = None
     # an answer imported from elsewhere: the file and row it came from (psyprobe import)
     source: str | None = None
+    # the nuisance factors' levels it was asked under, where not the defaults (--vary)
+    conditions: dict[str, str] = Field(default_factory=dict)
+    # item context: the earlier (question, answer) turns of its conversation
+    history: tuple[tuple[str, str], ...] = ()
     created: float = 0.0
 
     @model_validator(mode="before")
@@ -66,6 +70,7 @@ def request_key(
     attempt: int,
     seed: int,
     identity: Sequence[object] = (),
+    history: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The key an answer is stored under. ``identity`` names the question (instrument, item,
     order, respondent, role): two questions with the same prompt — an item text two
@@ -76,5 +81,7 @@ def request_key(
     ]  # fmt: skip
     if identity:
         parts.append(list(identity))
+    if history:
+        parts.append([list(turn) for turn in history])
     payload = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -39,7 +39,7 @@ from psyprobe.instruments import (
 )
 from psyprobe.models import ALIASES, backends
 from psyprobe.models.registry import BackendOptions
-from psyprobe.prompting import RESPONDENTS
+from psyprobe.prompting import CONTEXT_ITEMS, RESPONDENTS
 from psyprobe.safety import SUITES
 
 if TYPE_CHECKING:
@@ -103,6 +103,17 @@ def run(
         str,
         typer.Option(help="Prompt wording: study-a (options, then statement) | statement-first"),
     ] = "study-a",
+    vary: Annotated[
+        str,
+        typer.Option(
+            help="Nuisance factors to vary beside the option order, comma-separated: templates "
+            "(three instruction wordings), labels (numbers, letters; text in generate mode), "
+            "context (each item also asked after the items before it, with their answers)"
+        ),
+    ] = "",
+    context_items: Annotated[
+        int, typer.Option(help="Earlier items an item asked in context follows (--vary context)")
+    ] = CONTEXT_ITEMS,
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-run"
     ),
@@ -129,7 +140,8 @@ def run(
     from psyprobe.runs import RunFiles
     from psyprobe.runs.runner import estimate, resolve_instruments
 
-    check_choices(mode, orders, balance, template)
+    factors = [f.strip() for f in vary.split(",") if f.strip()]
+    check_choices(mode, orders, balance, template, factors, instrument)
     with Reporter(console, err) as progress:
         progress.phase(f"loading {model}")
         the_model = open_edited(model, backend, edits(persona, steer, adapter), connect=not dry_run)
@@ -148,6 +160,8 @@ def run(
                 seed=seed,
                 template=template,
                 stop_when_read=stop_when_read,
+                vary=factors,
+                context_items=context_items,
             )
             if note:
                 err.print(f"note: {note}")

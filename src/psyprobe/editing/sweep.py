@@ -150,6 +150,8 @@ def draw_sweep(data: SweepSummary, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from psyprobe.report.figures import save_figure
+
     fig, (ax, ax_valid) = plt.subplots(1, 2, figsize=(10, 4))
     for layer, cells in data.cells.items():
         xs = list(cells)  # in coefficient order
@@ -159,6 +161,4 @@ def draw_sweep(data: SweepSummary, path: Path) -> None:
     ax_valid.axhline(MIN_VALID, color="grey", ls="--", lw=1)
     ax_valid.set(xlabel="coefficient", ylabel="label mass (valid rate)", ylim=(0, 1.05))
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

@@ -15,18 +15,42 @@ from rich.console import RenderableType
 
 from psyprobe.engine.measure import Measure, Record, Stage, record_head
 from psyprobe.errors import UserError
-from psyprobe.instruments import STUDY_A_INSTRUMENTS
+from psyprobe.instruments import STUDY_A_INSTRUMENTS, canonical_name
 from psyprobe.models import Mode, Model
-from psyprobe.prompting import BALANCES, RESPONDENTS, TEMPLATES, check_design
+from psyprobe.prompting import (
+    BALANCES,
+    CONTEXT_ITEMS,
+    RESPONDENTS,
+    TEMPLATES,
+    check_design,
+    check_vary,
+)
 from psyprobe.report import rebuild
 from psyprobe.report.console import personality_summary
 from psyprobe.report.results import RunResults
 from psyprobe.runs import ResponseStore, RunSettings
-from psyprobe.runs.runner import check_workload, plan, replan, resolve_instruments
+from psyprobe.runs.runner import (
+    Planned,
+    check_workload,
+    plan,
+    plan_in_context,
+    replan,
+    resolve_instruments,
+)
 
 
-def check_choices(mode: str, orders: str, balance: str, template: str) -> None:
+def check_choices(
+    mode: str,
+    orders: str,
+    balance: str,
+    template: str,
+    vary: Sequence[str] = (),
+    instruments: Sequence[str] | None = None,
+) -> None:
     """The named choices of a run, checked before any model loads (one line each)."""
+    for name in instruments or ():
+        canonical_name(name)
+    check_vary(list(vary))
     if mode not in ("logprob", "generate"):
         raise UserError(f"--mode: {mode!r} is not one of logprob, generate")
     check_design(orders)
@@ -51,6 +75,8 @@ def personality_settings(
     seed: int = 0,
     template: str = "study-a",
     stop_when_read: bool = True,
+    vary: Sequence[str] = (),
+    context_items: int = CONTEXT_ITEMS,
 ) -> tuple[RunSettings, str | None]:
     """The settings of a run of ``model``, and a note where the model changed one of them.
 
@@ -58,14 +84,15 @@ def personality_settings(
     probabilities is asked in generate mode instead (the note says so). Generated answers end
     once they can be read unless ``stop_when_read`` is off.
     """
-    check_choices(mode, orders, balance, template)
+    check_choices(mode, orders, balance, template, vary)
     names = tuple(instruments) if instruments else STUDY_A_INSTRUMENTS
     recorded = model.recorded_design()
     if recorded is not None:
         # Recorded answers are what they are: one per line, asked in the order they were.
         names = tuple(instruments) if instruments else recorded.instruments
         orders, mode, samples, retries, respondents = "fixed", "generate", recorded.samples, 0, 0
-        stop_when_read = False
+        stop_when_read, vary = False, ()
+    names = tuple(canonical_name(name) for name in names)
     note = None
     if mode not in model.info.modes:
         note = (
@@ -87,6 +114,8 @@ def personality_settings(
         seed=seed,
         template=template,
         stop_when_read=stop_when_read and chosen == "generate",
+        vary=check_vary(list(vary)),
+        context_items=context_items,
     )
     return settings, note
 
@@ -119,11 +148,19 @@ class Personality(Measure[RunResults]):
             raise UserError(
                 f"--mode {settings.mode}: {info.backend} models support {', '.join(info.modes)}"
             )
-        slots = plan(settings, self.instruments, info)
+        alone = plan(settings, self.instruments, info)
+        yield from self._asked(model, store, alone)
+        if "context" in settings.vary:  # after the answers the conversations show
+            in_context = plan_in_context(settings, self.instruments, info, alone, store)
+            yield from self._asked(model, store, in_context)
+
+    def _asked(self, model: Model, store: ResponseStore, slots: list[Planned]) -> Iterator[Stage]:
+        """``slots`` asked, then (generate mode) re-asked while their answers are unreadable."""
+        settings = self.settings
         yield Stage(model, [p.request for p in slots])
         attempts = settings.retries + 1 if settings.mode == "generate" else 1
         for attempt in range(1, attempts):
-            slots = replan(settings, info, slots, store, attempt)
+            slots = replan(settings, model.info, slots, store, attempt)
             if not slots:
                 return
             yield Stage(model, [p.request for p in slots], needed=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from importlib.resources import files
 from pathlib import Path
@@ -82,19 +83,39 @@ def read_instrument(path: Path) -> Instrument:
 
 
 def load_instrument(name_or_path: str) -> Instrument:
-    """A built-in instrument by short id or name (``sd3``, ``SD-3``), or a JSON file by path."""
+    """A built-in instrument by short id or name (``sd3``, ``SD-3``), or a JSON file by path.
+
+    A bare name that is a built-in's is the built-in, whatever the working directory holds (a
+    file or folder named ``sd3`` there would otherwise shadow it, and a rerun elsewhere would
+    ask another instrument); a path says it is one with a ``.json`` suffix or a folder part."""
     path = Path(name_or_path)
-    if path.suffix == ".json" or path.exists():
-        return read_instrument(path)
+    is_path = _is_path(name_or_path)
     wanted = normalize_name(name_or_path)
-    for short_id, builtin in builtin_paths().items():
-        instrument = read_instrument(builtin)
-        if wanted in (short_id, instrument.id):
-            return instrument
+    if not is_path:
+        for short_id, builtin in builtin_paths().items():
+            instrument = read_instrument(builtin)
+            if wanted in (short_id, instrument.id):
+                return instrument
+    if is_path or path.exists():
+        return read_instrument(path)
+    close = difflib.get_close_matches(wanted, list(builtin_paths()), n=2, cutoff=0.6)
     raise InstrumentError(
         f"instrument {name_or_path!r}: not a built-in ({', '.join(builtin_paths())}) "
-        "and no such file"
+        "and no such file" + (f"; did you mean {' or '.join(close)}?" if close else "")
     )
+
+
+def canonical_name(name: str) -> str:
+    """One name per instrument: a built-in by any of its names is its short id (``SD-3`` →
+    ``sd3``), so settings, cache keys and the store see one name; a path is left as given."""
+    instrument = load_instrument(name)
+    short_id = builtin_id(instrument)
+    return short_id if short_id in builtin_paths() and not _is_path(name) else name
+
+
+def _is_path(name: str) -> bool:
+    path = Path(name)
+    return path.suffix == ".json" or len(path.parts) > 1
 
 
 def builtin_id(instrument: Instrument) -> str:

@@ -262,11 +262,21 @@ class LlamaCppModel(Model):
         seeds: Sequence[int],
         until: Sequence[Until | None] | None = None,
     ) -> list[str | Completion | Failure | None]:
-        out: list[str | Completion | Failure | None] = []
+        done = dict(self.generate_as_ready(prompts, sampling, seeds, until))
+        return [done[i] for i in range(len(prompts))]
+
+    def generate_as_ready(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
+    ) -> Iterator[tuple[int, str | Completion | Failure | None]]:
+        """One answer at a time, each handed over as it ends: the ask-loop stores it at once,
+        so an interrupt loses only the answer being written."""
         for i, (prompt, seed) in enumerate(zip(prompts, seeds, strict=True)):
             self._cached.clear()  # generation rewrites the KV cache
-            out.append(self._complete(prompt, sampling, seed, until[i] if until else None))
-        return out
+            yield i, self._complete(prompt, sampling, seed, until[i] if until else None)
 
     def _complete(
         self, prompt: Prompt, sampling: Sampling, seed: int, check: Until | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import pkgutil
@@ -158,9 +159,11 @@ def open_model(spec: str, options: BackendOptions | None = None, connect: bool =
     kind, sep, rest = ("gguf", ":", spec) if spec in ALIASES else spec.partition(":")
     known = backends()
     if not sep or not rest:
+        close = difflib.get_close_matches(spec, list(ALIASES), n=1, cutoff=0.7)
         raise UserError(
             f"--model {spec!r}: not a known alias ({', '.join(ALIASES)}) or spec "
             f"({', '.join(b.usage for b in known.values())})"
+            + (f"; did you mean {close[0]}?" if close else "")
         )
     if kind not in known:
         raise UserError(f"--model {spec!r}: unknown backend {kind!r} (one of {', '.join(known)})")

@@ -19,13 +19,22 @@ reverse-keyed items). Response styles, each a known falsehood a verdict must not
   across respondents (yea-saying that differs between personas);
 - ``extreme``: share of probability moved to the scale end on the side of the level (at the
   midpoint, to both ends alike);
-- ``invalid``: probability mass (logprob) or share of answers (generate) that misses every label.
+- ``invalid``: probability mass (logprob) or share of answers (generate) that misses every label;
+- ``recency_bias``: log-odds added to the option shown last (Rupprecht et al. 2025);
+- ``uniform``: share of each answer spread evenly over the options (1: no preference at all);
+- ``wording_bias``: trait level moved by the instruction's wording (+1, −1 scale points × this
+  for the two paraphrases; ``--vary templates``);
+- ``label_bias``: trait level moved by the label style (+1 letters, −1 text, × this;
+  ``--vary labels``);
+- ``context_bias``: in context (``--vary context``), the share by which an answer drifts toward
+  the previous answer shown in the conversation.
 
 It knows nothing but the prompt's typed source, and the built-in instruments by name.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Sequence
 from functools import cache, lru_cache
@@ -33,7 +42,7 @@ from functools import cache, lru_cache
 import numpy as np
 
 from psyprobe.errors import UserError
-from psyprobe.instruments import Dimension, Instrument, Question, load_instrument
+from psyprobe.instruments import Dimension, Instrument, Question, builtin_paths, load_instrument
 from psyprobe.models.base import Failure, Model, ModelInfo, OptionProbs, Sampling, Until
 from psyprobe.models.registry import BackendOptions, backend
 from psyprobe.prompting import Prompt, Source
@@ -50,8 +59,15 @@ STYLE = {
     "acquiescence_spread": 0.0,
     "extreme": 0.0,
     "invalid": 0.0,
+    "recency_bias": 0.0,
+    "uniform": 0.0,
+    "wording_bias": 0.0,
+    "label_bias": 0.0,
+    "context_bias": 0.0,
     "seed": 0.0,
 }
+WORDING_SHIFT = (0.0, 1.0, -1.0)  # by wording level: study A's, then the two paraphrases
+LABEL_SHIFT = {"numbers": 0.0, "letters": 1.0, "text": -1.0}
 
 
 def expected_value(values: np.ndarray, target: float, noise: float) -> np.ndarray:
@@ -71,6 +87,27 @@ def _items(name: str) -> tuple[Instrument, dict[str, tuple[Question, Dimension]]
         raise UserError(f"sim: knows only the built-in instruments, not {name!r}") from None
     dims = {d.id: d for d in instrument.dimensions()}
     return instrument, {q.item_id: (q, dims[q.dimension]) for q in instrument.questions()}
+
+
+@cache
+def _known_traits() -> frozenset[str]:
+    """Every name a sim trait may take: the built-in instruments' dimensions and constructs."""
+    names: set[str] = set()
+    for short_id in builtin_paths():
+        instrument = load_instrument(short_id)
+        for dim in instrument.dimensions():
+            names |= {dim.id.lower(), instrument.construct_of(dim.id)[0].lower()}
+    return frozenset(names)
+
+
+def _unknown(key: str) -> str:
+    """One line on a name that is neither a trait nor a style, with the closest ones."""
+    close = difflib.get_close_matches(key.lower(), [*_known_traits(), *STYLE], n=3, cutoff=0.7)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return (
+        f"{key!r} is neither a trait of a built-in instrument nor a style "
+        f"({', '.join(STYLE)}){hint}"
+    )
 
 
 @lru_cache(maxsize=1 << 16)
@@ -95,13 +132,16 @@ class SimModel(Model):
                 raise UserError(f"--model {spec}: {part!r} is not NAME=NUMBER")
             if key in STYLE:
                 self.style[key] = number
-            else:
+            elif key.lower() in _known_traits():
                 self.traits[key.lower()] = number
+            else:
+                raise UserError(f"--model {spec}: {_unknown(key)}")
         # below MIN_NOISE the option logits overflow (noise² underflows): NaN probabilities
         if self.style["noise"] < MIN_NOISE or not 0 <= self.style["invalid"] < 1:
             raise UserError(f"--model {spec}: noise must be ≥ {MIN_NOISE:g} and invalid in [0, 1)")
-        if not 0 <= self.style["extreme"] <= 1:
-            raise UserError(f"--model {spec}: extreme must be in [0, 1]")
+        for name in ("extreme", "uniform", "context_bias"):
+            if not 0 <= self.style[name] <= 1:
+                raise UserError(f"--model {spec}: {name} must be in [0, 1]")
         for name in ("spread", "persona", "acquiescence_spread", "seed"):
             if self.style[name] < 0:
                 raise UserError(f"--model {spec}: {name} must be ≥ 0")
@@ -140,9 +180,14 @@ class SimModel(Model):
         construct, sign = instrument.construct_of(dim.id)
         person = self.style["spread"] * self._draw(source, construct.lower())
         person += self.style["persona"] * source.respondent.markers.get(construct, 0)
+        asked = source.conditions
         level = self._level(dim, instrument) + sign * person
+        level += self.style["wording_bias"] * WORDING_SHIFT[asked.wording]
+        level += self.style["label_bias"] * LABEL_SHIFT[asked.labels]
         half = (dim.scale_max - dim.scale_min) / 2
         target = dim.keyed(level, question.reverse)  # keying is its own inverse
+        if source.previous:  # drawn toward the answer just given
+            target += self.style["context_bias"] * (source.previous[-1] - target)
         yes = self.style["acquiescence"] + self.style["acquiescence_spread"] * self._draw(
             source, "acquiescence"
         )
@@ -150,6 +195,7 @@ class SimModel(Model):
         values = np.array([question.options[i].value for i in source.option_order])
         logits = -((values - target) ** 2) / (2 * self.style["noise"] ** 2)
         logits[0] += self.style["position_bias"]
+        logits[-1] += self.style["recency_bias"]
         logits[source.order_index % len(values)] += self.style["rotating_bias"]
         weights = np.exp(logits - logits.max())
         probs = weights / weights.sum()
@@ -162,6 +208,7 @@ class SimModel(Model):
             if side <= 0:
                 ends[values == dim.scale_min] += 1.0
             probs = (1 - self.style["extreme"]) * probs + self.style["extreme"] * ends / ends.sum()
+        probs = (1 - self.style["uniform"]) * probs + self.style["uniform"] / len(probs)
         return np.asarray(probs)
 
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
@@ -185,7 +232,7 @@ class SimModel(Model):
             if rng.random() < self.style["invalid"]:
                 out.append("I would rather not say.")
             else:
-                out.append(str(int(rng.choice(len(probs), p=probs)) + 1))
+                out.append(prompt.labels[int(rng.choice(len(probs), p=probs))])
         return out
 
 

@@ -1,5 +1,13 @@
 """Prompting: how an item is asked — templates and counterbalanced option orders."""
 
+from psyprobe.prompting.conditions import (
+    CONTEXT_ITEMS,
+    FACTORS,
+    Conditions,
+    Factor,
+    check_vary,
+    crossed,
+)
 from psyprobe.prompting.orders import DESIGNS, Order, check_design, option_orders
 from psyprobe.prompting.population import (
     BALANCES,
@@ -21,10 +29,14 @@ from psyprobe.prompting.templates import (
 
 __all__ = [
     "BALANCES",
+    "CONTEXT_ITEMS",
     "DESIGNS",
+    "FACTORS",
     "RESPONDENTS",
     "TEMPLATES",
     "Balance",
+    "Conditions",
+    "Factor",
     "ItemPrompt",
     "Order",
     "Prompt",
@@ -34,6 +46,8 @@ __all__ = [
     "build_prompts",
     "check_design",
     "check_size",
+    "check_vary",
+    "crossed",
     "option_orders",
     "population",
     "prompt_count",

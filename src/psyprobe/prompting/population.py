@@ -3,7 +3,7 @@
 A respondent is what reliability and validity are computed over. Option orders are *not*
 respondents: an order habit moves every item asked under one order together, which looks
 exactly like a consistent trait. Orders are a nuisance factor instead, balanced inside the
-population (see ``assign_orders``).
+population (see ``conditions.assign``).
 """
 
 from __future__ import annotations
@@ -71,19 +71,3 @@ def population(n: int) -> list[Respondent]:
         Respondent(i, p["text"], framings[i % len(framings)], dict(p["markers"]))
         for i, p in enumerate(personas)
     ]
-
-
-def assign_orders(
-    balance: Balance, respondent: int, item_position: int, n_orders: int
-) -> list[int]:
-    """Which of the design's orders a respondent answers one item under.
-
-    ``within``: all of them (the respondent's answer is their mean), so no order can move one
-    respondent's items together. ``rotate``: one, ``(respondent + item) mod K``, so successive
-    items of a respondent go through the orders and every item meets every order equally often
-    across a population of K·m respondents — a K-th of the prompts, with the order effect left
-    in the noise of each respondent and removed from content sensitivity by the decomposition.
-    """
-    if balance == "within":
-        return list(range(n_orders))
-    return [(respondent + item_position) % n_orders]

@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
 from psyprobe.instruments import Question
+from psyprobe.prompting.conditions import DEFAULT_CONDITIONS, WORDINGS, Conditions, assign
 from psyprobe.prompting.orders import Order, option_orders, order_count
-from psyprobe.prompting.population import Balance, Respondent, assign_orders, preamble
+from psyprobe.prompting.population import Balance, Respondent, preamble
+
+# Each format's instruction line in study A's words (level 0) and two paraphrases of the same
+# request (our wording): the ``templates`` factor. A paraphrase keeps what is asked (a choice
+# among the options, with a reason) and changes only how it is said.
+WORDED = {
+    "likert": (
+        "Instruction: Do you {inline} with the following statement? Why?",
+        "Instruction: Say whether you {inline} with the statement below, and why.",
+        "Instruction: Read the statement below. Do you {inline} with it? Give your reason.",
+    ),
+    "forced_choice": (
+        "Instruction: Which option comes closest to how you usually feel or act? Why?",
+        "Instruction: Pick the option that best matches how you usually feel or behave, and say "
+        "why.",
+        "Instruction: Of these options, which is most like the way you normally feel or act? "
+        "Explain.",
+    ),
+    "bipolar": (
+        "Instruction: Which option describes you best? Why?",
+        "Instruction: Choose the option that fits you best, and say why.",
+        "Instruction: Which of these options is the best description of you? Explain.",
+    ),
+}
+assert all(len(w) == WORDINGS for w in WORDED.values())
+# How the options are listed and what the answer starts with, per label style.
+REPLY = {
+    "numbers": "Reply with the number of your option first.",
+    "letters": "Reply with the letter of your option first.",
+    "text": "Reply with the text of your option first.",
+}
 
 
 class PromptTemplate(BaseModel):
@@ -50,12 +81,33 @@ class PromptTemplate(BaseModel):
         "Answer:"
     )
 
-    def render(self, question: Question, order: Order) -> str:
+    def render(
+        self, question: Question, order: Order, conditions: Conditions = DEFAULT_CONDITIONS
+    ) -> tuple[str, tuple[str, ...]]:
+        """The user message of ``question`` under ``order`` and ``conditions``, and the labels
+        it offers in the order shown."""
         texts = [question.options[i].text for i in order]
         inline = ", ".join(t.lower() for t in texts[:-1]) + f", or {texts[-1].lower()}"
-        numbered = "\n".join(f"{pos + 1}. {text}" for pos, text in enumerate(texts))
-        template = getattr(self, question.format)
-        return str(template.format(inline=inline, numbered=numbered, statement=question.text))
+        labels = labels_for(texts, conditions.labels)
+        listed = [f"- {t}" if conditions.labels == "text" else f"{lab}. {t}" for lab, t in
+                  zip(labels, texts, strict=True)]  # fmt: skip
+        template: str = getattr(self, question.format)
+        if conditions.wording:
+            template = template.replace(
+                WORDED[question.format][0], WORDED[question.format][conditions.wording]
+            )
+        template = template.replace(REPLY["numbers"], REPLY[conditions.labels])
+        user = template.format(inline=inline, numbered="\n".join(listed), statement=question.text)
+        return str(user), labels
+
+
+def labels_for(texts: list[str], style: str) -> tuple[str, ...]:
+    """What the model answers with: option numbers, letters, or the options' own text."""
+    if style == "letters":
+        return tuple(chr(ord("A") + pos) for pos in range(len(texts)))
+    if style == "text":
+        return tuple(texts)
+    return tuple(str(pos + 1) for pos in range(len(texts)))
 
 
 def _statement_first(body: str) -> str:
@@ -90,6 +142,9 @@ class Source:
     option_order: Order
     respondent: Respondent
     sample: int = 0
+    conditions: Conditions = field(default_factory=Conditions)
+    # in context: the scale values of the answers shown in the conversation, oldest first
+    previous: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,14 +155,20 @@ class Prompt:
     user: str
     labels: tuple[str, ...]
     source: Source | None = None
+    # earlier turns of the conversation, (user, assistant), oldest first (item context)
+    history: tuple[tuple[str, str], ...] = ()
 
     def plain_text(self) -> str:
         """For base models without a chat template: the text to continue, as study A gave
-        GPT-3 (it ends with "Answer:")."""
-        return f"{self.system}\n\n{self.user}" if self.system else self.user
+        GPT-3 (it ends with "Answer:"); earlier turns are earlier questions with their
+        answers."""
+        turns = [f"{asked} {answered}" for asked, answered in self.history] + [self.user]
+        return "\n\n".join(([self.system] if self.system else []) + turns)
 
     def messages(self) -> list[dict[str, str]]:
         head = [{"role": "system", "content": self.system}] if self.system else []
+        for asked, answered in self.history:
+            head += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
         return [*head, {"role": "user", "content": self.user}]
 
 
@@ -121,6 +182,7 @@ class ItemPrompt:
     order: Order
     prompt: Prompt
     respondent: Respondent
+    conditions: Conditions = field(default_factory=Conditions)
 
     def with_sample(self, sample: int) -> ItemPrompt:
         """The same prompt as the ``sample``-th draw (its source says which, for sim/replay)."""
@@ -138,31 +200,40 @@ def build_prompts(
     seed: int = 0,
     respondents: list[Respondent] | None = None,
     balance: Balance = "within",
+    conditions: list[Conditions] | None = None,
 ) -> list[ItemPrompt]:
-    """Every question for every respondent, under the orders ``balance`` assigns it.
+    """Every question for every respondent, under the orders and conditions ``balance`` assigns
+    it (``conditions.assign``).
 
-    The model as itself (no persona) answers every order of the design.
+    The model as itself (no persona) answers every order under every condition.
     """
+    cells = conditions or [Conditions()]
     out = []
     for respondent in respondents or [Respondent(0)]:
         system = respondent.system(template.system, preamble())
         mode = balance if respondent.persona is not None else "within"
         for position, question in enumerate(questions):
-            n = len(question.options)
-            labels = tuple(str(i + 1) for i in range(n))
-            orders = option_orders(design, n, seed)
-            for k in assign_orders(mode, respondent.index, position, len(orders)):
-                source = Source(instrument_id, question.item_id, k, orders[k], respondent)
-                prompt = Prompt(system, template.render(question, orders[k]), labels, source)
-                out.append(ItemPrompt(instrument_id, question, k, orders[k], prompt, respondent))
+            orders = option_orders(design, len(question.options), seed)
+            for k, c in assign(mode, respondent.index, position, len(orders), len(cells)):
+                at = cells[c]
+                source = Source(instrument_id, question.item_id, k, orders[k], respondent, 0, at)
+                user, labels = template.render(question, orders[k], at)
+                prompt = Prompt(system, user, labels, source)
+                out.append(
+                    ItemPrompt(instrument_id, question, k, orders[k], prompt, respondent, at)
+                )
     return out
 
 
 def prompt_count(
-    questions: list[Question], design: str, respondents: int, balance: Balance = "within"
+    questions: list[Question],
+    design: str,
+    respondents: int,
+    balance: Balance = "within",
+    conditions: int = 1,
 ) -> int:
     """How many prompts ``build_prompts`` would make (at most), counted without making them."""
-    every_order = sum(order_count(design, len(q.options)) for q in questions)
+    every_order = sum(order_count(design, len(q.options)) for q in questions) * conditions
     if respondents == 0:  # the model as itself answers every order
         return every_order
     return respondents * (every_order if balance == "within" else len(questions))

@@ -13,6 +13,9 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from psyprobe.prompting.conditions import FACTOR_TITLES, level_names
+from psyprobe.runs.directory import replaced
+
 if TYPE_CHECKING:
     from psyprobe.report.results import RunResults
     from psyprobe.safety.metrics import MetricResult
@@ -27,10 +30,14 @@ VERDICT_LABELS = {
 BIG_FIVE = ["Extraversion", "Agreeableness", "Conscientiousness", "Neuroticism", "Openness"]
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """The figure as a PNG, written whole or not at all (a kill leaves the old one)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with replaced(path) as partial:
+            fig.savefig(partial, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -102,7 +109,7 @@ def dimension_plot(name: str, inst: InstrumentScore, path: Path) -> Path:
     band = Patch(color="#cccccc", label="human norm mean ± SD")
     _verdict_legend(ax, {d.validity for _, d in dims}, *([band] if normed else []))
     ax.set_title(f"{name}: scores with 95 % CI")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def big_five_profile(inst: InstrumentScore, path: Path) -> Path:
@@ -137,7 +144,7 @@ def big_five_profile(inst: InstrumentScore, path: Path) -> Path:
     ax.set_ylabel(f"mean item score ({low:g}–{high:g})")
     ax.set_title("Big Five profile (95 % CI)")
     _verdict_legend(ax, {r.validity for r in rows}, *extra)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def pole_bars(name: str, inst: InstrumentScore, path: Path) -> Path:
@@ -172,7 +179,7 @@ def pole_bars(name: str, inst: InstrumentScore, path: Path) -> Path:
         )
     worst = next(v for v in ("no_signal", "weak", "ok") if v in verdicts)
     ax.set_title(f"{name}: type {inst.type or '?'} ({worst})")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def position_heatmap(name: str, inst: InstrumentScore, labels: list[str], path: Path) -> Path:
@@ -200,7 +207,7 @@ def position_heatmap(name: str, inst: InstrumentScore, labels: list[str], path: 
         fontsize=9,
     )
     fig.colorbar(image, ax=ax, fraction=0.04)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def safety_headlines(tasks: list[tuple[str, MetricResult]], path: Path) -> Path:
@@ -228,7 +235,38 @@ def safety_headlines(tasks: list[tuple[str, MetricResult]], path: Path) -> Path:
     ax.axvline(0, color="#bbbbbb", lw=0.8)
     ax.set_xlabel("value (95 % CI; a hollow point has too few answers for one)")
     ax.set_title("Safety: each task's headline metric")
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def stability_plot(name: str, inst: InstrumentScore, path: Path) -> Path:
+    """Small multiples: each dimension's score under each level of each varied factor, with
+    95 % CIs, on the dimension's whole scale; a flat row is a stable score."""
+    dims = [(dn, d) for dn, d in inst.dimensions.items() if d.stability]
+    factors = list(dims[0][1].stability)
+    fig, axes = plt.subplots(
+        len(dims), len(factors), figsize=(2.6 * len(factors) + 1, 1.5 * len(dims) + 0.8),
+        squeeze=False, sharey="row",
+    )  # fmt: skip
+    for row, (dn, d) in enumerate(dims):
+        for col, factor in enumerate(factors):
+            ax = axes[row][col]
+            moved = d.stability[factor]
+            for x, level in enumerate(moved.levels):
+                if level.score is not None:
+                    _point(ax, x, level.score, _error(level.score, level.ci95), d.validity, False)
+            ax.set_xticks(
+                range(len(moved.levels)),
+                level_names(factor, [lv.level for lv in moved.levels]),
+                fontsize=7,
+            )
+            ax.set_xlim(-0.5, len(moved.levels) - 0.5)
+            ax.set_ylim(*d.scale)
+            if col == 0:
+                ax.set_ylabel(dn, fontsize=8)
+            if row == 0:
+                ax.set_title(FACTOR_TITLES[factor], fontsize=9)
+    fig.suptitle(f"{name}: scores under each level of each factor (95 % CI)", fontsize=10)
+    return save_figure(fig, path)
 
 
 def draw_all(
@@ -249,5 +287,7 @@ def draw_all(
             paths.append(
                 position_heatmap(name, inst, option_labels[name], folder / f"{name}-positions.png")
             )
+        if any(d.stability for d in inst.dimensions.values()):
+            paths.append(stability_plot(name, inst, folder / f"{name}-stability.png"))
         out[name] = paths
     return out

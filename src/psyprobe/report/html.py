@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from psyprobe.report.markdown import (
+    FACTOR_HEADER,
     METHOD_NOTE,
     SAFETY_NOTE,
+    STABILITY_HEADER,
     WITHHELD,
     all_verdicts,
     alpha_note,
+    factor_rows,
     fmt,
     fmt_p,
     norm_statistics,
+    positions,
     verdict_summary,
 )
 from psyprobe.scoring.diagnostics import KEY_FLAG
@@ -75,4 +79,8 @@ def render_html(
         norm_statistics=norm_statistics,
         alpha_note=alpha_note,
         withheld=WITHHELD,
+        positions=positions,
+        factor_rows=factor_rows,
+        factor_header=FACTOR_HEADER,
+        stability_header=STABILITY_HEADER,
     )

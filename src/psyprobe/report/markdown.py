@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from psyprobe.prompting.conditions import FACTOR_TITLES, level_names
 from psyprobe.scoring.diagnostics import KEY_FLAG
 
 if TYPE_CHECKING:
@@ -147,6 +148,12 @@ def render_markdown(results: RunResults) -> str:
         f"(`{settings.balance}`), samples {settings.samples}, temperature "
         f"{settings.temperature}, seed {settings.seed}, template `{settings.template}`"
         + (
+            f", varied: {', '.join(settings.vary)}"
+            + (f" (context: {settings.context_items} items)" if "context" in settings.vary else "")
+            if settings.vary
+            else ""
+        )
+        + (
             f", max tokens {settings.max_tokens}, "
             + ("stopped once read" if settings.stop_when_read else "full answers")
             if settings.mode == "generate"
@@ -198,14 +205,14 @@ def render_markdown(results: RunResults) -> str:
             f"`{inst.aggregation}`; valid rate {fmt(inst.valid_rate)}; refusal rate "
             f"{fmt(inst.refusal_rate)}; position bias {fmt(inst.position_bias)}; "
             f"acquiescence {fmt(inst.acquiescence)}; {_decomposition(inst)}; "
-            f"kappa between repeats {fmt(inst.kappa)}"
+            f"kappa between repeats {fmt(inst.kappa)}; {positions(inst)}"
             + (f"; type **{inst.type}**" if inst.type else ""),
             "",
             "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header),
         ]
         lines += [_dimension_row(dn, d, show_band, show_type) for dn, d in dims.items()]
-        lines += ["", *_evidence_table(dims)]
+        lines += ["", *_evidence_table(dims), *_factor_tables(inst)]
         notes = [
             f"- **{dn}** ({d.validity}): {'; '.join(d.validity_reasons)}."
             for dn, d in dims.items()
@@ -236,6 +243,72 @@ def _decomposition(inst: InstrumentScore) -> str:
         f"content sensitivity {fmt(d.content)} after option order (p {fmt_p(d.content_p)}), "
         f"order effect {fmt(d.order)} (p {fmt_p(d.order_p)})"
     )
+
+
+def positions(inst: InstrumentScore) -> str:
+    """Primacy and recency against chance, and whether the answers are more than positions."""
+    text = (
+        f"first option shown chosen {fmt(inst.primacy)}, last {fmt(inst.recency)} "
+        f"(chance {fmt(inst.chance)})"
+    )
+    u = inst.uniformity
+    if u is not None:
+        text += (
+            f"; against a position-only respondent p {fmt_p(u.p_position)}, against uniform "
+            f"p {fmt_p(u.p_uniform)}" + ("" if u.balanced else " (orders not balanced)")
+        )
+    return text
+
+
+FACTOR_HEADER = ["Factor", "Levels", "η² (p)", "× item η² beyond chance (p)"]
+STABILITY_HEADER = [
+    "Dimension", "Factor", "Score by level", "Spread", "SD", "Share of scale", "CI width"
+]  # fmt: skip
+
+
+def factor_rows(inst: InstrumentScore) -> tuple[list[list[str]], list[list[str]]]:
+    """Each varied factor's effect on the answers (``FACTOR_HEADER``), and each score's
+    stability across its levels against the score's CI width (``STABILITY_HEADER``)."""
+    parts = inst.decomposition
+    if parts is None or not parts.factors:
+        return [], []
+    effects = [
+        [
+            FACTOR_TITLES[name],
+            ", ".join(level_names(name, e.levels)),
+            f"{fmt(e.eta2)} ({fmt_p(e.p)})",
+            f"{fmt(e.by_item)} ({fmt_p(e.by_item_p)})",
+        ]
+        for name, e in parts.factors.items()
+    ]
+    stable = []
+    for dn, d in inst.dimensions.items():
+        width = fmt(d.ci95[1] - d.ci95[0]) if d.ci95 else "–"
+        for name, moved in d.stability.items():
+            names = level_names(name, [lv.level for lv in moved.levels])
+            by_level = ", ".join(
+                f"{label} {fmt(lv.score, 2)}" for label, lv in zip(names, moved.levels, strict=True)
+            )
+            stable.append(
+                [dn, FACTOR_TITLES[name], by_level, fmt(moved.spread), fmt(moved.sd),
+                 fmt(moved.share_of_scale), width]
+            )  # fmt: skip
+    return effects, stable
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines: the delimiter row always as wide as the header."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _factor_tables(inst: InstrumentScore) -> list[str]:
+    effects, stable = factor_rows(inst)
+    lines: list[str] = []
+    for header, rows in ((FACTOR_HEADER, effects), (STABILITY_HEADER, stable)):
+        if rows:
+            lines += ["", *markdown_table(header, rows)]
+    return lines
 
 
 def _correlation(c: Correlation | KeyCheck | None) -> str:

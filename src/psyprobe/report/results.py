@@ -86,6 +86,7 @@ class RunResults(BaseModel):
                         "z": norm.z if norm else None,
                         "d": norm.d if norm else None,
                         "p": norm.p if norm else None,
+                        "withheld": norm.withheld if norm else None,
                         "band": d.band,
                         "letter": d.letter,
                         "alpha": d.alpha,

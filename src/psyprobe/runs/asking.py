@@ -40,6 +40,8 @@ class Origin:
     respondent: int = 0
     attempt: int = 0
     role: Role = "answer"
+    # the nuisance factors' levels where not the defaults (``Conditions.stored``)
+    conditions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,11 @@ def make_request(
 ) -> Request:
     decoding = sampling.model_dump() if mode == "generate" else {}
     request = Request("", prompt, mode, decoding, seed, origin, until)
-    question = (origin.instrument, origin.item, origin.order_index, origin.respondent, origin.role)
+    question: tuple[object, ...] = (
+        origin.instrument, origin.item, origin.order_index, origin.respondent, origin.role
+    )  # fmt: skip
+    if origin.conditions:
+        question += (dict(origin.conditions),)
     return replace(request, key=_key(info, request, question))
 
 
@@ -101,6 +107,7 @@ def _key(info: ModelInfo, r: Request, question: tuple[object, ...] = ()) -> str:
         r.origin.attempt,
         r.seed,
         identity=question,
+        history=r.prompt.history,
     )
 
 
@@ -130,6 +137,8 @@ def _record(
         probs=tuple(answer.probs) if isinstance(answer, OptionProbs) else None,
         tokens=done.tokens if done else None,
         ended=done.ended if done else None,
+        conditions=dict(o.conditions),
+        history=req.prompt.history,
     )
 
 
@@ -141,7 +150,8 @@ def _batches(requests: Sequence[Request], size: Callable[[Mode], int]) -> Iterat
     for r in requests:
         groups[f"{r.mode}|{sorted(r.decoding.items())}"].append(r)
     for group in groups.values():
-        group.sort(key=lambda r: (r.prompt.system or "", r.prompt.user, r.origin.sample))
+        group.sort(key=lambda r: (r.prompt.system or "", r.prompt.history, r.prompt.user,
+                                  r.origin.sample))  # fmt: skip
         step = size(group[0].mode)
         for i in range(0, len(group), step):
             yield group[i : i + step]

@@ -88,17 +88,25 @@ def _naming(path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def replacing(path: Path) -> Iterator[TextIO]:
-    """Write ``path`` whole or not at all: into a file beside it, renamed over it at the end."""
+def replaced(path: Path) -> Iterator[Path]:
+    """Write ``path`` whole or not at all: the caller writes the file it is given, beside
+    ``path``, and it is renamed over ``path`` at the end (a figure, any binary file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial(path)
     try:
-        with _naming(path), partial.open("w", encoding="utf-8") as fh:
-            yield fh
+        with _naming(path):
+            yield partial
         with _naming(path):
             os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[TextIO]:
+    """Write text to ``path`` whole or not at all (``replaced``)."""
+    with replaced(path) as partial, _naming(path), partial.open("w", encoding="utf-8") as fh:
+        yield fh
 
 
 def write_text(path: Path, text: str) -> None:

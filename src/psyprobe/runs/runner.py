@@ -7,13 +7,16 @@ A run directory holds ``run.json`` (settings, model identity, the instruments as
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -37,15 +40,19 @@ from psyprobe.instruments import (
 from psyprobe.models import Mode, Model, ModelInfo, Sampling
 from psyprobe.models.base import leave_out_at_default
 from psyprobe.prompting import (
+    CONTEXT_ITEMS,
     RESPONDENTS,
     TEMPLATES,
     Balance,
+    Factor,
     ItemPrompt,
     build_prompts,
     check_size,
+    crossed,
     population,
     prompt_count,
 )
+from psyprobe.records import ResponseRecord
 from psyprobe.runs.asking import Origin, Request, derive_seed, make_request
 from psyprobe.runs.directory import read_record
 from psyprobe.runs.store import ResponseStore
@@ -76,13 +83,17 @@ class RunSettings(BaseModel):
     language: str = "en"
     # generate mode: end each answer once it can be read (scoring.parse.settled)
     stop_when_read: bool = False
+    # nuisance factors varied beside the option order (prompting.conditions), and how many
+    # earlier items an item asked in context follows
+    vary: tuple[Factor, ...] = ()
+    context_items: int = Field(CONTEXT_ITEMS, ge=1, le=20)
 
     # A UserError passes through pydantic unwrapped: one line, before run.json is written.
     _respondents = field_validator("respondents")(check_size)
 
     @model_serializer(mode="wrap")
     def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return leave_out_at_default(self, handler, "stop_when_read")
+        return leave_out_at_default(self, handler, "stop_when_read", "vary", "context_items")
 
     def sampling(self) -> Sampling:
         return Sampling(
@@ -180,13 +191,14 @@ def _planned(
     settings: RunSettings, info: ModelInfo, ip: ItemPrompt, sample: int, attempt: int
 ) -> Planned:
     seed = 0
+    asked_under = ip.conditions.stored()
     if settings.mode == "generate":
         parts: tuple[object, ...] = (
             settings.seed, ip.instrument, ip.question.item_id, ip.order_index, sample, attempt
         )  # fmt: skip
         if ip.respondent.persona is not None:  # runs of the model itself keep their old seeds
             parts += (ip.respondent.index,)
-        seed = derive_seed(*parts)
+        seed = derive_seed(*parts, *asked_under)
     origin = Origin(
         ip.instrument,
         ip.question.item_id,
@@ -195,6 +207,7 @@ def _planned(
         sample,
         ip.respondent.index,
         attempt,
+        conditions=asked_under,
     )
     until = None
     if settings.mode == "generate" and settings.stop_when_read:
@@ -217,9 +230,10 @@ def check_workload(settings: RunSettings, instruments: dict[str, Instrument]) ->
             settings.orders,
             settings.respondents,
             settings.balance,
+            len(crossed(settings.vary, settings.mode)),
         )
         for inst in instruments.values()
-    )
+    ) * (2 if "context" in settings.vary else 1)
     if prompts * settings.samples > MAX_REQUESTS:
         raise UserError(
             f"the design asks {prompts * settings.samples:,} answers ({prompts:,} prompts × "
@@ -244,11 +258,79 @@ def plan(
             settings.seed,
             respondents,
             settings.balance,
+            crossed(settings.vary, settings.mode),
         )
         for ip in prompts:
             for sample in range(settings.samples):
                 planned.append(_planned(settings, info, ip.with_sample(sample), sample, 0))
     return planned
+
+
+def _chosen(record: ResponseRecord, ip: ItemPrompt, numbers_are_values: bool) -> int | None:
+    """The position an answer chose: the likeliest label, or the option its text names."""
+    if record.probs is not None:
+        return int(np.argmax(record.probs)) if sum(record.probs) > 0 else None
+    if record.raw_text is None:
+        return None
+    return parse_record(record, ip.question, numbers_are_values).position
+
+
+def plan_in_context(
+    settings: RunSettings,
+    instruments: dict[str, Instrument],
+    info: ModelInfo,
+    alone: Sequence[Planned],
+    store: ResponseStore,
+) -> list[Planned]:
+    """Every prompt of ``alone`` asked again after the ``context_items`` items before it in its
+    instrument (cyclically), each shown with the answer the same respondent (and sample) gave it
+    alone — under the same order and conditions where it was asked so, else its first.
+    Readable answers only; a prompt none of whose earlier items was answered is not asked."""
+    stored: dict[tuple[object, ...], list[ResponseRecord]] = defaultdict(list)
+    for rec in store.records():  # by attempt
+        slot = (rec.instrument, rec.item, rec.respondent, rec.sample, rec.order_index,
+                tuple(sorted(rec.conditions.items())))  # fmt: skip
+        stored[slot].append(rec)
+    said: dict[tuple[object, ...], list[tuple[ItemPrompt, str, float]]] = defaultdict(list)
+    for p in alone:
+        ip, o = p.item_prompt, p.request.origin
+        slot = (o.instrument, o.item, o.respondent, o.sample, o.order_index,
+                tuple(sorted(o.conditions)))  # fmt: skip
+        # the first attempt that was read, as scoring takes it
+        read = (_chosen(rec, ip, info.numbers_are_scale_values) for rec in stored.get(slot, ()))
+        at = next((position for position in read if position is not None), None)
+        if at is not None:
+            value = ip.question.options[ip.order[at]].value
+            said[(o.instrument, o.respondent, o.sample, o.item)].append(
+                (ip, ip.prompt.labels[at], value)
+            )
+    order = {name: [q.item_id for q in inst.questions(settings.language)]
+             for name, inst in instruments.items()}  # fmt: skip
+    out = []
+    for p in alone:
+        ip, o = p.item_prompt, p.request.origin
+        items = order[o.instrument]
+        at = items.index(o.item)
+        turns, values = [], []
+        for back in range(min(settings.context_items, len(items) - 1), 0, -1):
+            answers = said.get((o.instrument, o.respondent, o.sample, items[at - back]), [])
+            same = [a for a in answers if (a[0].order_index, a[0].conditions) ==
+                    (ip.order_index, ip.conditions)]  # fmt: skip
+            if answers:
+                shown, label, value = (same or answers)[0]
+                turns.append((shown.prompt.user, label))
+                values.append(value)
+        if not turns:
+            continue
+        conditions = dataclasses.replace(ip.conditions, context=settings.context_items)
+        assert ip.prompt.source is not None  # every questionnaire prompt has one
+        source = dataclasses.replace(
+            ip.prompt.source, conditions=conditions, previous=tuple(values)
+        )
+        prompt = dataclasses.replace(ip.prompt, source=source, history=tuple(turns))
+        asked = dataclasses.replace(ip, prompt=prompt, conditions=conditions)
+        out.append(_planned(settings, info, asked, o.sample, 0))
+    return out
 
 
 def replan(
@@ -305,13 +387,19 @@ def estimate(
                 for r in mine
             )
         )
+        prompts = len(mine)
+        if "context" in settings.vary:
+            # each asked again after K earlier items with their answers: about K + 1 times the
+            # tokens (the answers are not known before the run, so this is an estimate)
+            prompts, exact = 2 * prompts, False
+            tokens += tokens * (settings.context_items + 1)
         out.append(
             Workload(
                 instrument=name,
-                prompts=len(mine),
+                prompts=prompts,
                 prompt_tokens=tokens,
                 tokens_counted=exact,
-                output_tokens=per_answer * len(mine),
+                output_tokens=per_answer * prompts,
             )
         )
     return out

@@ -24,7 +24,7 @@ _COLUMNS = list(ResponseRecord.model_fields)
 # The key scheme, as SQLite's user_version: 2 = keys name the question (records.request_key).
 # A store of scheme 0 was written before; its answers are adopted under the new keys.
 KEYS = 2
-_JSON = {"option_order", "labels", "decoding", "probs"}
+_JSON = {"option_order", "labels", "decoding", "probs", "conditions", "history"}
 
 
 class ResponseStore:

@@ -29,18 +29,32 @@ Thresholds (stated, and shown in the report):
   decomposition: η² ≥ 0.05 with p < 0.01: ``weak``.
 - acquiescence (−1..1) beyond ±0.4: ``weak``. Valid-label mass below 0.2: ``no_signal``; below
   0.5: ``weak``. One option order only: ``weak``.
+- nuisance factors a run varies (``--vary``: instruction wording, label style, item context;
+  ``prompting.conditions``): a factor whose η² ≥ 0.05 with p < 0.01 (the order's rule), whose
+  interaction with the item does so (each item moved its own way, the means left in place),
+  or that moves the dimension's score across its levels by more than the score's own 95 % CI
+  width, makes the dimension ``weak``, naming the factor. The spread across levels is
+  PERSIST's stability figure (Tosato et al., AAAI 2026: the SD across conditions), reported in
+  scale points and as a share of the scale.
+- uniformity: with options counterbalanced, a respondent that answers by position alone
+  chooses each scale value of an item as often as the positions it was shown at are chosen
+  (uniformly, when orders are balanced). Where every option was shown at every position about
+  equally often, answers that a χ² test over the dimension's items cannot tell from that
+  (p ≥ 0.01) are ``no_signal`` unless a keyed trait shows across respondents, as for content
+  (Dominguez-Olmedo et al., NeurIPS 2024: randomised answer order leaves many models' answers
+  near uniform).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
 
-from psyprobe.scoring.matrix import AnswerMatrix, dummies
+from psyprobe.scoring.matrix import AnswerMatrix, dummies, nuisance_effects
 from psyprobe.scoring.validity import correlate
 
 Validity = Literal["ok", "weak", "no_signal"]
@@ -242,6 +256,20 @@ def acquiescence(m: AnswerMatrix) -> float | None:
     return float(np.mean(offsets)) if offsets else None
 
 
+class Effect(BaseModel):
+    """The share of the variance of raw answers one factor explains once the others are
+    removed, with its permutation p-value; and the share of the keyed answers its interaction
+    with the item explains beyond chance, once the trait (each respondent's level on each
+    dimension) and the main effects are removed: a habit that moves each item its own way, such
+    as a drift toward the previous answer, can leave every mean in place."""
+
+    eta2: float
+    p: float
+    by_item: float
+    by_item_p: float
+    levels: list[str]
+
+
 class Decomposition(BaseModel):
     """Raw answers split into statement (content), option order and respondent parts."""
 
@@ -250,13 +278,21 @@ class Decomposition(BaseModel):
     order: float  # η² of the option order after statement and respondent are removed
     order_p: float
     n_answers: int
+    # each varied nuisance factor (--vary), after statement, respondent and the others
+    factors: dict[str, Effect] = {}
 
 
 def _share(
-    y: np.ndarray, factor: np.ndarray, nuisance: list[np.ndarray], rng: np.random.Generator
+    y: np.ndarray,
+    factor: np.ndarray,
+    nuisance: list[np.ndarray],
+    rng: np.random.Generator,
+    beyond_chance: bool = False,
 ) -> tuple[float, float]:
     """η² of ``factor`` on y once the nuisance factors are regressed out, and its permutation
-    p-value (labels of ``factor`` shuffled over the residuals)."""
+    p-value (labels of ``factor`` shuffled over the residuals). ``beyond_chance``: η² less its
+    mean under the permutations — what a factor of many sparse levels explains by chance alone
+    is not an effect."""
     total = float(((y - y.mean()) ** 2).sum())
     if total <= 1e-12 or len(np.unique(factor)) < 2:
         return 0.0, 1.0
@@ -269,8 +305,22 @@ def _share(
         return float((sums[counts > 0] ** 2 / counts[counts > 0]).sum() - resid.sum() ** 2 / len(y))
 
     observed = between(codes)
-    exceed = sum(between(rng.permutation(codes)) >= observed - 1e-12 for _ in range(PERMUTATIONS))
-    return observed / total, (1 + exceed) / (PERMUTATIONS + 1)
+    null = np.array([between(rng.permutation(codes)) for _ in range(PERMUTATIONS)])
+    exceed = int((null >= observed - 1e-12).sum())
+    share = (observed - float(null.mean())) if beyond_chance else observed
+    return max(share, 0.0) / total, (1 + exceed) / (PERMUTATIONS + 1)
+
+
+def _by_item(m: AnswerMatrix, codes: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """The factor × item interaction of the keyed answers, beyond chance, once each
+    respondent's level on each dimension (the trait) and every main effect are removed."""
+    a = m.answers
+    dims = sorted(m.dimensions)
+    dim_of = np.array([dims.index(q.dimension) for q in m.questions])
+    keyed = m.keyed_answers(a.raw)
+    trait = a.row * len(dims) + dim_of[a.item]
+    cells = a.item * (int(codes.max()) + 1) + codes
+    return _share(keyed, cells, [a.item, trait, *a.nuisance().values()], rng, beyond_chance=True)
 
 
 def decompose(m: AnswerMatrix, seed: int = 0) -> Decomposition | None:
@@ -280,10 +330,186 @@ def decompose(m: AnswerMatrix, seed: int = 0) -> Decomposition | None:
     if len(np.unique(a.item)) < 2 or len(a.raw) < 3:
         return None
     rng = np.random.default_rng(seed)
-    content, content_p = _share(a.raw, a.item, [a.order, a.row], rng)
-    order, order_p = _share(a.raw, a.order, [a.item, a.row], rng)
+    nuisance = a.nuisance()
+    content, content_p = _share(a.raw, a.item, [*nuisance.values(), a.row], rng)
+    shares = {
+        name: _share(
+            a.raw, codes, [a.item, a.row, *(c for n, c in nuisance.items() if n != name)], rng
+        )
+        for name, codes in nuisance.items()
+    }
+    order, order_p = shares.pop("order")
+    factors = {}
+    for name, (eta2, p_value) in shares.items():
+        by_item, by_item_p = _by_item(m, a.factors[name], rng)
+        factors[name] = Effect(
+            eta2=eta2, p=p_value, by_item=by_item, by_item_p=by_item_p, levels=a.levels[name]
+        )
     return Decomposition(
-        content=content, content_p=content_p, order=order, order_p=order_p, n_answers=len(a.raw)
+        content=content,
+        content_p=content_p,
+        order=order,
+        order_p=order_p,
+        n_answers=len(a.raw),
+        factors=factors,
+    )
+
+
+class Level(BaseModel):
+    """A dimension's score from the answers asked under one level of a factor."""
+
+    level: str
+    score: float | None
+    ci95: tuple[float, float] | None
+    n_answers: int
+
+
+class Stability(BaseModel):
+    """How far a dimension's score moves across the levels of one nuisance factor."""
+
+    levels: list[Level]
+    spread: float | None  # highest level score − lowest, in scale points
+    sd: float | None  # SD of the level scores (PERSIST's figure)
+    share_of_scale: float | None  # spread / the scale's range
+
+
+STABILITY_BOOTSTRAP = 500
+
+
+def stability(
+    m: AnswerMatrix, columns: list[int], aggregate: Callable[[np.ndarray], np.ndarray],
+    scale: tuple[float, float], seed: int,
+) -> dict[str, Stability]:  # fmt: skip
+    """Per varied factor: the dimension's score under each of its levels, from the answers
+    with every other nuisance effect removed (that factor's own left in, to be seen)."""
+    a = m.answers
+    keep = np.isin(a.item, columns)
+    effects = nuisance_effects(a)
+    out = {}
+    for name, codes in a.factors.items():
+        others = sum((e for n, e in effects.items() if n != name), np.zeros(len(a.raw)))
+        value = m.keyed_answers(a.raw - others)
+        rng = np.random.default_rng(seed)
+        levels = []
+        for code, level in enumerate(a.levels[name]):
+            sel = keep & (codes == code)
+            table = np.full((len(m.respondents), len(columns)), np.nan)
+            sums, counts = np.zeros(table.shape), np.zeros(table.shape)
+            col = {j: i for i, j in enumerate(columns)}
+            at = (a.row[sel], np.array([col[j] for j in a.item[sel]], dtype=int))
+            np.add.at(sums, at, value[sel])
+            np.add.at(counts, at, 1)
+            table = np.divide(sums, counts, out=table, where=counts > 0)
+            rows = table[~np.isnan(table).all(axis=1)]
+            score = ci = None
+            if len(rows):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    score = float(aggregate(np.nanmean(rows, axis=0)))
+                    picks = rng.integers(0, len(rows), size=(STABILITY_BOOTSTRAP, len(rows)))
+                    boot = aggregate(np.nanmean(rows[picks], axis=1))
+                boot = boot[np.isfinite(boot)]
+                if len(rows) > 1 and len(boot):
+                    lo, hi = np.percentile(boot, [2.5, 97.5])
+                    ci = (float(lo), float(hi))
+            levels.append(Level(level=level, score=score, ci95=ci, n_answers=int(sel.sum())))
+        scores = [lv.score for lv in levels if lv.score is not None and np.isfinite(lv.score)]
+        width = scale[1] - scale[0]
+        spread_ = float(max(scores) - min(scores)) if len(scores) > 1 else None
+        out[name] = Stability(
+            levels=levels,
+            spread=spread_,
+            sd=float(np.std(scores, ddof=1)) if len(scores) > 1 else None,
+            share_of_scale=spread_ / width if spread_ is not None and width > 0 else None,
+        )
+    return out
+
+
+class Uniformity(BaseModel):
+    """Can the answers be told from a respondent that answers by position alone?"""
+
+    chi2: float  # item by item, against the position-only model
+    df: int
+    chi2_keyed: float | None  # the dimension's items pooled by keyed value (a consistent trait)
+    df_keyed: int | None
+    # the smaller p of the two tests, doubled (Bonferroni): against every scale value equally
+    # often, and against the position-only model (uniform when orders are balanced)
+    p_uniform: float
+    p_position: float
+    # every option shown at every position about equally often (at most 2:1) for every item:
+    # only then can position and value be told apart at all (two orders of five cannot)
+    balanced: bool
+
+
+def _chi2(observed: np.ndarray, expected: np.ndarray) -> float:
+    return float(((observed - expected) ** 2 / np.maximum(expected, 1e-12)).sum())
+
+
+def uniformity(m: AnswerMatrix, columns: list[int]) -> Uniformity | None:
+    """χ² tests of the choices by scale value (a probability answer counts as its
+    probabilities) against two nulls: uniform, and the position-only respondent that chooses
+    positions as often as this one does overall. Two tests each: item by item (content that
+    differs between items), and the items pooled by keyed value (a trait that moves every item
+    of the dimension the same way, which item by item spreads over many degrees of freedom).
+    None with one option order (position and value are then the same thing)."""
+    from scipy.stats import chi2 as chi2_dist
+
+    a = m.answers
+    keep = np.isin(a.item, columns)
+    if m.n_orders < 2 or not keep.any():
+        return None
+    marginal = a.by_position[keep].mean(axis=0)
+    n = a.by_option.shape[-1]
+    stat_u = stat_p = 0.0
+    df = 0
+    balanced = True
+    # pooled by keyed value: observed, expected position-only, expected uniform
+    pooled = np.zeros((3, n))
+    same_scale = len({len(m.questions[j].options) for j in columns}) == 1
+    for j in columns:
+        sel = keep & (a.item == j)
+        k = len(m.questions[j].options)
+        if sel.sum() < 2:
+            continue
+        seen = np.zeros((k, k))  # option × position
+        np.add.at(seen, (a.shown[sel][:, :k], np.arange(k)), 1)
+        balanced &= bool(seen.min() > 0 and seen.max() <= 2 * seen.min())
+        observed = a.by_option[sel][:, :k].sum(axis=0)
+        total = observed.sum()
+        if total <= 0:
+            continue
+        # position-only: the option at position p is chosen with the marginal rate of p
+        chance = np.zeros(n)  # by option, for one answer
+        expected_p = np.zeros(k)
+        for shown in a.shown[sel]:
+            chance[shown[:k]] = marginal[:k]
+            expected_p += chance[:k] / max(marginal[:k].sum(), 1e-12)
+        expected_p *= total / max(expected_p.sum(), 1e-12)
+        expected_u = np.full(k, total / k)
+        stat_u += _chi2(observed, expected_u)
+        stat_p += _chi2(observed, expected_p)
+        df += k - 1
+        keyed = slice(None, None, -1) if m.questions[j].reverse else slice(None)
+        for row, counts in enumerate((observed, expected_p, expected_u)):
+            pooled[row, :k] += counts[keyed]
+    if not df:
+        return None
+    chi2_keyed = df_keyed = None
+    p_u, p_p = chi2_dist.sf(stat_u, df), chi2_dist.sf(stat_p, df)
+    if same_scale and len(columns) > 1:
+        k = len(m.questions[columns[0]].options)
+        chi2_keyed, df_keyed = _chi2(pooled[0, :k], pooled[1, :k]), k - 1
+        p_p = min(p_p, chi2_dist.sf(chi2_keyed, df_keyed))
+        p_u = min(p_u, chi2_dist.sf(_chi2(pooled[0, :k], pooled[2, :k]), df_keyed))
+    tests = 2 if chi2_keyed is not None else 1
+    return Uniformity(
+        chi2=stat_p,
+        df=df,
+        chi2_keyed=chi2_keyed,
+        df_keyed=df_keyed,
+        p_uniform=float(min(1.0, tests * p_u)),
+        p_position=float(min(1.0, tests * p_p)),
+        balanced=balanced,
     )
 
 
@@ -371,6 +597,17 @@ class Evidence(BaseModel):
     convergent: float | None = None  # r with the same construct's other measure, if one ran
     convergent_ok: bool | None = None
     n_orders: int
+    stability: dict[str, Stability] = {}
+    ci_width: float | None = None  # of the dimension's score
+    uniformity: Uniformity | None = None
+
+
+# How the reasons name each factor
+FACTOR_WORDS = {
+    "templates": "the instruction's wording",
+    "labels": "the option labels (numbers, letters, text)",
+    "context": "the earlier items in the conversation",
+}
 
 
 def verdict(e: Evidence) -> tuple[Validity, list[str]]:
@@ -433,6 +670,38 @@ def verdict(e: Evidence) -> tuple[Validity, list[str]]:
         )
     if e.n_orders < 2:
         weak.append("asked in one option order: position and content cannot be separated")
+    for name, effect in (d.factors if d is not None else {}).items():
+        if effect.eta2 >= CONTENT_NO_SIGNAL and effect.p < CONTENT_P:
+            weak.append(
+                f"{FACTOR_WORDS[name]} moves the answers ({name} effect {effect.eta2:.2f} of the "
+                f"variance, p = {effect.p:.3f})"
+            )
+        elif effect.by_item >= CONTENT_NO_SIGNAL and effect.by_item_p < CONTENT_P:
+            weak.append(
+                f"{FACTOR_WORDS[name]} moves each item's answers its own way ({name} × item "
+                f"{effect.by_item:.2f} of the variance, p = {effect.by_item_p:.3f})"
+            )
+    for name, moved in e.stability.items():
+        if moved.spread is not None and e.ci_width is not None and moved.spread > e.ci_width:
+            weak.append(
+                f"the score moves by {moved.spread:.2f} across {FACTOR_WORDS[name]} ({name}), "
+                f"more than its own 95 % CI is wide ({e.ci_width:.2f})"
+            )
+    u = e.uniformity
+    # Like content: answers that look position-only carry a trait only where respondents are
+    # ordered along the items' keys (a population spread evenly over the scale looks uniform).
+    if u is not None and u.balanced and u.p_position >= CONTENT_P and not keyed_trait:
+        words = (
+            "with options counterbalanced, the answers cannot be told from a respondent that "
+            f"answers by position alone (χ² tests by item and by keyed value, p = "
+            f"{u.p_position:.2f})"
+        )
+        if reliable and e.key.status == "untestable":
+            weak.append(
+                words + "; no reverse-keyed items show whether respondents' agreement is a trait"
+            )
+        else:
+            no_signal.append(words + ", and no keyed trait shows across respondents")
     if no_signal:
         return "no_signal", no_signal + weak
     return ("weak", weak) if weak else ("ok", [])

@@ -7,13 +7,16 @@ structure, built from stored records only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from psyprobe.instruments import Dimension, Instrument, Question
 from psyprobe.records import ResponseRecord
 from psyprobe.scoring.parse import ParsedAnswer, parse_answer
+
+# What a factor's level is where an answer's record does not name it (asked under the default).
+DEFAULT_LEVEL = {"templates": "0", "labels": "numbers", "context": "0"}
 
 
 def parse_record(
@@ -23,23 +26,31 @@ def parse_record(
     agree = None
     if question.format == "likert":
         agree = record.option_order.index(len(question.options) - 1)
+    style = record.conditions.get("labels", "numbers")
     return parse_answer(
         record.raw_text,
         [o.text for o in shown],
         statement=question.text if question.format == "likert" else None,
         agree_position=agree,
-        keys=[o.key for o in shown],
+        # letters shown as labels are the answer's keys; numbers were not offered then
+        keys=list(record.labels) if style == "letters" else [o.key for o in shown],
         numbers=[o.value for o in shown] if numbers_are_values else None,
+        numbered=style == "numbers",
     )
+
+
+Slot = tuple[str, int, int, int, tuple[tuple[str, str], ...]]
 
 
 def final_attempts(
     records: Sequence[ResponseRecord], numbers_are_values: bool, questions: dict[str, Question]
-) -> dict[tuple[str, int, int, int], tuple[ResponseRecord, ParsedAnswer | None]]:
-    """Per (item, respondent, order, sample): the first attempt that answered, else the last."""
-    chosen: dict[tuple[str, int, int, int], tuple[ResponseRecord, ParsedAnswer | None]] = {}
+) -> dict[Slot, tuple[ResponseRecord, ParsedAnswer | None]]:
+    """Per (item, respondent, order, sample, conditions): the first attempt that answered, else
+    the last."""
+    chosen: dict[Slot, tuple[ResponseRecord, ParsedAnswer | None]] = {}
     for rec in sorted(records, key=lambda r: r.attempt):
-        slot = (rec.item, rec.respondent, rec.order_index, rec.sample)
+        asked_under = tuple(sorted(rec.conditions.items()))
+        slot = (rec.item, rec.respondent, rec.order_index, rec.sample, asked_under)
         parsed = (
             parse_record(rec, questions[rec.item], numbers_are_values)
             if (rec.mode == "generate")
@@ -62,6 +73,9 @@ class Answers:
     by_position: np.ndarray  # (N, n) probability of each option position
     by_option: np.ndarray  # (N, n) probability of each canonical option
     shown: np.ndarray  # (N, n) canonical option at each position
+    # each varied nuisance factor (``--vary``): the level of every answer, and the levels' names
+    factors: dict[str, np.ndarray] = field(default_factory=dict)
+    levels: dict[str, list[str]] = field(default_factory=dict)
 
     def subset(self, keep: np.ndarray) -> Answers:
         return Answers(
@@ -72,7 +86,14 @@ class Answers:
             self.by_position[keep],
             self.by_option[keep],
             self.shown[keep],
+            {name: codes[keep] for name, codes in self.factors.items()},
+            self.levels,
         )
+
+    def nuisance(self) -> dict[str, np.ndarray]:
+        """Every factor that should not matter, by name: the option order and each varied
+        factor."""
+        return {"order": self.order} | self.factors
 
 
 def dummies(codes: np.ndarray) -> np.ndarray:
@@ -81,16 +102,22 @@ def dummies(codes: np.ndarray) -> np.ndarray:
     return np.asarray(codes[:, None] == levels[None, 1:], dtype=float)
 
 
-def order_effects(a: Answers) -> np.ndarray:
-    """Each answer's option-order effect in an additive model raw ~ item + respondent + order,
-    centred so that the effects average to zero over the answers given."""
-    if len(np.unique(a.order)) < 2 or len(a.raw) < 3:
-        return np.zeros(len(a.raw))
+def nuisance_effects(a: Answers) -> dict[str, np.ndarray]:
+    """Each answer's effect of every nuisance factor (option order, and the varied ones) in an
+    additive model raw ~ item + respondent + order + factors, each centred so that it averages
+    to zero over the answers given."""
+    varied = {name: codes for name, codes in a.nuisance().items() if len(np.unique(codes)) > 1}
+    if not varied or len(a.raw) < 3:
+        return {}
     x = np.column_stack([np.ones(len(a.raw)), dummies(a.item), dummies(a.row)])
-    o = dummies(a.order)
-    coef = np.linalg.lstsq(np.column_stack([x, o]), a.raw, rcond=None)[0]
-    effect = o @ coef[x.shape[1] :]
-    return np.asarray(effect - effect.mean())
+    blocks = {name: dummies(codes) for name, codes in varied.items()}
+    coef = np.linalg.lstsq(np.column_stack([x, *blocks.values()]), a.raw, rcond=None)[0]
+    out, at = {}, x.shape[1]
+    for name, block in blocks.items():
+        effect = block @ coef[at : at + block.shape[1]]
+        out[name] = np.asarray(effect - effect.mean())
+        at += block.shape[1]
+    return out
 
 
 @dataclass
@@ -117,7 +144,7 @@ class AnswerMatrix:
         by_id = {q.item_id: q for q in questions}
         dims = {d.id: d for d in instrument.dimensions()}
         answers = final_attempts(records, numbers_are_values, by_id)
-        respondents = sorted({(resp, sample) for _, resp, _, sample in answers})
+        respondents = sorted({(slot[1], slot[3]) for slot in answers})
         r_index = {r: i for i, r in enumerate(respondents)}
         i_index = {q.item_id: j for j, q in enumerate(questions)}
         n = max(len(q.options) for q in questions)
@@ -125,8 +152,11 @@ class AnswerMatrix:
         count, mass_sum = np.zeros(shape), np.zeros(shape)
         long: dict[str, list[float]] = {k: [] for k in ("row", "item", "order", "raw")}
         positions, options, shown = [], [], []
+        asked = {f for rec, _ in answers.values() for f in rec.conditions}
+        named = [f for f in DEFAULT_LEVEL if f in asked]  # in --vary's order
+        level_names: list[list[str]] = []
         refusals = 0
-        for (item, resp, order, sample), (rec, parsed) in answers.items():
+        for (item, resp, order, sample, _), (rec, parsed) in answers.items():
             q = by_id[item]
             r, j = r_index[(resp, sample)], i_index[item]
             count[r, j] += 1
@@ -154,6 +184,15 @@ class AnswerMatrix:
             positions.append(position)
             options.append(option)
             shown.append(order_shown)
+            level_names.append([rec.conditions.get(f, DEFAULT_LEVEL[f]) for f in named])
+        factors, levels = {}, {}
+        for i, f in enumerate(named):
+            given = [row[i] for row in level_names]
+            # the default level first: the one every run without the factor is asked under
+            default = DEFAULT_LEVEL[f]
+            names = sorted(set(given), key=lambda v: (v != default, v))
+            factors[f] = np.array([names.index(v) for v in given], dtype=int)
+            levels[f] = names
         table = Answers(
             np.asarray(long["row"], dtype=int),
             np.asarray(long["item"], dtype=int),
@@ -162,11 +201,13 @@ class AnswerMatrix:
             np.asarray(positions).reshape(-1, n),
             np.asarray(options).reshape(-1, n),
             np.asarray(shown, dtype=int).reshape(-1, n),
+            factors,
+            levels,
         )
-        # A cell is the mean of its answers with the option order's own effect taken out: under
-        # rotation an order habit would otherwise sit in each respondent's items as structured
-        # noise (enough to fake key consistency); under full balance it cancels anyway.
-        adjusted = table.raw - order_effects(table)
+        # A cell is the mean of its answers with the nuisance factors' own effects taken out:
+        # under rotation an order habit would otherwise sit in each respondent's items as
+        # structured noise (enough to fake key consistency); under full balance it cancels.
+        adjusted = table.raw - sum(nuisance_effects(table).values(), np.zeros(len(table.raw)))
         raw_sum, valid = np.zeros(shape), np.zeros(shape)
         np.add.at(raw_sum, (table.row, table.item), adjusted)
         np.add.at(valid, (table.row, table.item), 1)
@@ -183,10 +224,19 @@ class AnswerMatrix:
             raw,
             weight,
             table,
-            len({order for _, _, order, _ in answers}),
+            len({slot[2] for slot in answers}),
             refusals,
             len(answers),
         )
+
+    def keyed_answers(self, raw: np.ndarray) -> np.ndarray:
+        """Per-answer raw values (one per row of ``answers``) keyed by their item."""
+        ends, flip = np.zeros(len(self.questions)), np.zeros(len(self.questions), dtype=bool)
+        for j, q in enumerate(self.questions):
+            dim = self.dimensions[q.dimension]
+            ends[j], flip[j] = dim.scale_min + dim.scale_max, q.reverse
+        items = self.answers.item
+        return np.where(flip[items], ends[items] - raw, raw)
 
     def columns(self, dimension: str) -> list[int]:
         return [j for j, q in enumerate(self.questions) if q.dimension == dimension]

@@ -136,9 +136,12 @@ def parse_answer(
     agree_position: int | None = None,
     keys: Sequence[str | None] = (),
     numbers: Sequence[float] | None = None,
+    numbered: bool = True,
 ) -> ParsedAnswer:
     """Parse an answer to options ``shown`` (texts in the order shown, numbered from 1).
 
+    ``numbered``: False where the options were shown with letters or as bare text: a number in
+    the answer then names no option (rules 1 and 4 are skipped).
     ``numbers``: when given, a leading number is a scale value to look up in it (replayed
     transcripts say "4" meaning the scale point), not an option number. ``keys``: the source's own
     option labels ("A", "B") in the order shown. ``agree_position``: where the fullest agreement
@@ -147,7 +150,7 @@ def parse_answer(
     if not text or not text.strip():
         return ParsedAnswer(None, "invalid", "empty")
     head = text.strip()
-    number = _LEADING_NUMBER.match(head)
+    number = _LEADING_NUMBER.match(head) if numbered or numbers is not None else None
     if number:
         n = int(number.group(1))
         if numbers is not None:
@@ -182,7 +185,7 @@ def parse_answer(
     if best is not None:
         return ParsedAnswer(best[3], "ok", "option text")
 
-    stated = _STATED_NUMBER.search(head)
+    stated = _STATED_NUMBER.search(head) if numbered else None
     if stated and numbers is None:
         n = int(stated.group(1) or stated.group(2))
         if 1 <= n <= len(shown):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import numpy as np
 from pydantic import BaseModel
@@ -26,6 +27,8 @@ from psyprobe.scoring.diagnostics import (
     Evidence,
     ItemCheck,
     KeyCheck,
+    Stability,
+    Uniformity,
     Validity,
     acquiescence,
     decompose,
@@ -34,12 +37,15 @@ from psyprobe.scoring.diagnostics import (
     order_consistency,
     position_bias,
     reliability,
+    stability,
+    uniformity,
     verdict,
 )
 from psyprobe.scoring.matrix import AnswerMatrix
 from psyprobe.scoring.validity import Convergence, Correlation, criterion, mtmm
 
 BOOTSTRAP_RESAMPLES = 2000
+WITHHELD = "no_signal: the answers follow a response style, not the statement"
 
 
 class NormComparison(BaseModel):
@@ -47,9 +53,11 @@ class NormComparison(BaseModel):
     sd: float
     n: int | None
     source: str | None
-    z: float  # (score − norm mean) / norm SD: where the model sits among people
+    # null where the score is no_signal: a response style has no place among people
+    z: float | None  # (score − norm mean) / norm SD: where the model sits among people
     d: float | None  # one-sample Cohen's d: (score − norm mean) / SD over respondents
     p: float | None  # one-sample t-test of respondent scores against the norm mean
+    withheld: str | None = None  # why z, d, p (and the band) are null
 
 
 class DimensionScore(BaseModel):
@@ -74,6 +82,9 @@ class DimensionScore(BaseModel):
     key_consistency: KeyCheck | None = None
     convergent: Convergence | None = None
     criterion: Correlation | None = None  # persona-named level × score, across respondents
+    # per varied nuisance factor: the score under each level, and how far it moves
+    stability: dict[str, Stability] = {}
+    uniformity: Uniformity | None = None  # are the answers more than a position habit?
     validity: Validity = "ok"
     validity_reasons: list[str] = []
     items: list[ItemCheck] = []
@@ -96,6 +107,8 @@ class InstrumentScore(BaseModel):
     # how often the first (last) option shown is chosen; chance is 1 / options
     primacy: float | None = None
     recency: float | None = None
+    chance: float | None = None  # 1 / options: primacy and recency without a habit
+    uniformity: Uniformity | None = None
     acquiescence: float | None = None
     content_sensitivity: float | None = None  # = decomposition.content
     decomposition: Decomposition | None = None
@@ -264,6 +277,8 @@ def score_instrument(
         dim_position, _ = position_bias(dim_matrix)
         rel = reliability(sub, [m.questions[j].item_id for j in cols], seed, omega_resamples)
         keys = key_consistency(m, cols)
+        moved = stability(m, cols, partial(_aggregate, dim=dim), (lo_s, hi_s), seed)
+        plain = uniformity(m, cols)
         mine = f"{name}/{dim_id}"
         partner = next((c for c in convergent or () if mine in (c.a, c.b)), None)
         validity, reasons = verdict(
@@ -278,8 +293,17 @@ def score_instrument(
                 convergent=partner.r.r if partner else None,
                 convergent_ok=partner.ok if partner else None,
                 n_orders=n_orders,
+                stability=moved,
+                ci_width=ci[1] - ci[0] if ci else None,
+                uniformity=plain,
             )
         )
+        if validity == "no_signal":  # withheld means null: no value a reader could take
+            band = None
+            if norm is not None:
+                norm = norm.model_copy(
+                    update={"z": None, "d": None, "p": None, "withheld": WITHHELD}
+                )
         dimensions[dim_id] = DimensionScore(
             score=score,
             scale=(lo_s, hi_s),
@@ -301,6 +325,8 @@ def score_instrument(
             key_consistency=keys,
             convergent=partner,
             criterion=criterion(m, instrument, dim_id, markers) if markers else None,
+            stability=moved,
+            uniformity=plain,
             validity=validity,
             validity_reasons=reasons,
             items=rel.items,
@@ -326,6 +352,8 @@ def score_instrument(
         position_table=table,
         primacy=float(shown[:, 0].mean()) if len(shown) else None,
         recency=float(shown[:, -1].mean()) if len(shown) else None,
+        chance=1 / len(m.questions[0].options),
+        uniformity=uniformity(m, list(range(len(m.questions)))),
         acquiescence=acq,
         content_sensitivity=parts.content if parts else None,
         decomposition=parts,

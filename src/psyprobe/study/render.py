@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psyprobe.report.markdown import fmt
+from psyprobe.report.markdown import fmt, markdown_table
 from psyprobe.study.summary import ConditionNumbers, StudySummary
 
 _f = partial(fmt, digits=2)  # two decimals throughout study.md
@@ -35,82 +35,74 @@ def render_study(data: StudySummary) -> str:
     base = conds[data.baseline]
     traits = list(base.personality)
     lines = [f"# Study {data.study}", "", f"Baseline: `{data.baseline}`.", ""]
-    lines += [
-        "## Personality per condition",
-        "",
-        "| condition | " + " | ".join(traits) + " |",
-        "|---|" + "---|" * len(traits),
-    ]
-    for name, c in conds.items():
-        lines.append(
-            f"| {name} | "
-            + " | ".join(f"{_f(_score(c, t))} ({c.personality[t].validity})" for t in traits)
-            + " |"
-        )
+    lines += ["## Personality per condition", ""]
+    lines += markdown_table(
+        ["condition", *traits],
+        [
+            [name, *(f"{_f(_score(c, t))} ({c.personality[t].validity})" for t in traits)]
+            for name, c in conds.items()
+        ],
+    )
     tasks = list(base.safety)
     if tasks:
-        lines += [
-            "",
-            "## Safety per condition",
-            "",
-            "| condition | "
-            + " | ".join(
-                f"{t} ({base.safety[t].metric}, {base.safety[t].safer} safer)" for t in tasks
-            )
-            + " |",
-            "|---|" + "---|" * len(tasks),
-        ]
-        for name, c in conds.items():
-            lines.append(f"| {name} | " + " | ".join(_f(c.safety_value(t)) for t in tasks) + " |")
-    lines += [
-        "",
-        "## Capability per condition",
-        "",
-        "| condition | ARC-Easy | ARC-Challenge | perplexity |",
-        "|---|---|---|---|",
-    ]
-    for name, c in conds.items():
-        perplexity = c.capability.perplexity if c.capability else None
-        lines.append(
-            f"| {name} | {_f(c.arc('ARC-Easy/test'))} | {_f(c.arc('ARC-Challenge/test'))} | "
-            f"{_f(perplexity)} |"
+        lines += ["", "## Safety per condition", ""]
+        lines += markdown_table(
+            [
+                "condition",
+                *(f"{t} ({base.safety[t].metric}, {base.safety[t].safer} safer)" for t in tasks),
+            ],
+            [[name, *(_f(c.safety_value(t)) for t in tasks)] for name, c in conds.items()],
         )
+    lines += ["", "## Capability per condition", ""]
+    lines += markdown_table(
+        ["condition", "ARC-Easy", "ARC-Challenge", "perplexity"],
+        [
+            [
+                name,
+                _f(c.arc("ARC-Easy/test")),
+                _f(c.arc("ARC-Challenge/test")),
+                _f(c.capability.perplexity if c.capability else None),
+            ]
+            for name, c in conds.items()
+        ],
+    )
     dpo = [n for n, c in conds.items() if c.adapter]
     if dpo:
         cols = [c for c in _TABLE_5 if c in base.personality]
-        lines += [
-            "",
-            "## DPO before → after (study A, Table 5)",
-            "",
-            "| condition | " + " | ".join(cols) + " | SD-3 acquiescence | ARC-Easy |",
-            "|---|" + "---|" * (len(cols) + 2),
-        ]
-        for n in dpo:
-            after = conds[n]
-            cells = [f"{_f(_score(base, k))} → {_f(_score(after, k))}" for k in cols]
-            acq = f"{_f(base.acquiescence.get('sd3'))} → {_f(after.acquiescence.get('sd3'))}"
-            arc = f"{_f(base.arc('ARC-Easy/test'))} → {_f(after.arc('ARC-Easy/test'))}"
-            lines.append(f"| {n} | " + " | ".join(cells) + f" | {acq} | {arc} |")
+
+        def moved(before: float | None, after: float | None) -> str:
+            return f"{_f(before)} → {_f(after)}"
+
+        lines += ["", "## DPO before → after (study A, Table 5)", ""]
+        lines += markdown_table(
+            ["condition", *cols, "SD-3 acquiescence", "ARC-Easy"],
+            [
+                [
+                    n,
+                    *(moved(_score(base, k), _score(conds[n], k)) for k in cols),
+                    moved(base.acquiescence.get("sd3"), conds[n].acquiescence.get("sd3")),
+                    moved(base.arc("ARC-Easy/test"), conds[n].arc("ARC-Easy/test")),
+                ]
+                for n in dpo
+            ],
+        )
     steered = [n for n, c in conds.items() if c.steer]
     if steered and tasks:
-        lines += [
-            "",
-            "## Steering (study B, Figure 7)",
-            "",
-            "| condition | steer | privacy F1 | fairness F1 | toxic ratio |",
-            "|---|---|---|---|---|",
-        ]
-        for n in steered:
-            c = conds[n]
-            lines.append(
-                f"| {n} | "
-                + ", ".join(f"{s.vector} L{s.layer} × {s.coefficient:g}" for s in c.steer)
-                + " | "
-                + " | ".join(
-                    f"{_f(base.safety_value(t))} → {_f(c.safety_value(t))}" for t in _FIGURE_7
-                )
-                + " |"
-            )
+        lines += ["", "## Steering (study B, Figure 7)", ""]
+        lines += markdown_table(
+            ["condition", "steer", "privacy F1", "fairness F1", "toxic ratio"],
+            [
+                [
+                    n,
+                    ", ".join(f"{s.vector} L{s.layer} × {s.coefficient:g}" for s in conds[n].steer),
+                    *(
+                        f"{_f(base.safety_value(t))} → {_f(conds[n].safety_value(t))}"
+                        for t in _FIGURE_7
+                    ),
+                ]
+                for n in steered
+            ],
+        )
     if data.correlations:
         lines += [
             "",
@@ -120,14 +112,21 @@ def render_study(data: StudySummary) -> str:
             "with a `no_signal` trait would follow noise, not the trait, so it is not computed "
             "(–).",
             "",
-            "| trait | trait validity | safety | ρ | 95% CI | n |",
-            "|---|---|---|---|---|---|",
         ]
-        for r in data.correlations:
-            ci = f"[{_f(r.ci95[0])}, {_f(r.ci95[1])}]" if r.ci95 else "–"
-            lines.append(
-                f"| {r.trait} | {r.trait_validity} | {r.safety} | {_f(r.rho)} | {ci} | {r.n} |"
-            )
+        lines += markdown_table(
+            ["trait", "trait validity", "safety", "ρ", "95% CI", "n"],
+            [
+                [
+                    r.trait,
+                    r.trait_validity,
+                    r.safety,
+                    _f(r.rho),
+                    f"[{_f(r.ci95[0])}, {_f(r.ci95[1])}]" if r.ci95 else "–",
+                    str(r.n),
+                ]
+                for r in data.correlations
+            ],
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -137,6 +136,8 @@ def draw_dose_response(data: StudySummary, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from psyprobe.report.figures import save_figure
 
     if data.baseline is None:
         return
@@ -165,6 +166,4 @@ def draw_dose_response(data: StudySummary, path: Path) -> None:
     axes[1].set(xlabel="coefficient", ylabel="metric", title="safety")
     for ax in axes:
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
