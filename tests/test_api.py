@@ -34,6 +34,7 @@ def test_the_one_liner_prints_score_ci_and_verdict_per_dimension(
     import psyprobe
 
     r = psyprobe.measure("sim:Machiavellianism=2", instruments=["sd3"], orders="latin")
+    assert "asking sim:Machiavellianism=2" in capsys.readouterr().out  # its progress
     print(r.to_pandas())
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["score", "ci_low", "ci_high", "validity"]

@@ -328,3 +328,17 @@ def test_compare_of_runs_with_nothing_in_common_is_refused(tmp_path: Path) -> No
     assert not (tmp_path / "cmp").exists()
     (swls / "results.json").write_text('{"instruments": 3}')  # a junk results file
     assert "results.json: not psyprobe results" in _fails("compare", str(sd3), str(swls))
+
+
+@pytest.mark.unit
+def test_text_from_outside_is_shown_as_text_and_stored_whole() -> None:
+    """Hostile text: escape sequences and newlines written as escapes in a one-line message;
+    an answer keeps its newlines, and a lone surrogate (unencodable) becomes U+FFFD."""
+    from psyprobe.untrusted import one_line, storable
+
+    hostile = "ok\x1b]0;title\x07\x1b[2J\nforged line\x9b\ud800"
+    shown = one_line(hostile)
+    assert shown.isprintable() and "\\x1b]0;title" in shown and "\\n" in shown
+    assert len(one_line("x" * 500)) == 200
+    kept = storable("line one\nline two \ud800")
+    assert kept == "line one\nline two \ufffd" and kept.encode("utf-8")

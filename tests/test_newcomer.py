@@ -330,6 +330,7 @@ def test_a_columns_that_is_no_width_still_prints(columns: str, tmp_path: Path) -
         (("--model", "smolm2"), "did you mean smollm2?"),
         (("--model", "hf:/nowhere", "--instrument", "sd33"), "did you mean sd3?"),
         (("--model", "hf:/nowhere", "--orders", "al"), "--orders: 'al' is not one of"),
+        (("--threads", "100000"), "--threads: 100000 is more than four per core"),
     ],
 )
 def test_a_typo_is_one_line_before_the_model_loads(
@@ -355,3 +356,50 @@ def test_an_instruments_names_are_one_name(tmp_path: Path) -> None:
     psyprobe("run", "--model", "sim:Narcissism=4", "--instrument", "sd3", "--out", out)
     resumed = psyprobe("run", "--model", "sim:Narcissism=4", "--instrument", "SD-3", "--out", out)
     assert "0 new answers" in resumed.stdout + resumed.stderr
+
+
+@pytest.mark.unit
+def test_the_api_says_what_it_does_unless_told_not_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where output is no terminal (a notebook's, a script's redirected), timestamped lines: the
+    phase and the asking, also in run.log; ``progress=False`` is silent."""
+    from psyprobe.api import measure
+
+    measure("sim:Narcissism=4", ["swls"], respondents=3, out=tmp_path / "said")
+    said = capsys.readouterr().out
+    for phase in ("loading sim:Narcissism=4", "asking sim:Narcissism=4", "swls: 15/15", "scoring"):
+        assert phase in said, said
+    assert "asking sim:Narcissism=4" in (tmp_path / "said" / "run.log").read_text()
+    measure("sim:Narcissism=4", ["swls"], respondents=3, out=tmp_path / "quiet", progress=False)
+    quiet = capsys.readouterr()
+    assert quiet.out == quiet.err == ""
+
+
+@pytest.mark.model
+def test_the_thread_count_a_run_used_is_in_its_record(sd3_run: Path) -> None:
+    record = json.loads((sd3_run / "run.json").read_text())
+    assert 1 <= record["threads"] <= 4 * (os.cpu_count() or 1)
+
+
+@pytest.mark.unit
+def test_the_time_left_follows_the_recent_rate_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast first minute (a warm cache, shared prefixes) then one answer a second: the time
+    left is the recent rate's (1,000 answers → about 16 min 40 s), not the average since the
+    start (about 9 min), and it says which rate it used."""
+    from collections import deque
+
+    from psyprobe.cli import progress
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    seen: deque[tuple[float, int]] = deque()
+    assert progress.time_left(seen, 0, 1220) == "time left: measuring the rate"
+    now[0] = 1.0
+    progress.time_left(seen, 100, 1220)  # the burst
+    text = ""
+    for second in range(2, 122):
+        now[0] = float(second)
+        text = progress.time_left(seen, 100 + second - 1, 1220)
+    assert text.startswith("about 16 min 4") and "rate of the last 6" in text, text
+    assert progress.time_left(seen, 1220, 1220) == ""

@@ -29,6 +29,7 @@ from psyprobe.errors import UserError
 
 if TYPE_CHECKING:
     from psyprobe.capability import CapabilityResults
+    from psyprobe.cli.progress import Reporter
     from psyprobe.models import Model
     from psyprobe.models.registry import BackendOptions
     from psyprobe.report.results import RunResults
@@ -64,6 +65,24 @@ def _opened(model: Any, tokenizer: Any, backend: dict[str, Any] | None) -> Itera
         opened.close()
 
 
+@contextmanager
+def _watched(progress: bool, model: Any) -> Iterator[Reporter | None]:
+    """The command line's progress for a call: a bar on a terminal, timestamped lines where
+    output is no terminal (a notebook, ``python script.py > log``), also kept in the run's
+    run.log; nothing with ``progress=False``."""
+    if not progress:
+        yield None
+        return
+    from rich.console import Console
+
+    from psyprobe.cli.progress import Reporter
+
+    with Reporter(Console(), Console(stderr=True)) as reporter:
+        if isinstance(model, str):
+            reporter.phase(f"loading {model}")
+        yield reporter
+
+
 def _is_torch_module(model: Any) -> bool:
     try:
         import torch
@@ -95,6 +114,7 @@ def measure(
     out: str | Path | None = None,
     tokenizer: Any = None,
     backend: dict[str, Any] | None = None,
+    progress: bool = True,
     **settings: Any,
 ) -> RunResults:
     """Administer instruments to ``model`` and return the scored results.
@@ -106,7 +126,8 @@ def measure(
     ``settings``: the rest of a run's settings, as the command line names them
     (``respondents``, ``balance``, ``samples``, ``temperature``, ``max_tokens``, ``retries``,
     ``seed``, ``template``, ``vary``, ``context_items``); ``vary`` is a list of factors
-    (``["templates", "labels", "context"]``) or one name.
+    (``["templates", "labels", "context"]``) or one name. ``progress``: the command line's
+    progress (a bar on a terminal, timestamped lines in a notebook or a log); False: silent.
     """
     from psyprobe.engine import Personality, check_choices, personality_settings, run
 
@@ -116,10 +137,10 @@ def measure(
     if isinstance(instruments, str):
         instruments = [instruments]
     check_choices(mode, orders, balance, template, settings.get("vary", ()), instruments)
-    with _opened(model, tokenizer, backend) as opened:
+    with _watched(progress, model) as watcher, _opened(model, tokenizer, backend) as opened:
         chosen, _ = personality_settings(opened, instruments, orders=orders, mode=mode, **settings)
         folder = Path(out) if out is not None else _default_out("personality", opened, chosen)
-        return run(Personality(chosen), opened, folder).results
+        return run(Personality(chosen), opened, folder, watcher).results
 
 
 def measure_safety(
@@ -134,14 +155,16 @@ def measure_safety(
     out: str | Path | None = None,
     tokenizer: Any = None,
     backend: dict[str, Any] | None = None,
+    progress: bool = True,
 ) -> SafetyResults:
-    """Run the safety suites (default: all five) on ``model``; ``limit`` items per suite."""
+    """Run the safety suites (default: all five) on ``model``; ``limit`` items per suite;
+    ``progress`` as ``measure``'s."""
     from psyprobe.engine import Safety, run
     from psyprobe.models import open_model
     from psyprobe.safety import SUITES
     from psyprobe.safety.runner import SafetySettings
 
-    with _opened(model, tokenizer, backend) as opened:
+    with _watched(progress, model) as watcher, _opened(model, tokenizer, backend) as opened:
         settings = SafetySettings(
             model=opened.info.spec,
             suites=tuple(suites or SUITES),
@@ -154,7 +177,7 @@ def measure_safety(
         folder = Path(out) if out is not None else _default_out("safety", opened, settings)
         judge_model = open_model(judge, _options(backend)) if judge else None
         try:
-            return run(Safety(settings, judge_model), opened, folder).results
+            return run(Safety(settings, judge_model), opened, folder, watcher).results
         finally:
             if judge_model:
                 judge_model.close()
@@ -169,18 +192,19 @@ def measure_capability(
     out: str | Path | None = None,
     tokenizer: Any = None,
     backend: dict[str, Any] | None = None,
+    progress: bool = True,
 ) -> CapabilityResults:
     """ARC accuracy (models with next-token probabilities) and WikiText-2 perplexity over the
-    first ``perplexity_tokens`` tokens (torch)."""
+    first ``perplexity_tokens`` tokens (torch); ``progress`` as ``measure``'s."""
     from psyprobe.capability import CapabilitySettings
     from psyprobe.engine import Capability, run
 
     settings = CapabilitySettings(
         arc_limit=arc_limit, seed=seed, perplexity_tokens=perplexity_tokens
     )
-    with _opened(model, tokenizer, backend) as opened:
+    with _watched(progress, model) as watcher, _opened(model, tokenizer, backend) as opened:
         folder = Path(out) if out is not None else _default_out("capability", opened, settings)
-        return run(Capability(settings), opened, folder).results
+        return run(Capability(settings), opened, folder, watcher).results
 
 
 def import_answers(

@@ -11,26 +11,40 @@ before, such as loading the model, are kept until then).
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 if TYPE_CHECKING:
     from psyprobe.engine.measure import Measure, Measured, Result
     from psyprobe.models import Model
 
 LOG = "run.log"
+RATE_WINDOW = 60.0  # seconds of asking the time left is estimated from
+
+
+def time_left(seen: deque[tuple[float, int]], done: int, total: int) -> str:
+    """The time left, labelled, from the rate of the last RATE_WINDOW seconds of this phase
+    (``seen``: (time, done) pairs, oldest first): the first batches of a run — a model
+    warming up, prompts that share nothing yet — would mislead an estimate from the start."""
+    now = time.monotonic()
+    seen.append((now, done))
+    while len(seen) > 2 and now - seen[1][0] >= RATE_WINDOW:
+        seen.popleft()
+    start, before = seen[0]
+    if done >= total:
+        return ""
+    if now - start < 5 or done <= before:
+        return "time left: measuring the rate"
+    left = (total - done) * (now - start) / (done - before)
+    minutes, seconds = divmod(int(left), 60)
+    shown = f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+    return f"about {shown} left (at the rate of the last {now - start:.0f} s)"
 
 
 class Reporter:
@@ -45,6 +59,7 @@ class Reporter:
         self._phase = ""
         self._bar: Progress | None = None
         self._task: TaskID | None = None
+        self._seen: deque[tuple[float, int]] = deque()  # this phase's (time, done)
 
     def __enter__(self) -> Reporter:
         if self.err.is_terminal:
@@ -52,12 +67,12 @@ class Reporter:
                 TextColumn("{task.description}", style="bold", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[left]}", markup=False),
                 console=self.err,
                 transient=True,
             )
             self._bar.start()
-            self._task = self._bar.add_task("", total=None)
+            self._task = self._bar.add_task("", total=None, left="")
         return self
 
     def __exit__(
@@ -81,9 +96,10 @@ class Reporter:
     def phase(self, text: str) -> None:
         """A new phase: "loading smollm2", "scoring", "writing report.html"."""
         self._phase = text
+        self._seen.clear()
         self._line(text)
         if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, description=text, completed=0, total=None)
+            self._bar.update(self._task, description=text, completed=0, total=None, left="")
 
     def finish(self, text: str) -> None:
         """The closing line ("12 new answers, 1680 stored"): on stderr always, and in run.log."""
@@ -95,12 +111,18 @@ class Reporter:
     def asking(self, what: str, done: int, total: int) -> None:
         """The ask-loop's callback: ``what`` was just asked; ``done`` of ``total`` so far."""
         description = f"{self._phase} · {what}" if self._phase else what
+        if self._seen and self._seen[-1][1] > done:  # a new stage of the phase: a new rate
+            self._seen.clear()
+        left = time_left(self._seen, done, total)
         if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, description=description, completed=done, total=total)
+            self._bar.update(
+                self._task, description=description, completed=done, total=total, left=left
+            )
         now = time.monotonic()
         if done >= total or now - self._last >= self.every:
             self._last = now
-            self._line(f"{description}: {done}/{total} ({100 * done / max(total, 1):.0f} %)")
+            share = f"{done}/{total} ({100 * done / max(total, 1):.0f} %)"
+            self._line(f"{description}: {share}" + (f", {left}" if left else ""))
 
     def _line(self, text: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {text}"

@@ -63,12 +63,14 @@ class Record:
 
 
 def record_head(settings: BaseModel, model: Model) -> dict[str, Any]:
-    """What every record opens with: the psyprobe that wrote it, the settings and the model."""
-    return {
+    """What every record opens with: the psyprobe that wrote it, the settings and the model
+    (and the CPU threads it computed with, where the backend chose them)."""
+    head = {
         "psyprobe_version": __version__,
         "settings": settings.model_dump(mode="json"),
         "model": model.info.model_dump(mode="json"),
     }
+    return head | ({"threads": model.threads} if model.threads is not None else {})
 
 
 class Measure(ABC, Generic[Result]):

@@ -110,6 +110,8 @@ class Model(ABC):
     info: ModelInfo
     # A line on what this backend could not do when it was opened (a server without logprobs).
     notice: str | None = None
+    # CPU threads it computes with, where it chooses them (recorded with a run, not compared)
+    threads: int | None = None
 
     @abstractmethod
     def generate(

@@ -197,6 +197,9 @@ class HFModel(Model):
         self.batch_size = batch_size
         self.group_size = group_size  # prompts that share one prefix computation
         self.tokens_evaluated = 0  # for benchmarks: tokens actually run through the model
+        import torch
+
+        self.threads = torch.get_num_threads()  # torch's intra-op pool on the CPU
         self.info = ModelInfo(
             spec=spec,
             backend="transformers",

@@ -169,6 +169,7 @@ class LlamaCppModel(Model):
             runtime=check_runtime(path),
         )
         n_threads = threads or default_threads()
+        self.threads = n_threads
         self._llm = Llama(
             str(path),
             n_ctx=n_ctx,

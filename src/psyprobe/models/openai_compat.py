@@ -34,6 +34,7 @@ from psyprobe.models.base import (
 )
 from psyprobe.models.registry import BackendOptions, backend
 from psyprobe.prompting import Prompt
+from psyprobe.untrusted import one_line, storable
 
 T = TypeVar("T")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -101,9 +102,10 @@ class OpenAIModel(Model):
             except (ValueError, KeyError, TypeError):
                 served = []
             if served and self.model not in served:
+                ids = one_line(self._scrubbed(", ".join(map(str, served[:10]))))
                 raise UserError(
                     f"--model {self.info.spec}: {self.base_url} does not serve "
-                    f"{self.model!r} (it serves: {', '.join(served[:10])})"
+                    f"{self.model!r} (it serves: {ids})"
                 )
         probe = Prompt(None, "Answer with 1.", ("1",))
         for top in TOP_LOGPROBS:
@@ -210,7 +212,8 @@ class OpenAIModel(Model):
                     budget = self.client.timeout * (self.client.max_retries + 1)
                     wait = min(_retry_after(reply.headers.get("retry-after")), budget)
                 else:
-                    text = self._scrubbed(reply.text[:200])
+                    # the key out first, then the cut: a cut key is no longer found
+                    text = one_line(self._scrubbed(reply.text[:100_000]))
                     return Failure(f"HTTP {reply.status_code}: {text}")
             if attempt < self.client.max_retries:
                 backoff = min(self.client.max_backoff, self.client.backoff * 2**attempt)
@@ -269,7 +272,8 @@ class OpenAIModel(Model):
         if isinstance(body, Failure):
             return body
         content = body["choices"][0]["message"].get("content")
-        return content if isinstance(content, str) else ""
+        # kept whole, but never with the key (a server may echo the request) and never unstorable
+        return storable(self._scrubbed(content)) if isinstance(content, str) else ""
 
 
 def _retry_after(value: str | None) -> float:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import os
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from psyprobe.errors import UserError
 from psyprobe.models.base import Model, cache_root
@@ -85,6 +86,15 @@ class BackendOptions(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="llama.cpp: CPU threads [default: one per core]"
     )
+
+    @field_validator("threads")
+    @classmethod
+    def _few_enough(cls, threads: int | None) -> int | None:
+        # far more threads than cores stalls llama.cpp (512 on 2 cores) or crashes it (100000)
+        cores = os.cpu_count() or 1
+        if threads is not None and threads > 4 * cores:
+            raise UserError(f"--threads: {threads} is more than four per core ({cores} cores here)")
+        return threads
 
 
 # (spec, the part after "kind:", options, whether a server may be contacted) -> the model
