@@ -274,3 +274,74 @@ def test_a_trickled_body_meets_the_request_deadline(tmp_path: Path) -> None:
     # the trickled answer (about 60 s of bytes) is a timeout after two attempts; the rest stand
     assert results["store"]["failures"] == {"timeout after 2 attempts": 1}
     assert results["store"]["n_responses"] == 3
+
+
+class GreedyHandler(Handler):
+    """Statement 1: a body of 20 MiB and more (a flood); statement 2: "429, Retry-After: 2" the
+    first time. ``/models`` trickles a byte every 0.2 s when the server is told to."""
+
+    def do_GET(self) -> None:
+        if not getattr(self.server, "trickle_models", False):
+            super().do_GET()
+            return
+        body = json.dumps({"data": [{"id": "m"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def do_POST(self) -> None:
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        item = next((i for i in range(1, 5) if f"Statement {i}." in str(payload)), 0)
+        self.server.seen[item].append(time.monotonic())
+        if item == 1:
+            self.send_response(200)
+            self.send_header("Content-Length", str(40 << 20))
+            self.end_headers()
+            try:
+                for _ in range(40):
+                    self.wfile.write(b" " * (1 << 20))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client stopped reading at its cap
+        elif item == 2 and len(self.server.seen[2]) == 1:
+            self._send(429, b'{"error": "later"}', {"Retry-After": "2"})
+        else:
+            self._send(200, json.dumps(OK).encode())
+
+
+@pytest.fixture
+def greedy() -> Iterator[FaultyServer]:
+    server = FaultyServer(set())
+    server.RequestHandlerClass = GreedyHandler
+    server.handle_error = lambda *_: None  # type: ignore[method-assign]  # clients hang up on it
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+def test_a_flood_is_capped_and_a_backoff_leaves_its_slot(
+    greedy: FaultyServer, tmp_path: Path
+) -> None:
+    code, stderr, out = _run(
+        greedy, tmp_path, "--concurrency", "1", "--timeout", "10", "--max-missing", "1"
+    )
+    assert code == 0, stderr
+    failures = json.loads((out / "results.json").read_text())["store"]["failures"]
+    assert failures == {"a response body over 16 MiB": 1}
+    # one slot: while statement 2 waited out its Retry-After, statements 3 and 4 were asked
+    retried = greedy.seen[2][1]
+    assert greedy.seen[3][0] < retried and greedy.seen[4][0] < retried
+
+
+def test_a_trickled_model_list_meets_the_deadline(greedy: FaultyServer, tmp_path: Path) -> None:
+    greedy.trickle_models = True  # type: ignore[attr-defined]
+    start = time.monotonic()
+    code, stderr, _ = _run(greedy, tmp_path, "--timeout", "1")
+    assert code == 2 and "took longer than --timeout 1 s" in stderr, stderr
+    assert time.monotonic() - start < 5

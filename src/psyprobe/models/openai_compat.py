@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import os
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -84,21 +86,24 @@ class OpenAIModel(Model):
     def connect(self) -> None:
         """Fail fast and clearly: unreachable server, bad key, unknown model, no logprobs."""
         try:
-            reply = httpx.get(
-                f"{self.base_url}/models", headers=self._headers, timeout=self.client.timeout
-            )
+            status, raw = _capped_get(f"{self.base_url}/models", self._headers, self.client.timeout)
         except httpx.HTTPError as exc:
             raise UserError(
                 f"--model {self.info.spec}: cannot reach {self.base_url} ({type(exc).__name__})"
             ) from None
-        if reply.status_code in (401, 403):
+        if raw is None:
+            raise UserError(
+                f"--model {self.info.spec}: {self.base_url}/models sent more than "
+                f"{MAX_BODY >> 20} MiB or took longer than --timeout {self.client.timeout:g} s"
+            )
+        if status in (401, 403):
             raise UserError(
                 f"--model {self.info.spec}: the server refused the API key "
-                f"(HTTP {reply.status_code}); set OPENAI_API_KEY or --api-key-env"
+                f"(HTTP {status}); set OPENAI_API_KEY or --api-key-env"
             )
-        if reply.status_code == 200:
+        if status == 200:
             try:
-                served = [m["id"] for m in reply.json()["data"]]
+                served = [m["id"] for m in json.loads(raw)["data"]]
             except (ValueError, KeyError, TypeError):
                 served = []
             if served and self.model not in served:
@@ -164,13 +169,10 @@ class OpenAIModel(Model):
             timeout=self.client.timeout,
             limits=limits,
         ) as client:
-            gate = asyncio.Semaphore(self.client.concurrency)
-
-            async def guarded(i: int, prompt: Prompt) -> T:
-                async with gate:
-                    return await one(client, i, prompt)
-
-            return list(await asyncio.gather(*(guarded(i, p) for i, p in enumerate(prompts))))
+            # held by each attempt, not by a request: a request waiting out its backoff leaves
+            # its slot to another (``_post``)
+            self._gate = asyncio.Semaphore(self.client.concurrency)
+            return list(await asyncio.gather(*(one(client, i, p) for i, p in enumerate(prompts))))
 
     def _scrubbed(self, text: str) -> str:
         """A server's error text without the API key (some echo the request headers back):
@@ -188,33 +190,35 @@ class OpenAIModel(Model):
             try:
                 # the timeout bounds each read; a server that trickles its body a byte at a
                 # time would never hit it, so the whole request has a deadline too
-                reply = await asyncio.wait_for(
-                    client.post("/chat/completions", json=payload),
-                    timeout=self.client.timeout,
-                )
+                async with self._gate:
+                    status, retry_after, raw = await asyncio.wait_for(
+                        _capped_post(client, payload), timeout=self.client.timeout
+                    )
             except (httpx.TimeoutException, TimeoutError):
                 error = "timeout"
             except httpx.TransportError as exc:
                 error = f"connection error ({type(exc).__name__})"
             else:
-                if reply.status_code == 200:
+                if raw is None:
+                    return Failure(f"a response body over {MAX_BODY >> 20} MiB")
+                if status == 200:
                     try:
-                        body = reply.json()
+                        body = json.loads(raw)
                         if isinstance(body["choices"][0]["message"], dict):
                             return dict(body)
                         error = "malformed response body"
                     except (ValueError, KeyError, IndexError, TypeError):
                         error = "malformed response body"
-                elif reply.status_code in RETRY_STATUS:
-                    error = f"HTTP {reply.status_code}"
+                elif status in RETRY_STATUS:
+                    error = f"HTTP {status}"
                     # honoured up to the request's whole time budget (every attempt's timeout),
                     # not beyond: "Retry-After: 100000" would otherwise stall the run for a day
                     budget = self.client.timeout * (self.client.max_retries + 1)
-                    wait = min(_retry_after(reply.headers.get("retry-after")), budget)
+                    wait = min(_retry_after(retry_after), budget)
                 else:
                     # the key out first, then the cut: a cut key is no longer found
-                    text = one_line(self._scrubbed(reply.text[:100_000]))
-                    return Failure(f"HTTP {reply.status_code}: {text}")
+                    text = raw[:100_000].decode("utf-8", "replace")
+                    return Failure(f"HTTP {status}: {one_line(self._scrubbed(text))}")
             if attempt < self.client.max_retries:
                 backoff = min(self.client.max_backoff, self.client.backoff * 2**attempt)
                 await asyncio.sleep(max(wait, backoff * random.uniform(0.5, 1.5)))
@@ -274,6 +278,39 @@ class OpenAIModel(Model):
         content = body["choices"][0]["message"].get("content")
         # kept whole, but never with the key (a server may echo the request) and never unstorable
         return storable(self._scrubbed(content)) if isinstance(content, str) else ""
+
+
+# A chat answer with its logprobs is kilobytes; a body beyond this is a server gone wrong, and
+# buffering it whole took gigabytes (issue 38).
+MAX_BODY = 16 << 20
+
+
+async def _capped_post(
+    client: httpx.AsyncClient, payload: dict[str, Any]
+) -> tuple[int, str | None, bytes | None]:
+    """One POST: its status, its Retry-After, and its body (None once over MAX_BODY)."""
+    async with client.stream("POST", "/chat/completions", json=payload) as reply:
+        chunks, size = [], 0
+        async for chunk in reply.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_BODY:
+                return reply.status_code, None, None
+            chunks.append(chunk)
+        return reply.status_code, reply.headers.get("retry-after"), b"".join(chunks)
+
+
+def _capped_get(url: str, headers: dict[str, str], timeout: float) -> tuple[int, bytes | None]:
+    """One GET with a deadline on the whole of it (each read has ``timeout``, and so does the
+    sum: a server that trickles ``/models`` cannot hold a run in "loading") and the body cap."""
+    deadline = time.monotonic() + timeout
+    with httpx.stream("GET", url, headers=headers, timeout=timeout) as reply:
+        chunks, size = [], 0
+        for chunk in reply.iter_bytes():
+            size += len(chunk)
+            if size > MAX_BODY or time.monotonic() > deadline:
+                return reply.status_code, None
+            chunks.append(chunk)
+        return reply.status_code, b"".join(chunks)
 
 
 def _retry_after(value: str | None) -> float:
