@@ -192,6 +192,12 @@ def test_markup_in_a_user_file_is_printed_as_text(tmp_path: Path) -> None:
     })  # fmt: skip
     proc = psyprobe("instruments", "show", str(inst))
     assert "[bold]Statement[/] 1." in proc.stdout and "[/x] D" in proc.stdout
+    # an escape sequence in a user's file is shown as text, never sent to the terminal
+    escaping = write_json(tmp_path / "e.json", TWO | {
+        "items": [{"id": 1, "text": "Statement \x1b]0;pwned\x07\x1b[2J 1.", "dimension": "D"}]
+    })  # fmt: skip
+    shown = psyprobe("instruments", "show", str(escaping)).stdout
+    assert "\x1b" not in shown and "Statement \\x1b]0;pwned" in shown
 
 
 def test_a_design_too_large_is_refused_before_it_is_built(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from psyprobe.models import ALIASES, backends
 from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting import CONTEXT_ITEMS, RESPONDENTS
 from psyprobe.safety import SUITES
+from psyprobe.untrusted import one_line
 
 if TYPE_CHECKING:
     from psyprobe.runs.runner import Workload
@@ -381,27 +382,32 @@ def instruments_show(
 ) -> None:
     """Items, keys, norms, citation and licence of one instrument."""
     inst = load_instrument(name)
-    console.print(f"{inst.name} — {inst.full_name or ''}", style="bold")
+
+    def shown(text: str) -> str:  # a user's file: its control characters shown, never sent
+        return one_line(text, limit=100_000)
+
+    console.print(shown(f"{inst.name} — {inst.full_name or ''}"), style="bold")
     for label, value in (
         ("citation", inst.citation),
         ("licence", inst.license),
         ("provenance", inst.provenance),
     ):
         if value:
-            console.print(f"{label}: {_readable(value)}")
+            console.print(f"{label}: {shown(_readable(value))}")
     dims = Table("dimension", "aggregation", "norm mean (SD, n)", "poles")
     for d in inst.dimensions():
         norm = f"{d.norm.mean} ({d.norm.sd}, {d.norm.n})" if d.norm else "–"
-        dims.add_row(d.id, d.aggregation, norm, " / ".join(d.poles) if d.poles else "–")
+        poles = shown(" / ".join(d.poles)) if d.poles else "–"
+        dims.add_row(shown(d.id), d.aggregation, norm, poles)
     console.print(dims)
     items = Table("id", "dimension", "reversed", "text", "options")
     for q in inst.questions():
         items.add_row(
-            q.item_id,
-            q.dimension,
+            shown(q.item_id),
+            shown(q.dimension),
             "R" if q.reverse else "",
-            q.text,
-            " | ".join(f"{o.text}={o.value:g}" for o in q.options),
+            shown(q.text),
+            shown(" | ".join(f"{o.text}={o.value:g}" for o in q.options)),
         )
     console.print(items)
 
