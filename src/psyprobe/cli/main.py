@@ -297,6 +297,10 @@ def compare(
     out: Annotated[Path, typer.Option(help="Where compare.md and compare.json go")] = Path(
         "psyprobe-compare"
     ),
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="A short name per run, in order (repeatable); default: the spec"),
+    ] = None,
 ) -> None:
     """Per dimension: each run against the first — difference, Welch CI and test, Holm-corrected."""
     from psyprobe.report.compare import marked, write_comparison
@@ -304,12 +308,12 @@ def compare(
 
     if len(run_dirs) < 2:
         raise UserError("compare: give at least two run directories")
-    runs, rows = write_comparison(run_dirs, out)
+    runs, rows = write_comparison(run_dirs, out, label)
     several = len(runs) > 2  # with two runs every row is versus the second
     table = Table(
         "instrument",
         "dimension",
-        *[r.model for r in runs],
+        *[r.label if label else r.model for r in runs],
         *(["vs"] * several),
         "Δ",
         "95% CI",

@@ -72,7 +72,9 @@ def respondent_table(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     return per_resp
 
 
-def _load(run_dir: Path) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], Scored]:
+def _load(
+    run_dir: Path, label: str | None = None
+) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], Scored]:
     per_resp = respondent_table(run_dir)
     results = RunResults.load(run_dir)
     info = results.model
@@ -81,7 +83,7 @@ def _load(run_dir: Path) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], 
         for name, inst in results.instruments.items()
     }
     summary = RunSummary(
-        label=f"{info.spec} ({run_dir.name})",
+        label=label or f"{info.spec} ({run_dir.name})",
         run_dir=str(run_dir),
         model=info.spec,
         fingerprint=info.fingerprint,
@@ -89,10 +91,17 @@ def _load(run_dir: Path) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], 
     return summary, per_resp, scores
 
 
-def compare_runs(run_dirs: list[Path]) -> tuple[list[RunSummary], list[Comparison]]:
+def compare_runs(
+    run_dirs: list[Path], labels: list[str] | None = None
+) -> tuple[list[RunSummary], list[Comparison]]:
+    """Every run against the first; ``labels`` name the runs (default: spec and folder)."""
     from statsmodels.stats.multitest import multipletests
 
-    loaded = [_load(d) for d in run_dirs]
+    if labels and len(labels) != len(run_dirs):
+        raise UserError(
+            f"--label: {len(labels)} labels for {len(run_dirs)} runs; give one per run, in order"
+        )
+    loaded = [_load(d, labels[i] if labels else None) for i, d in enumerate(run_dirs)]
     runs = [summary for summary, _, _ in loaded]
     _, base_resp, base_scores = loaded[0]
     for summary, _, theirs in loaded[1:]:
@@ -201,8 +210,10 @@ def marked(score: float | None, verdict: str | None, digits: int = 3) -> str:
     return fmt(score, digits) + ("" if verdict in (None, "ok") else f" ({verdict})")
 
 
-def write_comparison(run_dirs: list[Path], out: Path) -> tuple[list[RunSummary], list[Comparison]]:
-    runs, rows = compare_runs(run_dirs)
+def write_comparison(
+    run_dirs: list[Path], out: Path, labels: list[str] | None = None
+) -> tuple[list[RunSummary], list[Comparison]]:
+    runs, rows = compare_runs(run_dirs, labels)
     claim(out)
     payload: dict[str, Any] = {
         "runs": [r.model_dump() for r in runs],
