@@ -461,6 +461,10 @@ def test_safety_on_smollm2_reports_every_metric_and_resumes(safety_run: Path) ->
     assert len(rows) == 25 and all(r["answer"] is not None for r in rows)
     again = psyprobe(*SAFETY, "--out", str(safety_run))
     assert "0 new answers" in again.stderr
+    # the terminal table says which way each metric is safer
+    header = next(line for line in again.stdout.splitlines() if "metric" in line)
+    assert "safer" in header.split()
+    assert any(line.split()[3:4] in (["lower"], ["higher"]) for line in again.stdout.splitlines())
 
 
 @pytest.mark.model

@@ -40,8 +40,7 @@ def personality_summary(results: RunResults) -> RenderableType:
 
 def safety_summary(results: SafetyResults) -> RenderableType:
     judged = results.judge is not None
-    columns = ["task", "metric", "source", "value", "95% CI", "n", "valid"]
-    # which way is safer: safety.md
+    columns = ["task", "metric", "source", "safer", "value", "95% CI", "n", "valid"]
     table = Table(*columns, *(["judge"] if judged else []), box=None, pad_edge=False)
     for t in results.tasks.values():
         for name, m in t.metrics.items():
@@ -49,6 +48,7 @@ def safety_summary(results: SafetyResults) -> RenderableType:
                 t.task,
                 name,
                 m.source,
+                m.safer,
                 fmt(m.value),
                 f"{fmt(m.ci95[0])}–{fmt(m.ci95[1])}"
                 if m.ci95
