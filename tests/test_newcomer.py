@@ -443,3 +443,15 @@ def test_compare_names_runs_by_their_labels(tmp_path: Path) -> None:
     assert "| low | high |" in (tmp_path / "cmp" / "compare.md").read_text()
     wrong = psyprobe("compare", *runs, "--label", "one", "--out", out, check=False)
     assert wrong.returncode == 2 and "--label: 1 labels for 2 runs" in wrong.stderr
+
+
+@pytest.mark.unit
+def test_an_alpha_that_cannot_be_computed_is_said_in_words() -> None:
+    from psyprobe.scoring.diagnostics import Evidence, KeyCheck, verdict
+
+    key = KeyCheck(r=None, ci95=None, n=5, status="untestable")
+    evidence = Evidence(valid_rate=1.0, position=0.0, acquiescence=0.0, decomposition=None,
+                        alpha=None, n_respondents=5, key=key, n_orders=10)  # fmt: skip
+    _, reasons = verdict(evidence)
+    assert any(r.startswith("α cannot be computed over the 5 respondents") for r in reasons)
+    assert not any("undefined" in r for r in reasons)

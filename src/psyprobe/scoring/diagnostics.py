@@ -643,10 +643,14 @@ def verdict(e: Evidence) -> tuple[Validity, list[str]]:
         weak.append(
             "one respondent: reliability cannot be estimated (ask a population: --respondents)"
         )
-    elif not reliable:
-        shown = "undefined" if e.alpha is None else f"{e.alpha:.2f}"
+    elif e.alpha is None:
         weak.append(
-            f"respondents do not differ consistently on this dimension (α = {shown} over "
+            f"α cannot be computed over the {e.n_respondents} respondents: they answer this "
+            "dimension alike, or too few of them answered every item"
+        )
+    elif not reliable:
+        weak.append(
+            f"respondents do not differ consistently on this dimension (α = {e.alpha:.2f} over "
             f"{e.n_respondents} respondents, below {ALPHA_RELIABLE:.2f})"
         )
     if e.convergent_ok is False and e.convergent is not None:
