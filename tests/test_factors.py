@@ -207,12 +207,15 @@ def test_the_embedded_model_answers_under_every_factor(tmp_path: Path) -> None:
     """The real backend: conversations with assistant turns through the chat template, letters
     as next tokens; every factor reported; SmolLM2 is judged as what it is."""
     out = tmp_path / "run"
+    # two respondents, one earlier item in context: a prompt in context is long, and SWLS's
+    # five items under two respondents already meet every level of every factor
     psyprobe(
-        "run", "--instrument", "swls", "--respondents", "3", "--vary",
-        "templates,labels,context", "--out", str(out),
+        "run", "--instrument", "swls", "--respondents", "2", "--vary",
+        "templates,labels,context", "--context-items", "1", "--out", str(out),
     )  # fmt: skip
     rows = records(out)
-    assert {r.get("conditions", {}).get("context") for r in rows} == {None, "3"}
+    assert {r.get("conditions", {}).get("context") for r in rows} == {None, "1"}
+    assert all(len(r["history"]) == 1 for r in rows if r.get("conditions", {}).get("context"))
     assert all(sum(r["probs"]) > 0.2 for r in rows)
     letters = [r for r in rows if r.get("conditions", {}).get("labels") == "letters"]
     assert letters and all(r["labels"][0] == "A" for r in letters)
