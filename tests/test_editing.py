@@ -331,10 +331,10 @@ def test_study_runs_the_grid_and_resumes_after_an_interrupt(
     out = tmp_path / "study"
     whole = study_run.run_condition
 
-    def interrupted(study: Any, c: Any, folder: Path) -> None:
+    def interrupted(study: Any, c: Any, folder: Path, watcher: Any = None) -> None:
         if c.name == "satisfied-plus":
             raise KeyboardInterrupt
-        whole(study, c, folder)
+        whole(study, c, folder, watcher)
 
     monkeypatch.setattr(study_run, "run_condition", interrupted)
     assert psyprobe("study", str(STUDY), "--out", str(out), check=False).returncode != 0
@@ -367,6 +367,9 @@ def test_study_runs_the_grid_and_resumes_after_an_interrupt(
     assert f"| {r.trait} | {r.trait_validity} | {r.safety} |" in report
     assert (out / "dose_response.png").stat().st_size > 0
     # each condition's report.html shows its personality and its safety results together
+    # each condition keeps its own progress log
+    for condition in data.conditions:
+        assert "asking" in (out / "conditions" / condition / "run.log").read_text(), condition
     page = (out / "conditions" / "satisfied-plus" / "report.html").read_text()
     assert "Life satisfaction" in page and "<h2>Safety</h2>" in page and "+steer=" in page
 

@@ -459,7 +459,8 @@ def study(
     """Run a declared grid of models × edits × instruments × safety suites; write study.md."""
     from psyprobe.study import run_study
 
-    data = run_study(file, out, only_report=report_only)
+    with Reporter(console, err) as progress:
+        data = run_study(file, out, only_report=report_only, watcher=progress)
     console.print(f"{len(data.conditions)} conditions; wrote {out / 'study.md'}")
 
 

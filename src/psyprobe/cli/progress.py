@@ -87,7 +87,10 @@ class Reporter:
             self._log.close()
 
     def log_to(self, folder: Path) -> None:
-        """Append every line from now on (and those said before) to ``folder/run.log``."""
+        """Append every line from now on (and those said before) to ``folder/run.log``; a
+        study's conditions each get their own."""
+        if self._log is not None:
+            self._log.close()
         self._log = (folder / LOG).open("a", encoding="utf-8")
         for line in self._pending:
             self._write(line)

@@ -10,6 +10,7 @@ from psyprobe.editing import build_vector, open_edited, save_vector
 from psyprobe.editing.contrast import contrast
 from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
 from psyprobe.engine import Capability, Personality, Safety, run
+from psyprobe.engine.measure import Watcher
 from psyprobe.models import open_model
 from psyprobe.models.registry import hf_model_dir
 from psyprobe.runs import RunSettings
@@ -65,8 +66,11 @@ def prepare(study: Study, out: Path) -> None:
         )
 
 
-def run_condition(study: Study, c: Condition, out: Path) -> None:
+def run_condition(study: Study, c: Condition, out: Path, watcher: Watcher | None = None) -> None:
+    """One condition's measures into ``conditions/NAME`` (its progress in its own run.log)."""
     folder = out / "conditions" / c.name
+    if watcher:
+        watcher.phase(f"condition {c.name}: loading {c.model or study.model}")
     model = open_edited(c.model or study.model, study.backend, condition_edits(study, c, out))
     try:
         settings = RunSettings(
@@ -76,7 +80,7 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
             respondents=study.respondents,
             seed=study.seed,
         )
-        run(Personality(settings), model, folder)
+        run(Personality(settings), model, folder, watcher)
         if study.safety:
             safety = SafetySettings(
                 model=model.info.spec,
@@ -85,7 +89,7 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
                 seed=study.seed,
                 max_tokens=study.safety.max_tokens,
             )
-            run(Safety(safety), model, folder)
+            run(Safety(safety), model, folder, watcher)
         if study.arc_limit is not None:
             run(
                 Capability(
@@ -97,19 +101,24 @@ def run_condition(study: Study, c: Condition, out: Path) -> None:
                 ),
                 model,
                 folder,
+                watcher,
             )
     finally:
         model.close()
 
 
-def run_study(path: Path, out: Path, only_report: bool = False) -> StudySummary:
+def run_study(
+    path: Path, out: Path, only_report: bool = False, watcher: Watcher | None = None
+) -> StudySummary:
     study = load_study(path)
     claim(out)
     write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     if not only_report:
+        if watcher:
+            watcher.phase("building the study's steering vectors and adapters")
         prepare(study, out)
         for c in study.conditions:
-            run_condition(study, c, out)
+            run_condition(study, c, out, watcher)
     data = summarize(study, out)
     write_json(out / STUDY_FILE, data.model_dump(mode="json"))
     write_text(out / "study.md", render_study(data))
