@@ -68,6 +68,19 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _trickle(self, body: bytes) -> None:
+        """``body`` a byte every 0.2 s: each read is quick, the whole is not."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
+
     def do_GET(self) -> None:
         self._send(200, json.dumps({"data": [{"id": "m"}]}).encode())
 
@@ -248,17 +261,7 @@ class TrickleHandler(Handler):
         if item != 1:
             self._send(200, json.dumps(OK).encode())
             return
-        body = json.dumps(OK).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            for byte in body:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(0.2)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up, as it should
+        self._trickle(json.dumps(OK).encode())
 
 
 def test_a_trickled_body_meets_the_request_deadline(tmp_path: Path) -> None:
@@ -284,17 +287,7 @@ class GreedyHandler(Handler):
         if not getattr(self.server, "trickle_models", False):
             super().do_GET()
             return
-        body = json.dumps({"data": [{"id": "m"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            for byte in body:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(0.2)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        self._trickle(json.dumps({"data": [{"id": "m"}]}).encode())
 
     def do_POST(self) -> None:
         payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -53,6 +53,9 @@ class Conditions:
 
 
 DEFAULT_CONDITIONS = Conditions()  # study A's prompt, asked alone
+# Each factor's level where an answer's record does not name it (``Conditions.stored`` leaves
+# the defaults out): the level every run without the factor is asked under.
+DEFAULT_LEVEL = {"templates": "0", "labels": "numbers", "context": "0"}
 
 
 def check_vary(factors: tuple[str, ...] | list[str]) -> tuple[Factor, ...]:

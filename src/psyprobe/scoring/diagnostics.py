@@ -54,6 +54,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
+from psyprobe.prompting.conditions import FACTOR_TITLES
 from psyprobe.scoring.matrix import AnswerMatrix, dummies, nuisance_effects
 from psyprobe.scoring.validity import correlate
 
@@ -602,14 +603,6 @@ class Evidence(BaseModel):
     uniformity: Uniformity | None = None
 
 
-# How the reasons name each factor
-FACTOR_WORDS = {
-    "templates": "the instruction's wording",
-    "labels": "the option labels (numbers, letters, text)",
-    "context": "the earlier items in the conversation",
-}
-
-
 def verdict(e: Evidence) -> tuple[Validity, list[str]]:
     """`ok`, `weak` or `no_signal`, with the reasons in words for the report."""
     no_signal, weak = [], []
@@ -677,18 +670,18 @@ def verdict(e: Evidence) -> tuple[Validity, list[str]]:
     for name, effect in (d.factors if d is not None else {}).items():
         if effect.eta2 >= CONTENT_NO_SIGNAL and effect.p < CONTENT_P:
             weak.append(
-                f"{FACTOR_WORDS[name]} moves the answers ({name} effect {effect.eta2:.2f} of the "
+                f"{FACTOR_TITLES[name]} moves the answers ({name} effect {effect.eta2:.2f} of the "
                 f"variance, p = {effect.p:.3f})"
             )
         elif effect.by_item >= CONTENT_NO_SIGNAL and effect.by_item_p < CONTENT_P:
             weak.append(
-                f"{FACTOR_WORDS[name]} moves each item's answers its own way ({name} × item "
+                f"{FACTOR_TITLES[name]} moves each item's answers its own way ({name} × item "
                 f"{effect.by_item:.2f} of the variance, p = {effect.by_item_p:.3f})"
             )
     for name, moved in e.stability.items():
         if moved.spread is not None and e.ci_width is not None and moved.spread > e.ci_width:
             weak.append(
-                f"the score moves by {moved.spread:.2f} across {FACTOR_WORDS[name]} ({name}), "
+                f"the score moves by {moved.spread:.2f} across {FACTOR_TITLES[name]} ({name}), "
                 f"more than its own 95 % CI is wide ({e.ci_width:.2f})"
             )
     u = e.uniformity

@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from psyprobe.instruments import Dimension, Instrument, Question
+from psyprobe.prompting.conditions import DEFAULT_LEVEL
 from psyprobe.records import ResponseRecord
 from psyprobe.scoring.parse import ParsedAnswer, parse_answer
-
-# What a factor's level is where an answer's record does not name it (asked under the default).
-DEFAULT_LEVEL = {"templates": "0", "labels": "numbers", "context": "0"}
 
 
 def parse_record(
