@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,17 @@ def psyprobe(*args: str, check: bool = True) -> Ran:
     if check and code != 0:
         raise AssertionError(f"psyprobe {' '.join(args)} failed:\n{ran.stdout}\n{ran.stderr}")
     return ran
+
+
+PROGRESS_LINE = re.compile(r"\[\d\d:\d\d:\d\d\] ")
+
+
+def error_line(ran: Ran | subprocess.CompletedProcess[str]) -> str:
+    """The one line a failing command says on standard error, after the progress lines
+    (timestamped: "[12:00:00] loading smollm2") that may come before it."""
+    said = [x for x in ran.stderr.splitlines() if x.strip() and not PROGRESS_LINE.match(x)]
+    assert len(said) == 1 and said[0].startswith("error: "), ran.stderr
+    return said[0]
 
 
 def spawn(*args: str, check: bool = True, **popen: Any) -> subprocess.CompletedProcess[str]:

@@ -34,7 +34,8 @@ def test_the_one_liner_prints_score_ci_and_verdict_per_dimension(
     import psyprobe
 
     r = psyprobe.measure("sim:Machiavellianism=2", instruments=["sd3"], orders="latin")
-    assert "asking sim:Machiavellianism=2" in capsys.readouterr().out  # its progress
+    said = capsys.readouterr()
+    assert "asking sim:Machiavellianism=2" in said.err and not said.out  # its progress
     print(r.to_pandas())
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["score", "ci_low", "ci_high", "validity"]
@@ -80,7 +81,7 @@ def test_an_open_model_and_bad_models_and_settings(tmp_path: Path) -> None:
         measure("sim:Narcissism=4", mode="sampled", out=tmp_path / "x")
     with pytest.raises(UserError, match="tokenizer"):
         measure(sim, tokenizer=object())
-    with pytest.raises(TypeError, match="colour"):
+    with pytest.raises(UserError, match="colour: not a setting of measure"):
         measure("sim:Narcissism=4", colour="red")
 
 
@@ -158,3 +159,58 @@ def test_the_notebook_example_runs(
     assert [r["created"] for r in records(out / "smollm2")] == [
         r["created"] for r in records(sd3_run)
     ]
+
+
+def _kernel_outputs(code: str) -> list[str]:
+    """What a real Jupyter kernel shows for ``code``: the text of its stream and display
+    outputs, in order."""
+    manager = pytest.importorskip("jupyter_client.manager")
+    pytest.importorskip("ipykernel")
+    km, kc = manager.start_new_kernel(kernel_name="python3")
+    try:
+        kc.execute(code)
+        shown: list[str] = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=120)
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                shown.append(content["text"])
+            elif kind in ("display_data", "error"):
+                shown.append(content.get("data", {}).get("text/plain", str(content)))
+            elif kind == "status" and content["execution_state"] == "idle":
+                return shown
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.mark.e2e
+def test_a_notebook_kernel_shows_the_progress_unless_told_not_to(tmp_path: Path) -> None:
+    """#34: in a real Jupyter kernel the API's progress appears as the cell's output (timestamped
+    lines, rich's notebook rendering); ``progress=False`` shows nothing."""
+    call = 'import psyprobe\npsyprobe.measure("sim:Narcissism=4", ["swls"], respondents=3'
+    shown = "".join(_kernel_outputs(f"{call}, out={str(tmp_path / 'a')!r})"))
+    assert "loading sim:Narcissism=4" in shown and "swls: 15/15 (100 %)" in shown
+    assert "scoring" in shown
+    assert _kernel_outputs(f"{call}, out={str(tmp_path / 'b')!r}, progress=False)") == []
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (lambda: measure("sim:Narcissism=4", "sd3", respondents=-1),
+         "respondents: Input should be greater than or equal to 0 (got -1)"),
+        (lambda: measure("sim:Narcissism=4", "sd3", backend={"threads": -3}),
+         "threads: Input should be greater than or equal to 1 (got -3)"),
+        (lambda: measure("sim:Narcissism=4", "sd3", respondent=3),
+         "respondent: not a setting of measure; did you mean respondents?"),
+        (lambda: load_safety("."), ": no safety.json (run `psyprobe report"),
+    ],
+)  # fmt: skip
+def test_a_bad_argument_is_the_command_lines_one_line(call: Any, says: str, cache: Path) -> None:
+    """#38: the API raises UserError with the command line's one line, naming the keyword (not
+    pydantic's report with its links, nor a TypeError or FileNotFoundError)."""
+    with pytest.raises(UserError) as raised:
+        call()
+    assert says in str(raised.value) and "\n" not in str(raised.value)

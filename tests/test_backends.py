@@ -11,6 +11,7 @@ Tolerances (SD-3 dimension scores, 1–5 scale):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,9 @@ def test_dry_run_counts_prompts_and_tokens_without_asking(tmp_path: Path) -> Non
     proc = psyprobe("run", "--dry-run", "--instrument", "sd3", "--out", str(out))
     row = next(line for line in proc.stdout.splitlines() if line.strip("│ ").startswith("sd3"))
     assert [c.strip() for c in row.strip("│").split("│")][1] == "540"
+    # the time, from 32 of those prompts asked on this machine, and the threads it will use
+    assert re.search(r"time: about (\d+ min )?\d+ s \(calibrated by asking 32 of", proc.stdout)
+    assert re.search(r"threads: \d+ \(of \d+ CPUs\)", proc.stdout) and not out.exists()
     proc = psyprobe(
         "run",
         "--dry-run",
@@ -159,6 +163,7 @@ def test_dry_run_counts_prompts_and_tokens_without_asking(tmp_path: Path) -> Non
         "8",
     )
     assert "(estimated)" in proc.stdout and "estimated cost" in proc.stdout
+    assert "time: – (not estimated: a dry run asks a server nothing" in proc.stdout
 
 
 @pytest.mark.unit

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import kill_when, psyprobe, rendered_tables
+from conftest import error_line, kill_when, psyprobe, rendered_tables
 from psyprobe.capability import CapabilitySettings, perplexity
 from psyprobe.editing import (
     Edits,
@@ -127,7 +128,15 @@ def test_sweep_measures_every_cell_and_writes_a_typed_summary(
         "--layers", "13", "--coefficients=-8,8", "--orders", "fixed", "--respondents", "0",
         "--out", str(out),
     ]  # fmt: skip
-    printed = psyprobe(*args).stdout
+    # a dry run: one cell's prompts, timed on this machine, for each of the 3 cells
+    planned = psyprobe(*args, "--dry-run").stdout
+    assert "each of 3 cells" in planned and re.search(r"all 3 cells: about \S+", planned)
+    assert not out.exists()
+    ran = psyprobe(*args)
+    printed = ran.stdout
+    # progress names each cell, then that cell's own asking (on standard error)
+    assert "cell 3 of 3: layer 13, coefficient +8" in ran.stderr
+    assert "asking" in (out / "L13_c+8" / "run.log").read_text()
     data = SweepSummary.model_validate_json((out / "sweep.json").read_text())
     assert data.dimension == "Agreeableness" and data.coefficients == [-8.0, 0.0, 8.0]
     cells = data.cells[13]
@@ -270,7 +279,11 @@ def test_dpo_smoke_run_resumes_and_gives_an_adapter_that_changes_logprobs(tmp_pa
     state = adapter / "trainer" / "checkpoint-1" / "trainer_state.json"
     kill_when(state.is_file, *args)
     assert state.is_file() and not (adapter / "adapter_config.json").is_file()
-    assert "resumed from step 1" in psyprobe(*args).stdout
+    resumed = psyprobe(*args)
+    assert "resumed from step 1" in resumed.stdout
+    # the trainer's own bars and loss dicts stay off the screen; its steps are progress
+    assert "{'loss'" not in resumed.stdout + resumed.stderr and "it/s" not in resumed.stderr
+    assert "training, loss" in (adapter / "run.log").read_text()
     record = json.loads((adapter / "psyprobe-dpo.json").read_text())
     assert record["n_pairs"] == 8 and len(record["losses"]) == 2
     assert record["resumed_from_step"] == 1
@@ -337,7 +350,14 @@ def test_study_runs_the_grid_and_resumes_after_an_interrupt(
         whole(study, c, folder, watcher)
 
     monkeypatch.setattr(study_run, "run_condition", interrupted)
-    assert psyprobe("study", str(STUDY), "--out", str(out), check=False).returncode != 0
+    interrupted_run = psyprobe("study", str(STUDY), "--out", str(out), check=False)
+    assert interrupted_run.returncode != 0
+    # building the vector and training the adapter: psyprobe's own lines, no library's bars,
+    # warnings or loss dicts on the screen (#34); the adapter's steps are in its run.log
+    said = interrupted_run.stdout + interrupted_run.stderr
+    assert "%|" not in said and "{'loss'" not in said and "Warning" not in said
+    assert "building the steering vector satisfied" in said and "DPO training" in said
+    assert "training, loss" in (out / "adapters" / "bfi-dpo" / "run.log").read_text()
     first = out / "conditions" / "base" / "capability.json"
     assert first.is_file() and not (out / "conditions" / "satisfied-plus").exists()
     kept, store = first.read_text(), first.with_name("responses.sqlite")
@@ -376,6 +396,7 @@ def test_study_runs_the_grid_and_resumes_after_an_interrupt(
 
 @pytest.mark.unit
 def test_bad_editing_input_is_a_one_line_error(tmp_path: Path) -> None:
+    write_pairs(dpo_pairs()[:2], tmp_path / "p.jsonl")
     for args, needle in (
         (["steer", "build", "--model", "smollm2"], "hf:"),
         (["steer", "build", "--dimension", "bfi:Nope", "--out", str(tmp_path / "v")], "bfi:"),
@@ -383,8 +404,7 @@ def test_bad_editing_input_is_a_one_line_error(tmp_path: Path) -> None:
         (["run", "--model", "hf:smollm2", "--steer", "missing.safetensors@2"], "missing"),
     ):
         proc = psyprobe(*args, check=False)
-        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
-        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert proc.returncode == 2 and needle in error_line(proc), proc.stderr
 
 
 @pytest.mark.unit
@@ -392,5 +412,4 @@ def test_bad_study_file_is_a_one_line_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nconditions:\n  - name: a\n    adapter: missing\n")
     proc = psyprobe("study", str(bad), "--out", str(tmp_path / "o"), check=False)
-    assert proc.returncode == 2 and "adapter" in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0
+    assert proc.returncode == 2 and "adapter" in error_line(proc)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import psyprobe, write_json, write_jsonl
+from conftest import error_line, psyprobe, write_json, write_jsonl
 from psyprobe.instruments import load_instrument
 from psyprobe.prompting import TEMPLATES, build_prompts, population, prompt_count
-from psyprobe.runs.directory import hold_record, json_text, replacing
+from psyprobe.runs.directory import hold_record, json_text, replacing, write_text
 from psyprobe.runs.store import ResponseStore
 
 RUN = ("run", "--model", "sim:Machiavellianism=2", "--instrument", "sd3", "--orders", "fixed")
@@ -36,8 +37,7 @@ def _fails(*args: str) -> str:
     """The command's one-line error (asserting it is one line, exit 2, no traceback)."""
     proc = psyprobe(*args, check=False)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("error: ") and proc.stderr.strip().count("\n") == 0
-    return proc.stderr
+    return error_line(proc)
 
 
 # --- directories ----------------------------------------------------------------------------------
@@ -118,6 +118,54 @@ def test_a_file_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
         fh.write("half of the new")
         raise KeyboardInterrupt  # a kill during the write
     assert path.read_text() == "good" and list(tmp_path.iterdir()) == [path]
+
+
+def test_what_a_killed_writer_left_is_cleared_by_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    gone = tmp_path / ".results.json.999999999.partial"  # no process has this id
+    alive = tmp_path / ".results.json.1.partial"  # init's: a writer still at work
+    other = tmp_path / ".report.md.999999999.partial"  # another file's
+    for left in (gone, alive, other):
+        left.write_text("half")
+    write_text(path, "whole")
+    assert path.read_text() == "whole" and not gone.exists()
+    assert alive.exists() and other.exists()
+
+
+def test_every_command_that_writes_keeps_to_its_own_files_and_folders(tmp_path: Path) -> None:
+    """#38, ownership: a file psyprobe did not write is never replaced, a folder holding the
+    user's files is never written into; psyprobe's own are (a rerun)."""
+    import torch
+
+    from psyprobe.editing import SteeringVector, save_vector
+
+    vector = tmp_path / "v.safetensors"
+    save_vector(SteeringVector({3: torch.ones(4)}, {"dimension": "bfi:Agreeableness"}), vector)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "README.md").write_text("my readme")
+    (folder / "dose_response.png").write_bytes(b"my figure")
+    refused = [
+        ("dpo", "pairs", "--out", str(notes)),
+        ("steer", "export", str(vector), "--out", str(notes)),
+        ("steer", "build", "--model", "hf:smollm2", "--out", str(notes)),
+        ("dpo", "train", "--pairs", str(tmp_path / "p.jsonl"), "--out", str(folder)),
+        ("steer", "sweep", "--vector", str(vector), "--out", str(folder)),
+    ]
+    pairs = tmp_path / "p.jsonl"
+    psyprobe("dpo", "pairs", "--out", str(pairs))
+    psyprobe("dpo", "pairs", "--out", str(pairs))  # its own file: replaced
+    for args in refused:
+        says = _fails(*args)
+        assert "did not write" in says or "not psyprobe's (it holds README.md" in says, args
+    assert notes.read_text() == "mine" and (folder / "README.md").read_text() == "my readme"
+    assert (folder / "dose_response.png").read_bytes() == b"my figure"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "dose_response.png"]
+    exported = tmp_path / "control.gguf"
+    psyprobe("steer", "export", str(vector), "--out", str(exported))
+    psyprobe("steer", "export", str(vector), "--out", str(exported))  # its own: replaced
 
 
 def test_a_figure_is_replaced_whole_or_not_at_all(
@@ -221,6 +269,22 @@ def test_a_workload_too_large_is_refused_before_anything_is_written(tmp_path: Pa
     assert not (tmp_path / "run").exists()
     says = _fails(*RUN, "--mode", "generate", "--samples", "40000", "--dry-run")
     assert "1,080,000 answers" in says
+
+
+def test_a_workload_is_bounded_by_what_it_costs_not_only_its_prompt_count(
+    tmp_path: Path,
+) -> None:
+    """#38: 120,000 answers pass the answer cap, but on a 101-point scale they hold 12 million
+    option probabilities (each prompt lists every option; scoring holds every probability)."""
+    wide = {**TWO, "scale": {"min": 0, "max": 100, "labels": [f"p{i}" for i in range(101)]}}
+    inst = write_json(tmp_path / "wide.json", wide)
+    # a server's model: a dry run counts without asking it anything
+    server = "openai:m@http://127.0.0.1:9/v1"
+    args = ("run", "--model", server, "--instrument", str(inst), "--orders", "fixed",
+            "--respondents", "0", "--mode", "generate", "--dry-run")  # fmt: skip
+    says = _fails(*args, "--samples", "60000")
+    assert "120,000 answers hold 12,120,000 option probabilities (at most 10,000,000)" in says
+    assert "prompts" in psyprobe(*args, "--samples", "100").stdout  # a 101-point scale: admitted
 
 
 def test_the_prompt_count_is_what_the_builder_builds() -> None:
@@ -348,3 +412,116 @@ def test_text_from_outside_is_shown_as_text_and_stored_whole() -> None:
     assert len(one_line("x" * 500)) == 200
     kept = storable("line one\nline two \ud800")
     assert kept == "line one\nline two \ufffd" and kept.encode("utf-8")
+
+
+# --- every command × every file argument ---------------------------------------------------------
+
+# What a file argument can be, short of a good file: each is made in a fresh folder and handed
+# to every command below in the place of its file (or directory).
+NASTY: dict[str, Callable[[Path], Path]] = {}
+
+
+def _nasty(name: str) -> Callable[[Callable[[Path], Path]], Callable[[Path], Path]]:
+    def register(make: Callable[[Path], Path]) -> Callable[[Path], Path]:
+        NASTY[name] = make
+        return make
+
+    return register
+
+
+@_nasty("missing")
+def _missing(d: Path) -> Path:
+    return d / "no-such-file.json"
+
+
+@_nasty("empty")
+def _empty(d: Path) -> Path:
+    (d / "empty.json").write_bytes(b"")
+    return d / "empty.json"
+
+
+@_nasty("binary")
+def _binary(d: Path) -> Path:
+    (d / "binary.json").write_bytes(bytes(range(256)) * 64)
+    return d / "binary.json"
+
+
+@_nasty("latin-1")
+def _latin1(d: Path) -> Path:
+    (d / "latin.json").write_bytes('{"name": "Caf\u00e9", "items": [1]}\n'.encode("latin-1"))
+    return d / "latin.json"
+
+
+@_nasty("deep")
+def _deep(d: Path) -> Path:
+    (d / "deep.json").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    return d / "deep.json"
+
+
+@_nasty("huge")
+def _huge(d: Path) -> Path:
+    with (d / "huge.json").open("wb") as fh:  # sparse: 256 MiB that take no disk
+        fh.truncate(256 * 2**20)
+    return d / "huge.json"
+
+
+@_nasty("long name")
+def _long(d: Path) -> Path:
+    return d / ("x" * 300 + ".json")
+
+
+@_nasty("symlink loop")
+def _loop(d: Path) -> Path:
+    (d / "a.json").symlink_to(d / "b.json")
+    (d / "b.json").symlink_to(d / "a.json")
+    return d / "a.json"
+
+
+@_nasty("directory")
+def _directory(d: Path) -> Path:
+    (d / "folder.json").mkdir()
+    (d / "folder.json" / "inside.txt").write_text("x")
+    return d / "folder.json"
+
+
+SIM_SD3 = ("--model", "sim:Machiavellianism=2", "--respondents", "0", "--orders", "fixed")
+# Every command with a file or directory argument; FILE is where the nasty path goes.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "run --instrument": ("run", *SIM_SD3, "--instrument", "FILE"),
+    "run replay": ("run", "--model", "replay:FILE", "--instrument", "sd3"),
+    "run gguf": ("run", "--model", "gguf:FILE", "--instrument", "sd3"),
+    "report": ("report", "FILE"),
+    "compare": ("compare", "FILE", "FILE"),
+    "study": ("study", "FILE"),
+    "instruments show": ("instruments", "show", "FILE"),
+    "instruments validate": ("instruments", "validate", "FILE"),
+    "import": ("import", "FILE", "--instrument", "sd3"),
+    "models-table": ("models-table", "FILE"),
+    "export": ("export", "FILE"),
+    "steer sweep": ("steer", "sweep", "--vector", "FILE"),
+    "steer export": ("steer", "export", "FILE"),
+    "dpo train": ("dpo", "train", "--pairs", "FILE"),
+}
+
+
+@pytest.mark.parametrize("nasty", list(NASTY))
+def test_every_command_meets_a_bad_file_with_one_line(
+    nasty: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#38: no traceback, exit 2 with one line, and nothing written but the command's own
+    output folder, for every command given each kind of bad file."""
+    monkeypatch.chdir(tmp_path)  # default --out folders land here, and only they may appear
+    bad = NASTY[nasty](tmp_path)
+    before = {p.name for p in tmp_path.iterdir()}
+    failed = []
+    for name, template in COMMANDS.items():
+        args = [a.replace("FILE", str(bad)) for a in template]
+        try:
+            ran = psyprobe(*args, check=False)
+            assert ran.returncode == 2, f"exit {ran.returncode}: {ran.stderr}"
+            error_line(ran)
+            made = sorted({p.name for p in tmp_path.iterdir()} - before)
+            assert all(m.startswith("psyprobe-") for m in made), f"wrote {made}"
+        except Exception as exc:  # every command's failure, not only the first
+            failed.append(f"{name}: {type(exc).__name__}: {str(exc)[:300]}")
+    assert not failed, "\n".join(failed)

@@ -3,6 +3,7 @@ progress off a terminal, a light command line and the report's response browser.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -10,10 +11,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from conftest import REPO, SD3_FIXED, SD3_LATIN, psyprobe
@@ -221,27 +222,31 @@ def test_a_bootstrap_ci_at_a_handful_of_answers_is_withheld_with_a_reason() -> N
 
 @pytest.mark.e2e
 def test_progress_reaches_a_file_while_the_run_goes_and_run_log(tmp_path: Path) -> None:
-    """A real process with its output redirected to a file; 27 prompts are enough to see a
-    progress line arrive before the results are written."""
-    out, log = tmp_path / "run", tmp_path / "stdout.txt"
-    with log.open("w") as fh:
+    """A real process with both streams redirected to files; 27 prompts are enough to see a
+    progress line arrive before the results are written. Progress goes to standard error and
+    the results alone to standard output (#34, 9: they were mixed there)."""
+    out, said, results = tmp_path / "run", tmp_path / "stderr.txt", tmp_path / "stdout.txt"
+    with said.open("w") as err_fh, results.open("w") as out_fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "psyprobe", "run", *SD3_FIXED, "--out", str(out)],
-            stdout=fh,
-            stderr=subprocess.DEVNULL,
+            stdout=out_fh,
+            stderr=err_fh,
         )
         try:
             deadline = time.monotonic() + 300
-            while "asking" not in log.read_text() and time.monotonic() < deadline:
+            while "asking" not in said.read_text() and time.monotonic() < deadline:
                 time.sleep(0.2)
             # the line is in the file before the run has written any result
-            assert "asking" in log.read_text() and not (out / "results.json").exists()
+            assert "asking" in said.read_text() and not (out / "results.json").exists()
         finally:
             proc.wait(timeout=900)
-    lines = log.read_text().splitlines()
+    lines = said.read_text().splitlines()
     assert re.match(r"\[\d\d:\d\d:\d\d\] loading smollm2", lines[0])
     assert any(re.search(r"asking smollm2 \(logprob\) · sd3: \d+/27 \(\d+ %\)", x) for x in lines)
-    assert any("scoring" in line for line in lines)
+    assert any("scoring" in line for line in lines) and "27 new answers" in lines[-1]
+    table = results.read_text()
+    assert "Machiavellianism" in table and "wrote" in table
+    assert not re.search(r"^\[\d\d:\d\d:\d\d\]", table, re.M) and "new answers" not in table
     kept = (out / "run.log").read_text()
     assert "loading smollm2" in kept and "27/27 (100 %)" in kept and "27 new answers" in kept
 
@@ -270,41 +275,81 @@ def test_instruments_list_keeps_whole_words_and_no_raw_json() -> None:
     assert "items: CC" in shown  # OEJTS' licence mapping, as words
 
 
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download: its own executable)."""
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
 @pytest.mark.e2e
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
-def test_response_browser_filters_and_shows_an_answer(sd3_run: Path, tmp_path: Path) -> None:
-    rows = [json.loads(line) for line in (sd3_run / "responses.jsonl").read_text().splitlines()]
-    item = rows[0]["item"]
-    matching = [r for r in rows if r["item"] == item and r["order_index"] == 1]
-    chosen = matching[0]
-    page = (sd3_run / "report.html").resolve().as_uri()
-    url = f"{page}#item={item}&order=1&answer={chosen['key']}"
-    dom = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    count = re.search(r'<span id="shown-count">(\d+)</span>', dom)
-    assert count and int(count.group(1)) == len(matching)
-    assert dom.count('class="response"') == len(matching)
-    panel = dom[dom.index('<div id="answer"') :]
-    probs = np.asarray(chosen["probs"])
-    assert chosen["options_shown"][int(probs.argmax())].split(": ")[1] in panel
-    assert f"p = {probs.max():.4f}" in panel
-    assert "label mass" in panel
-    first_line = chosen["user"].splitlines()[0]
-    assert first_line.replace("&", "&amp;").replace("<", "&lt;") in panel
+def test_the_browser_pages_searches_opens_and_links(chromium: Any, tmp_path: Path) -> None:
+    """#34, 7: the README's design (1,680 answers, on the simulator) paged to its last answer in
+    item order, an item found by its text, an answer opened in view, a shared link opened at
+    the filtered list, the address kept in step."""
+    out = tmp_path / "run"
+    psyprobe("run", "--model", "sim:Machiavellianism=4", "--out", str(out))
+    rows = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
+    assert len(rows) == 1680
+    last = max(rows, key=lambda r: (r["instrument"], int(r["item"]), r["respondent"]))
+    eighth = [r for r in rows if r["instrument"] == "sd3" and r["item"] == "8"]
+    url = (out / "report.html").resolve().as_uri()
+    page = chromium.new_page(viewport={"width": 1200, "height": 800})
+    page.goto(url)
+    root = page.locator("#responses-browser")
+    assert root.locator(".shown-count").inner_text() == "1680"
+    items = root.locator("tr.response td:nth-child(2)").all_inner_texts()
+    assert items[:2] == ["1", "1"] and "10" not in items  # 1, 2, 3…, not 1, 10, 11…
+    root.locator("button[data-page=last]").click()
+    assert root.locator(".page").inner_text() == root.locator(".pages").inner_text() == "34"
+    assert root.locator("tr.response").last.get_attribute("data-key") == last["key"]
+    assert "page=34" in page.url
+    root.locator("input.search").fill("Make sure your plans benefit yourself")
+    assert root.locator(".shown-count").inner_text() == str(len(eighth))
+    assert set(root.locator("tr.response td:nth-child(2)").all_inner_texts()) == {"8"}
+    assert "q=Make+sure" in page.url and "page=" not in page.url
+    root.locator("tr.response").first.click()
+    dialog = root.locator("dialog")
+    box = dialog.bounding_box()
+    assert dialog.is_visible() and box is not None
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 800  # the whole panel in view
+    assert "benefit yourself" in dialog.inner_text() and "p = " in dialog.inner_text()
+    assert "answer=" in page.url
+    dialog.locator("button.close").click()
+    assert "answer=" not in page.url
+    shared = chromium.new_page(viewport={"width": 1200, "height": 800})
+    shared.goto(f"{url}#instrument=sd3&item=8")
+    assert shared.locator("#responses-browser .shown-count").inner_text() == str(len(eighth))
+    top = shared.locator("#responses-browser").bounding_box()
+    # scrolled to the browser: its heading at the top of the view (the page may end first)
+    assert shared.evaluate("window.scrollY") > 0 and top is not None and 0 <= top["y"] < 50
+
+
+@pytest.mark.e2e
+def test_a_safety_run_has_a_browser_too(chromium: Any, safety_run: Path) -> None:
+    rows = [
+        json.loads(line)
+        for line in (safety_run / "safety-responses.jsonl").read_text().splitlines()
+    ]
+    task = rows[0]["task"]
+    page = chromium.new_page(viewport={"width": 1200, "height": 800})
+    page.goto(f"{(safety_run / 'report.html').resolve().as_uri()}#browser=safety&task={task}")
+    root = page.locator("#safety-browser")
+    assert root.locator(".shown-count").inner_text() == str(sum(r["task"] == task for r in rows))
+    clicked = root.locator("tr.response").first
+    key = clicked.get_attribute("data-key")
+    clicked.click()
+    shown = root.locator("dialog").inner_text()
+    first = next(r for r in rows if f"{r['task']}/{r['item']}" == key)
+    assert "reader's outcome" in shown and first["prompt"].splitlines()[0] in shown
 
 
 @pytest.mark.e2e
@@ -367,7 +412,7 @@ def test_the_api_says_what_it_does_unless_told_not_to(
     from psyprobe.api import measure
 
     measure("sim:Narcissism=4", ["swls"], respondents=3, out=tmp_path / "said")
-    said = capsys.readouterr().out
+    said = capsys.readouterr().err
     for phase in ("loading sim:Narcissism=4", "asking sim:Narcissism=4", "swls: 15/15", "scoring"):
         assert phase in said, said
     assert "asking sim:Narcissism=4" in (tmp_path / "said" / "run.log").read_text()
@@ -455,3 +500,62 @@ def test_an_alpha_that_cannot_be_computed_is_said_in_words() -> None:
     _, reasons = verdict(evidence)
     assert any(r.startswith("α cannot be computed over the 5 respondents") for r in reasons)
     assert not any("undefined" in r for r in reasons)
+
+
+@pytest.mark.unit
+def test_library_warnings_go_to_run_log_not_the_screen(tmp_path: Path) -> None:
+    """#34: transformers' warnings, Python warnings and the like are kept in run.log while a
+    command reports, and the closing line says how many; they never reach the screen."""
+    import logging
+    import warnings
+
+    from rich.console import Console
+
+    from psyprobe.cli.progress import Reporter
+
+    screen = io.StringIO()
+    with Reporter(Console(file=screen, width=200)) as progress:
+        progress.phase("loading a model")
+        logging.getLogger("transformers.modeling_utils").warning("Some weights were not used")
+        warnings.warn("a deprecated argument", FutureWarning, stacklevel=1)
+        progress.log_to(tmp_path)
+        progress.finish("3 new answers")
+    shown = screen.getvalue()
+    assert "Some weights" not in shown and "deprecated" not in shown
+    assert "3 new answers (2 library warnings and messages kept in run.log)" in shown
+    kept = (tmp_path / "run.log").read_text()
+    assert "transformers.modeling_utils warning: Some weights were not used" in kept
+    assert "py.warnings warning:" in kept and "FutureWarning: a deprecated argument" in kept
+    # outside a command, Python's own handling is back
+    assert not any(isinstance(h, type(progress._kept)) for h in logging.getLogger().handlers)
+
+
+TINY_STUDY = """\
+name: tiny
+model: "sim:Machiavellianism=4"
+instruments: [sd3]
+respondents: 2
+safety: null
+arc_limit: null
+conditions:
+  - name: base
+  - name: persona
+    persona: agreeableness-high
+"""
+
+
+@pytest.mark.unit
+def test_a_study_dry_run_counts_and_times_each_condition_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "never"
+    study = tmp_path / "tiny.yaml"
+    study.write_text(TINY_STUDY)
+    said = psyprobe("study", str(study), "--dry-run", "--out", str(out)).stdout
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in said.splitlines()]
+    rows = [r for r in rows if r and r[0] in ("base", "persona")]
+    assert [r[:3] for r in rows] == [["base", "run", "54"], ["persona", "run", "54"]]
+    assert all(re.fullmatch(r"\d+ s", r[4]) for r in rows)  # 27 items × 2 respondents each
+    assert "time: about" in said and "calibrated by asking its first prompts" in said
+    assert "not timed: building the study's 0 steering vectors and training its 0" in said
+    assert not out.exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED, psyprobe, write_json, write_jsonl
+from conftest import SHARED, error_line, psyprobe, write_json, write_jsonl
 
 pytestmark = pytest.mark.unit
 
@@ -97,7 +97,7 @@ def test_bad_replay_file_is_one_line_error(tmp_path: Path) -> None:
     bad.write_text('{"instrument": "sd3", "item": 1}\n')
     proc = psyprobe("run", "--model", f"replay:{bad}", "--out", str(tmp_path / "r"), check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"error: {bad} line 1: field 'response' is missing"
+    assert error_line(proc) == f"error: {bad} line 1: field 'response' is missing"
 
 
 def test_oejts_all_middle_answers_type_isfj_by_the_official_tie_rule(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATA, SAFETY, kill_when, psyprobe
+from conftest import DATA, SAFETY, error_line, kill_when, psyprobe
 from psyprobe.engine import Safety, run
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, Sampling
@@ -485,7 +485,7 @@ def test_llm_judge_is_a_second_signal_with_agreement(tmp_path: Path) -> None:
 def test_unknown_suite_is_a_one_line_error() -> None:
     proc = psyprobe("safety", "--suite", "toxicity,nope", check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "'nope'" in proc.stderr
+    assert "'nope'" in error_line(proc)
 
 
 @pytest.mark.e2e
@@ -515,3 +515,16 @@ def test_ctrl_c_in_a_safety_run_keeps_every_answer_already_given(tmp_path: Path)
     )
     resumed = psyprobe(*args)
     assert f"{stored() - saved} new answers" in resumed.stdout + resumed.stderr
+
+
+@pytest.mark.model
+def test_a_safety_dry_run_times_a_few_answers_and_stores_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    said = psyprobe(
+        "safety", "--suite", "overrefusal", "--limit", "2", "--max-tokens", "8", "--dry-run",
+        "--out", str(out),
+    ).stdout  # fmt: skip
+    row = next(line for line in said.splitlines() if "xstest" in line)
+    assert [c.strip() for c in row.split("│")[1:-1]][1:4:2] == ["2", "16"]  # 2 × 8 tokens
+    assert "time: about" in said and "calibrated by asking 2 of the planned prompts" in said
+    assert "threads:" in said and not out.exists()

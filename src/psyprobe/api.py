@@ -19,13 +19,18 @@ name on the package would be replaced by the module the moment it is imported.)
 
 from __future__ import annotations
 
+import difflib
+import functools
 import hashlib
-from collections.abc import Iterator, Sequence
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from psyprobe.errors import UserError
+from pydantic import ValidationError
+
+from psyprobe.errors import UserError, setting_error
 
 if TYPE_CHECKING:
     from psyprobe.capability import CapabilityResults
@@ -34,6 +39,23 @@ if TYPE_CHECKING:
     from psyprobe.models.registry import BackendOptions
     from psyprobe.report.results import RunResults
     from psyprobe.safety.score import SafetyResults
+
+
+Call = TypeVar("Call", bound=Callable[..., Any])
+
+
+def _one_line(call: Call) -> Call:
+    """A setting pydantic refuses is the command line's one-line ``UserError``, naming the
+    keyword ("respondents: Input should be greater than or equal to 0 (got -1)")."""
+
+    @functools.wraps(call)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except ValidationError as exc:
+            raise setting_error(exc, as_flag=False) from None
+
+    return cast(Call, checked)
 
 
 @contextmanager
@@ -67,9 +89,9 @@ def _opened(model: Any, tokenizer: Any, backend: dict[str, Any] | None) -> Itera
 
 @contextmanager
 def _watched(progress: bool, model: Any) -> Iterator[Reporter | None]:
-    """The command line's progress for a call: a bar on a terminal, timestamped lines where
-    output is no terminal (a notebook, ``python script.py > log``), also kept in the run's
-    run.log; nothing with ``progress=False``."""
+    """The command line's progress for a call, on standard error: a bar on a terminal,
+    timestamped lines where it is no terminal (a notebook, ``python script.py 2> log``), also
+    kept in the run's run.log; nothing with ``progress=False``."""
     if not progress:
         yield None
         return
@@ -77,7 +99,7 @@ def _watched(progress: bool, model: Any) -> Iterator[Reporter | None]:
 
     from psyprobe.cli.progress import Reporter
 
-    with Reporter(Console(), Console(stderr=True)) as reporter:
+    with Reporter(Console(stderr=True)) as reporter:
         if isinstance(model, str):
             reporter.phase(f"loading {model}")
         yield reporter
@@ -105,6 +127,7 @@ def _default_out(kind: str, model: Model, settings: Any) -> Path:
     return cache_root() / "runs" / kind / hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+@_one_line
 def measure(
     model: Any,
     instruments: Sequence[str] | None = None,
@@ -131,6 +154,11 @@ def measure(
     """
     from psyprobe.engine import Personality, check_choices, personality_settings, run
 
+    known = set(inspect.signature(personality_settings).parameters) - {"model", "instruments"}
+    for name in settings.keys() - known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f" (one of {', '.join(sorted(known))})"
+        raise UserError(f"{name}: not a setting of measure{hint}")
     balance, template = settings.get("balance", "rotate"), settings.get("template", "study-a")
     if isinstance(settings.get("vary"), str):  # one factor named alone is not its letters
         settings["vary"] = [settings["vary"]]
@@ -143,6 +171,7 @@ def measure(
         return run(Personality(chosen), opened, folder, watcher).results
 
 
+@_one_line
 def measure_safety(
     model: Any,
     suites: Sequence[str] | None = None,
@@ -183,6 +212,7 @@ def measure_safety(
                 judge_model.close()
 
 
+@_one_line
 def measure_capability(
     model: Any,
     *,
@@ -207,6 +237,7 @@ def measure_capability(
         return run(Capability(settings), opened, folder, watcher).results
 
 
+@_one_line
 def import_answers(
     files: str | Path | Sequence[str | Path],
     instruments: str | Sequence[str] | None = None,

@@ -15,6 +15,7 @@ from psyprobe.cli.options import (
     BACKEND,
     TORCH,
     Adapter,
+    DryRun,
     ModelOpt,
     Persona,
     Steer,
@@ -72,12 +73,14 @@ def steer_build(
     """Build a contrastive activation-addition vector for one dimension's two poles."""
     from psyprobe.editing import build_vector, save_vector
     from psyprobe.editing.contrast import check_dimension, contrast
-    from psyprobe.editing.steering import decoder_layers
+    from psyprobe.editing.steering import decoder_layers, load_vector
+    from psyprobe.runs.directory import claim_file
 
     pole_pair = tuple(p.strip() for p in poles.split(","))
     if len(pole_pair) != 2:
         raise UserError(f"--poles {poles!r}: give two poles, e.g. high,low")
     check_dimension(dimension, (pole_pair[0], pole_pair[1]), source)
+    claim_file(out, load_vector)
     hf = _hf(model, backend)
     try:
         started = time.perf_counter()
@@ -132,14 +135,19 @@ def steer_sweep(
     out: Annotated[Path, typer.Option(help="Sweep directory (rerun to resume)")] = Path(
         "psyprobe-sweep"
     ),
+    dry_run: DryRun = False,
     backend: BackendOptions = BACKEND,
 ) -> None:
     """Measure the vector's dimension over layers × coefficients; pick the layer to use."""
+    from psyprobe.cli.progress import Reporter, print_forecast
     from psyprobe.editing import load_vector
     from psyprobe.editing.sweep import SWEEP_FILE
     from psyprobe.editing.sweep import sweep as run_sweep
+    from psyprobe.engine import Personality
+    from psyprobe.engine.forecast import duration, forecast
     from psyprobe.report.markdown import fmt
     from psyprobe.runs import RunSettings
+    from psyprobe.runs.directory import claim
 
     loaded = load_vector(vector)
     instrument, _, dimension = str(loaded.metadata.get("dimension", "")).partition(":")
@@ -148,14 +156,29 @@ def steer_sweep(
     except ValueError:
         raise UserError(f"--coefficients: {coefficients!r} is not a list of numbers") from None
     tried = _ints(layers, "--layers") or sorted(loaded.layers)
-    hf = _hf(model, backend)
-    try:
-        settings = RunSettings(
-            model=hf.info.spec, instruments=(instrument,), orders=orders, respondents=respondents
-        )
-        data = run_sweep(hf, vector, tried, coefs, settings, dimension, out)
-    finally:
-        hf.close()
+    if not dry_run:
+        claim(out)  # sweep.json and the figure go into it: never a folder of the user's
+    with Reporter(err) as progress:
+        progress.phase(f"loading {model}")
+        hf = _hf(model, backend)
+        try:
+            settings = RunSettings(
+                model=hf.info.spec,
+                instruments=(instrument,),
+                orders=orders,
+                respondents=respondents,
+            )
+            if dry_run:
+                count = 1 + len(tried) * len([c for c in coefs if c != 0])
+                made = forecast(Personality(settings), hf)
+                print_forecast(made, f"instrument (each of {count} cells)")
+                if made.seconds is not None:
+                    console.print(f"all {count} cells: about {duration(count * made.seconds)}")
+                return
+            data = run_sweep(hf, vector, tried, coefs, settings, dimension, out, progress)
+        finally:
+            hf.close()
+        progress.finish(f"measured {len(tried)} layers × {len(coefs)} coefficients")
     for layer, cells in data.cells.items():
         console.print(
             f"layer {layer}: "
@@ -181,9 +204,12 @@ def steer_export(
 ) -> None:
     """Write the vector as a llama.cpp control vector (``--control-vector``)."""
     from psyprobe.editing import load_vector
-    from psyprobe.editing.steering import export_control_vector
+    from psyprobe.editing.steering import export_control_vector, read_control_vector
+    from psyprobe.runs.directory import claim_file
 
-    export_control_vector(load_vector(vector), out, architecture)
+    loaded = load_vector(vector)
+    claim_file(out, read_control_vector)
+    export_control_vector(loaded, out, architecture)
     console.print(f"wrote {out}")
 
 
@@ -194,8 +220,10 @@ def dpo_pairs_command(
     seed: int = 0,
 ) -> None:
     """Preference pairs from BFI Agreeableness and Neuroticism items (SD-3 held out)."""
-    from psyprobe.editing.dpo import dpo_pairs, write_pairs
+    from psyprobe.editing.dpo import dpo_pairs, read_pairs, write_pairs
+    from psyprobe.runs.directory import claim_file
 
+    claim_file(out, read_pairs)
     pairs = dpo_pairs(orders, seed)
     digest = write_pairs(pairs, out)
     console.print(f"wrote {len(pairs)} pairs to {out} ({digest[:19]}…)")
@@ -214,12 +242,28 @@ def dpo_train_command(
     seed: int = 0,
 ) -> None:
     """DPO with a LoRA adapter (TRL); a GGUF model is converted to a saved HF model first."""
-    from psyprobe.editing.dpo import train_dpo
+    from psyprobe.cli.progress import Reporter
+    from psyprobe.editing.dpo import read_pairs, train_dpo
     from psyprobe.models.registry import hf_model_dir
+    from psyprobe.runs.directory import claim
 
-    record = train_dpo(
-        hf_model_dir(model), pairs, out, steps, learning_rate, beta, lora_r, batch_size, seed
-    )
+    read_pairs(pairs)  # both checked before the model is converted or loaded
+    claim(out)
+    with Reporter(err) as progress:
+        progress.phase(f"loading {model}")
+        record = train_dpo(
+            hf_model_dir(model),
+            pairs,
+            out,
+            steps,
+            learning_rate,
+            beta,
+            lora_r,
+            batch_size,
+            seed,
+            progress,
+        )
+        progress.finish("training done")
     losses, resumed = record["losses"], record["resumed_from_step"]
     console.print(
         f"trained {steps} steps on {record['n_pairs']} pairs"
@@ -256,7 +300,7 @@ def capability(
         arc_limit=arc_limit, seed=seed, perplexity_tokens=perplexity_tokens
     )
     measure = Capability(settings)
-    with Reporter(console, err) as progress:
+    with Reporter(err) as progress:
         progress.phase(f"loading {model}")
         opened = open_edited(model, backend, edits(persona, steer, adapter))
         try:

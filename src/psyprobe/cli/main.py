@@ -12,7 +12,7 @@ import sqlite3
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -24,15 +24,16 @@ from psyprobe.cli.options import (
     BACKEND,
     SERVER_AND_RUNTIME,
     Adapter,
+    DryRun,
     ModelOpt,
     Persona,
     Steer,
     backend_flags,
     edits,
 )
-from psyprobe.cli.progress import Reporter, measured_or_exit
+from psyprobe.cli.progress import Reporter, measured_or_exit, print_forecast
 from psyprobe.cli.terminal import console, err
-from psyprobe.errors import STORAGE_ADVICE, UserError
+from psyprobe.errors import STORAGE_ADVICE, UserError, setting_error
 from psyprobe.instruments import (
     builtin_paths,
     load_instrument,
@@ -43,9 +44,6 @@ from psyprobe.models.registry import Alias, BackendOptions
 from psyprobe.prompting import CONTEXT_ITEMS, RESPONDENTS
 from psyprobe.safety import SUITES
 from psyprobe.untrusted import one_line
-
-if TYPE_CHECKING:
-    from psyprobe.runs.runner import Workload
 
 app = typer.Typer(
     add_completion=False,
@@ -126,12 +124,7 @@ def run(
         float,
         typer.Option(help="Exit with status 3 when more than this share of answers is missing"),
     ] = 0.0,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run", help="Print prompt and token counts (and cost) without asking anything"
-        ),
-    ] = False,
+    dry_run: DryRun = False,
     price_in: Annotated[float | None, typer.Option(help="Price per million prompt tokens")] = None,
     price_out: Annotated[float | None, typer.Option(help="Price per million output tokens")] = None,
     backend: BackendOptions = BACKEND,
@@ -139,12 +132,12 @@ def run(
     """Administer instruments to a model and write results.json, responses.jsonl, report.md."""
     from psyprobe.editing import open_edited
     from psyprobe.engine import Personality, check_choices, personality_settings
+    from psyprobe.engine.forecast import forecast
     from psyprobe.runs import RunFiles
-    from psyprobe.runs.runner import estimate, resolve_instruments
 
     factors = [f.strip() for f in vary.split(",") if f.strip()]
     check_choices(mode, orders, balance, template, factors, instrument)
-    with Reporter(console, err) as progress:
+    with Reporter(err) as progress:
         progress.phase(f"loading {model}")
         the_model = open_edited(model, backend, edits(persona, steer, adapter), connect=not dry_run)
         try:
@@ -168,8 +161,8 @@ def run(
             if note:
                 err.print(f"note: {note}")
             if dry_run:
-                instruments = resolve_instruments(settings.instruments)
-                _print_estimate(estimate(settings, the_model, instruments), price_in, price_out)
+                made = forecast(Personality(settings), the_model)
+                print_forecast(made, "instrument", price_in, price_out)
                 return
             measured = measured_or_exit(Personality(settings), the_model, out, progress)
         finally:
@@ -188,27 +181,6 @@ def run(
         )
     if lacking / planned > max_missing:
         raise typer.Exit(3)
-
-
-def _print_estimate(rows: list[Workload], price_in: float | None, price_out: float | None) -> None:
-    table = Table("instrument", "prompts", "prompt tokens", "output tokens (at most)")
-    for row in rows:
-        table.add_row(
-            row.instrument,
-            str(row.prompts),
-            f"{row.prompt_tokens}" + ("" if row.tokens_counted else " (estimated)"),
-            str(row.output_tokens),
-        )
-    total_in = sum(r.prompt_tokens for r in rows)
-    total_out = sum(r.output_tokens for r in rows)
-    table.add_row("total", str(sum(r.prompts for r in rows)), str(total_in), str(total_out))
-    console.print(table)
-    if price_in is not None or price_out is not None:
-        cost = total_in / 1e6 * (price_in or 0.0) + total_out / 1e6 * (price_out or 0.0)
-        console.print(
-            f"estimated cost: {cost:.4f} (at {price_in or 0} / {price_out or 0} "
-            "per million prompt / output tokens; output at its maximum length)"
-        )
 
 
 @app.command()
@@ -248,11 +220,13 @@ def safety(
     persona: Persona = None,
     steer: Steer = None,
     adapter: Adapter = None,
+    dry_run: DryRun = False,
     backend: BackendOptions = BACKEND,
 ) -> None:
     """Run the safety suites and write safety.json, safety-responses.jsonl and safety.md."""
     from psyprobe.editing import open_edited
     from psyprobe.engine import Safety
+    from psyprobe.engine.forecast import forecast
     from psyprobe.models import open_model
     from psyprobe.runs import RunFiles, SafetyFiles
     from psyprobe.safety.runner import SafetySettings
@@ -273,11 +247,16 @@ def safety(
         option = {"suites": "suite"}.get(field, field.replace("_", "-"))
         raise UserError(f"--{option}: {first['msg']}") from None
     files = SafetyFiles(out)
-    with Reporter(console, err) as progress:
+    with Reporter(err) as progress:
         progress.phase(f"loading {model}" + (f" and the judge {judge}" if judge else ""))
-        the_model = open_edited(model, backend, edits(persona, steer, adapter))
+        the_model = open_edited(model, backend, edits(persona, steer, adapter), connect=not dry_run)
         judge_model = None
         try:
+            if dry_run:
+                print_forecast(forecast(Safety(settings, None), the_model), "task")
+                if judge:
+                    console.print(f"then the judge {judge} reads every answer (not counted)")
+                return
             judge_model = open_model(judge, backend) if judge else None
             measured = measured_or_exit(Safety(settings, judge_model), the_model, out, progress)
         finally:
@@ -455,11 +434,36 @@ def study(
     report_only: Annotated[
         bool, typer.Option("--report-only", help="Rebuild study.md from finished conditions")
     ] = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Run a declared grid of models × edits × instruments × safety suites; write study.md."""
-    from psyprobe.study import run_study
+    from psyprobe.engine.forecast import duration
+    from psyprobe.study import forecast_study, run_study
 
-    with Reporter(console, err) as progress:
+    if dry_run:
+        declared, made = forecast_study(file)
+        table = Table("condition", "measure", "prompts", "prompt tokens", "time")
+        seconds: float | None = 0.0
+        for condition, parts in made.items():
+            for what, f in parts:
+                tokens = sum(r.prompt_tokens for r in f.rows)
+                shown = "–" if f.seconds is None else duration(f.seconds)
+                table.add_row(condition, what, str(f.prompts), str(tokens), shown)
+                seconds = None if seconds is None or f.seconds is None else seconds + f.seconds
+        console.print(table)
+        total = "–" if seconds is None else f"about {duration(seconds)}"
+        console.print(
+            f"time: {total} (each measure calibrated by asking its first prompts on this "
+            "machine, scaled by prompt tokens; –: a server, not estimated)",
+            soft_wrap=True,
+        )
+        steps = sum(a.steps for a in declared.adapters.values())
+        console.print(
+            f"not timed: building the study's {len(declared.vectors)} steering vectors and "
+            f"training its {len(declared.adapters)} adapters ({steps} DPO steps), once each"
+        )
+        return
+    with Reporter(err) as progress:
         data = run_study(file, out, only_report=report_only, watcher=progress)
     console.print(f"{len(data.conditions)} conditions; wrote {out / 'study.md'}")
 
@@ -472,6 +476,9 @@ app.command()(export)
 # Storage that cannot take what a run writes: a line on what to do, then exit 2. Everything
 # written before is kept (answers are committed one by one), so the same command resumes.
 _STORAGE = {errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+# A path given that the system cannot follow: a name too long, a loop of links, a file where a
+# folder must be. One line naming it, wherever in the command it was met.
+_PATHS = {errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENOENT}
 
 
 def _one_line(message: str, code: int = 2) -> NoReturn:
@@ -488,10 +495,10 @@ def main(argv: list[str] | None = None) -> None:
         _one_line(str(exc), exc.exit_code)
     except ValidationError as exc:
         # a setting out of range that no option check caught first (--samples 0, --seed -1)
-        first = exc.errors()[0]
-        where = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else exc.title
-        _one_line(f"{where}: {first['msg']}")
+        _one_line(str(setting_error(exc, as_flag=True)))
     except OSError as exc:
+        if exc.errno in _PATHS and exc.filename:
+            _one_line(f"{one_line(str(exc.filename))}: {exc.strerror}")
         if exc.errno not in _STORAGE:
             raise
         _one_line(f"{exc.filename or 'a file'}: {exc.strerror}; {STORAGE_ADVICE}")

@@ -79,6 +79,14 @@ Steer = Annotated[
     typer.Option(help="Steering vector FILE[:LAYER]@COEFFICIENT (hf: models); repeatable"),
 ]
 Adapter = Annotated[str | None, typer.Option(help="LoRA adapter directory (hf: models)")]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the prompts, tokens and threads, and a time estimate from a few prompts "
+        "asked on this machine (none from a server); nothing is stored",
+    ),
+]
 
 
 def edits(persona: str | None, steer: list[str] | None, adapter: str | None) -> Edits:

@@ -1,15 +1,20 @@
 """What a long command is doing, wherever its output goes.
 
-On a terminal, a rich bar on stderr names the phase (loading, asking, scoring, writing) and what
-is being asked. Where standard output is not a terminal — ``> file``, CI, nohup, a notebook's
-subprocess — a bar would leave nothing there until the end, so plain timestamped lines go to
-standard output: one per phase and, while asking, one at most every ``every`` seconds. Every
-line also goes to the run directory's ``run.log`` once the directory is claimed (lines from
-before, such as loading the model, are kept until then).
+All of it goes to standard error, so that standard output holds the results alone (``psyprobe
+run > results.txt`` keeps a clean table). On a terminal, a rich bar names the phase (loading,
+asking, scoring, writing) and what is being asked. Where standard error is not a terminal —
+``2> file``, CI, nohup, a notebook — a bar would leave nothing there until the end, so plain
+timestamped lines go there instead: one per phase and, while asking, one at most every ``every``
+seconds. Every line also goes to the run directory's ``run.log`` once the directory is claimed
+(lines from before, such as loading the model, are kept until then). While a Reporter is open,
+Python warnings and the log records of the libraries psyprobe loads (``libraries.py``) go to
+run.log too, and not to the screen: the closing line says how many there were.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections import deque
 from pathlib import Path
@@ -19,8 +24,12 @@ from typing import TYPE_CHECKING, TextIO
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from psyprobe.cli.terminal import console
 
 if TYPE_CHECKING:
+    from psyprobe.engine.forecast import Forecast
     from psyprobe.engine.measure import Measure, Measured, Result
     from psyprobe.models import Model
 
@@ -47,11 +56,26 @@ def time_left(seen: deque[tuple[float, int]], done: int, total: int) -> str:
     return f"about {shown} left (at the rate of the last {now - start:.0f} s)"
 
 
+class _Kept(logging.Handler):
+    """Library warnings and records: into the Reporter's run.log, counted, not shown."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        super().__init__(logging.INFO)
+        self.reporter = reporter
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        text = " ".join(self.format(record).split())  # one line per record
+        self.reporter.keep(f"[{stamp}] {record.name} {record.levelname.lower()}: {text}")
+
+
 class Reporter:
     """Phases and asking progress, as a bar on a terminal and as lines elsewhere and in run.log."""
 
-    def __init__(self, out: Console, err: Console, every: float = 10.0) -> None:
-        self.out, self.err = out, err
+    def __init__(self, err: Console, every: float = 10.0) -> None:
+        self.err = err
         self.every = every
         self._pending: list[str] = []  # lines said before the run directory was claimed
         self._log: TextIO | None = None
@@ -60,8 +84,11 @@ class Reporter:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self._seen: deque[tuple[float, int]] = deque()  # this phase's (time, done)
+        self._kept = _Kept(self)
 
     def __enter__(self) -> Reporter:
+        logging.captureWarnings(True)
+        logging.getLogger().addHandler(self._kept)
         if self.err.is_terminal:
             self._bar = Progress(
                 TextColumn("{task.description}", style="bold", markup=False),
@@ -81,6 +108,8 @@ class Reporter:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        logging.getLogger().removeHandler(self._kept)
+        logging.captureWarnings(False)
         if self._bar is not None:
             self._bar.stop()
         if self._log is not None:
@@ -108,8 +137,10 @@ class Reporter:
         """The closing line ("12 new answers, 1680 stored"): on stderr always, and in run.log."""
         if self._bar is not None:
             self._bar.stop()
+        if self._kept.count:
+            text += f" ({self._kept.count} library warnings and messages kept in {LOG})"
         self.err.print(text, highlight=False, soft_wrap=True)
-        self._record(f"[{time.strftime('%H:%M:%S')}] {text}")
+        self.keep(f"[{time.strftime('%H:%M:%S')}] {text}")
 
     def asking(self, what: str, done: int, total: int) -> None:
         """The ask-loop's callback: ``what`` was just asked; ``done`` of ``total`` so far."""
@@ -129,11 +160,12 @@ class Reporter:
 
     def _line(self, text: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {text}"
-        if self._bar is None or not self.out.is_terminal:
-            self.out.print(line, highlight=False, soft_wrap=True)
-        self._record(line)
+        if self._bar is None:
+            self.err.print(line, highlight=False, soft_wrap=True)
+        self.keep(line)
 
-    def _record(self, line: str) -> None:
+    def keep(self, line: str) -> None:
+        """A line for run.log only (or for it once the run directory is known)."""
         if self._log is None:
             self._pending.append(line)
         else:
@@ -165,3 +197,34 @@ def measured_or_exit(
             f"interrupted: {saved} answers are saved in {out}; rerun the same command to resume"
         )
         raise typer.Exit(130) from None
+
+
+def print_forecast(
+    made: Forecast, part: str, price_in: float | None = None, price_out: float | None = None
+) -> None:
+    """A dry run's table (prompts and tokens per ``part``), its time and threads, its cost."""
+    from psyprobe.engine.forecast import duration
+
+    rows = made.rows
+    table = Table(part, "prompts", "prompt tokens", "output tokens (at most)")
+    for row in rows:
+        table.add_row(
+            row.part,
+            str(row.prompts),
+            f"{row.prompt_tokens}" + ("" if row.tokens_counted else " (estimated)"),
+            str(row.output_tokens),
+        )
+    total_in = sum(r.prompt_tokens for r in rows)
+    total_out = sum(r.output_tokens for r in rows)
+    table.add_row("total", str(made.prompts), str(total_in), str(total_out))
+    console.print(table)
+    shown = "–" if made.seconds is None else f"about {duration(made.seconds)}"
+    console.print(f"time: {shown} ({made.how})", soft_wrap=True)
+    if made.threads:
+        console.print(f"threads: {made.threads} (of {os.cpu_count()} CPUs)")
+    if price_in is not None or price_out is not None:
+        cost = total_in / 1e6 * (price_in or 0.0) + total_out / 1e6 * (price_out or 0.0)
+        console.print(
+            f"estimated cost: {cost:.4f} (at {price_in or 0} / {price_out or 0} "
+            "per million prompt / output tokens; output at its maximum length)"
+        )

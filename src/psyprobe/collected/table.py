@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from psyprobe.errors import UserError
-from psyprobe.jsonlines import json_lines
+from psyprobe.inputs import json_lines
 
 if TYPE_CHECKING:
     import pandas as pd

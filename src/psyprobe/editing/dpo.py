@@ -13,12 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psyprobe.errors import UserError
+from psyprobe.inputs import json_lines
 from psyprobe.instruments import load_instrument
+from psyprobe.libraries import route_library_output
 from psyprobe.prompting import TEMPLATES, build_prompts
-from psyprobe.runs.directory import hold_record, write_json, write_text
+from psyprobe.runs.directory import claim, hold_record, write_json, write_text
+
+if TYPE_CHECKING:
+    from psyprobe.engine.measure import Watcher
 
 # dimension → (direction that is chosen: +1 raise / −1 lower, chosen reason, rejected reason)
 TARGETS: dict[str, tuple[int, str, str]] = {
@@ -79,11 +84,9 @@ def read_pairs(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserError(f"--pairs: no such file {path}")
     pairs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{n}: not JSON ({exc.msg})") from None
+    for n, row in json_lines(path):
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{n}: not a pair (a JSON object with prompt, chosen, rejected)")
         missing = [k for k in ("prompt", "chosen", "rejected") if k not in row]
         if missing:
             raise UserError(f"{path}:{n}: field {missing[0]!r} is missing")
@@ -111,20 +114,24 @@ def train_dpo(
     lora_r: int = 8,
     batch_size: int = 4,
     seed: int = 0,
+    watcher: Watcher | None = None,
 ) -> dict[str, Any]:
     """Train a LoRA adapter with TRL's DPOTrainer; saves it (and its record) into ``out``.
 
     Checkpoints go to ``out/trainer`` every tenth of the steps; a rerun with the same request
     resumes from the last complete one, so an interrupted training loses at most that tenth.
+    ``watcher`` follows the steps and the loss (the trainer's own bars and prints are off).
     """
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl.trainer.dpo_config import DPOConfig
     from trl.trainer.dpo_trainer import DPOTrainer
 
     pairs = read_pairs(pairs_file)
+    claim(out)  # the adapter, its model card and README go into it: never a folder of the user's
     request = {
         "base_model_dir": str(model_dir),
         "pairs": str(pairs_file),
@@ -143,6 +150,10 @@ def train_dpo(
     if checkpoint is None:  # nothing to resume: whatever asked before is not ours to keep
         request_file.unlink(missing_ok=True)
     hold_record(request_file, request, tuple(request), "DPO training")
+    if watcher:
+        watcher.log_to(out)
+        watcher.phase(f"DPO training: {steps} steps on {len(pairs)} pairs")
+    route_library_output()
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
@@ -163,6 +174,7 @@ def train_dpo(
         use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=False,  # small models on CPU: memory is not the limit, time is
         max_length=512,
+        disable_tqdm=True,  # progress goes to the watcher, not a bar of its own
     )
     lora = LoraConfig(
         r=lora_r,
@@ -178,6 +190,18 @@ def train_dpo(
         processing_class=tokenizer,
         peft_config=lora,
     )
+
+    class Steps(TrainerCallback):
+        """Each step (the trainer logs every one) and its loss, to the watcher."""
+
+        def on_log(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            logs = kw.get("logs") or {}
+            if watcher and "loss" in logs:
+                loss = f"training, loss {logs['loss']:.4f}"
+                watcher.asking(loss, state.global_step, state.max_steps)
+
+    trainer.remove_callback(PrinterCallback)  # it prints every loss dict on the screen
+    trainer.add_callback(Steps())
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trained: Any = trainer.model  # the PEFT model: saving it writes the adapter alone
     trained.save_pretrained(str(out))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from psyprobe.errors import UserError
+from psyprobe.runs.directory import replaced
 
 # An aggregator turns one layer's paired differences (pairs × hidden, float64) into a direction.
 Aggregator = Callable[[Any], Any]
@@ -143,9 +144,10 @@ def save_vector(vector: SteeringVector, path: Path) -> None:
     """safetensors with one tensor per layer and the metadata as JSON strings."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"layer.{i}": v.contiguous() for i, v in vector.layers.items()}
-    save_file(tensors, str(path), metadata={k: json.dumps(v) for k, v in vector.metadata.items()})
+    metadata = {k: json.dumps(v) for k, v in vector.metadata.items()}
+    with replaced(path) as partial:
+        save_file(tensors, str(partial), metadata=metadata)
 
 
 def load_vector(path: Path) -> SteeringVector:
@@ -198,12 +200,25 @@ def export_control_vector(vector: SteeringVector, path: Path, architecture: str)
     import gguf
     import numpy as np
 
-    writer = gguf.GGUFWriter(str(path), "controlvector")
-    writer.add_string("controlvector.model_hint", architecture)
-    writer.add_uint32("controlvector.layer_count", len(vector.layers))
-    for layer, v in sorted(vector.layers.items()):
-        writer.add_tensor(f"direction.{layer + 1}", v.numpy().astype(np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    with replaced(path) as partial:
+        writer = gguf.GGUFWriter(str(partial), "controlvector")
+        writer.add_string("controlvector.model_hint", architecture)
+        writer.add_uint32("controlvector.layer_count", len(vector.layers))
+        for layer, v in sorted(vector.layers.items()):
+            writer.add_tensor(f"direction.{layer + 1}", v.numpy().astype(np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+
+
+def read_control_vector(path: Path) -> None:
+    """Accepts a llama.cpp control-vector GGUF (``steer export`` replaces one), refuses the rest."""
+    import gguf
+
+    try:
+        field = gguf.GGUFReader(str(path)).get_field("general.architecture")
+    except Exception:  # any file that is not a GGUF: gguf raises what its parser meets
+        field = None
+    if field is None or field.contents() != "controlvector":
+        raise UserError(f"{path}: not a control vector")

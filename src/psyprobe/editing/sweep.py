@@ -11,6 +11,7 @@ Where no layer stays valid, none is chosen.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from scipy.stats import spearmanr
@@ -22,6 +23,9 @@ from psyprobe.models import Model
 from psyprobe.runs import RunSettings
 from psyprobe.runs.directory import write_json
 from psyprobe.scoring.diagnostics import Validity
+
+if TYPE_CHECKING:
+    from psyprobe.engine.measure import Watcher
 
 SWEEP_FILE = "sweep.json"
 MIN_VALID = 0.5
@@ -64,9 +68,11 @@ class SweepSummary(BaseModel):
     use: str | None  # the --steer flag that applies the choice (None: no layer chosen)
 
 
-def _cell(model: Model, settings: RunSettings, out: Path, dimension: str) -> SweepCell:
+def _cell(
+    model: Model, settings: RunSettings, out: Path, dimension: str, watcher: Watcher | None
+) -> SweepCell:
     """Measure one cell into its own run directory; what the sweep keeps of it."""
-    results = run(Personality(settings), model, out).results
+    results = run(Personality(settings), model, out, watcher).results
     d = results.instruments[settings.instruments[0]].dimensions[dimension]
     return SweepCell.model_validate(d.model_dump(include=set(SweepCell.model_fields)))
 
@@ -117,17 +123,23 @@ def sweep(
     settings: RunSettings,
     dimension: str,
     out: Path,
+    watcher: Watcher | None = None,
 ) -> SweepSummary:
-    """Measure every (layer, coefficient) cell and write sweep.json; coefficient 0 is the base."""
-    baseline = _cell(base, settings, out / "base", dimension)
-    table: dict[int, dict[float, SweepCell]] = {}
-    for layer in layers:
-        table[layer] = {0.0: baseline}
-        for coef in coefficients:
-            if coef == 0:
-                continue
-            edited = EditedModel(base, Edits(steer=(f"{vector}:{layer}@{coef:g}",)))
-            table[layer][coef] = _cell(edited, settings, out / f"L{layer}_c{coef:+g}", dimension)
+    """Measure every (layer, coefficient) cell and write sweep.json; coefficient 0 is the base.
+    ``watcher`` hears which cell of how many is measured, then that cell's own progress (each
+    cell keeps its run.log)."""
+    steered = [c for c in coefficients if c != 0]
+    planned = [(layer, coef) for layer in layers for coef in steered]
+    if watcher:
+        watcher.phase(f"cell 1 of {len(planned) + 1}: unsteered")
+    baseline = _cell(base, settings, out / "base", dimension, watcher)
+    table: dict[int, dict[float, SweepCell]] = {layer: {0.0: baseline} for layer in layers}
+    for n, (layer, coef) in enumerate(planned, start=2):
+        if watcher:
+            watcher.phase(f"cell {n} of {len(planned) + 1}: layer {layer}, coefficient {coef:+g}")
+        edited = EditedModel(base, Edits(steer=(f"{vector}:{layer}@{coef:g}",)))
+        folder = out / f"L{layer}_c{coef:+g}"
+        table[layer][coef] = _cell(edited, settings, folder, dimension, watcher)
     choice = choose_layer(table)
     data = SweepSummary(
         vector=str(vector),

@@ -24,6 +24,7 @@ from psyprobe.models import Model
 from psyprobe.runs.asking import Progress, Request, ask
 from psyprobe.runs.directory import hold_record
 from psyprobe.runs.store import ResponseStore
+from psyprobe.runs.workload import Workload, workloads
 
 STORE = "responses.sqlite"  # one answer store per directory, shared by its measures
 
@@ -93,6 +94,12 @@ class Measure(ABC, Generic[Result]):
 
     def describe(self, model: Model) -> str:
         return f"asking {model.info.spec}"
+
+    def workload(self, model: Model, first: Sequence[Request]) -> list[Workload]:
+        """What the measurement would ask (``--dry-run``), from its ``first`` stage's requests:
+        by default those alone, part by part; a measure whose later stages are known in size
+        adds them."""
+        return workloads(model, first)
 
     @classmethod
     @abstractmethod

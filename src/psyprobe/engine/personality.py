@@ -29,6 +29,7 @@ from psyprobe.report import rebuild
 from psyprobe.report.console import personality_summary
 from psyprobe.report.results import RunResults
 from psyprobe.runs import ResponseStore, RunSettings
+from psyprobe.runs.asking import Request
 from psyprobe.runs.runner import (
     Planned,
     check_workload,
@@ -37,6 +38,7 @@ from psyprobe.runs.runner import (
     replan,
     resolve_instruments,
 )
+from psyprobe.runs.workload import Workload
 
 
 def check_choices(
@@ -167,6 +169,25 @@ class Personality(Measure[RunResults]):
 
     def describe(self, model: Model) -> str:
         return f"asking {model.info.spec} ({self.settings.mode})"
+
+    def workload(self, model: Model, first: Sequence[Request]) -> list[Workload]:
+        rows = super().workload(model, first)
+        if "context" not in self.settings.vary:
+            return rows
+        # Each item is asked again after K earlier items with their answers: about K + 1 times
+        # its tokens (the answers are not known before the run: counted, not exact).
+        k = self.settings.context_items
+        return [
+            r.model_copy(
+                update={
+                    "prompts": 2 * r.prompts,
+                    "prompt_tokens": r.prompt_tokens * (k + 2),
+                    "tokens_counted": False,
+                    "output_tokens": 2 * r.output_tokens,
+                }
+            )
+            for r in rows
+        ]
 
     @classmethod
     def summary(cls, results: RunResults) -> RenderableType:

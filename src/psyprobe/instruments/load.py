@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from psyprobe.errors import UserError
+from psyprobe.inputs import text_file
 from psyprobe.instruments.schema import FORMATS, Instrument, normalize_name
 
 _DATA = files("psyprobe.instruments") / "data"
@@ -18,6 +19,9 @@ _DATA = files("psyprobe.instruments") / "data"
 
 # Study A's four questionnaires (Li et al. 2024): the default of a run
 STUDY_A_INSTRUMENTS = ("sd3", "bfi", "fs", "swls")
+
+
+MAX_FILE = 8 * 2**20  # bytes; the largest built-in instrument is under 50 kB
 
 
 class InstrumentError(UserError):
@@ -68,15 +72,11 @@ def parse_instrument(raw: Any, source: str) -> Instrument:
 
 def read_instrument(path: Path) -> Instrument:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InstrumentError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InstrumentError(f"{path}: a directory, not an instrument file") from None
+        raw = json.loads(text_file(path, MAX_FILE))
+    except UserError as exc:
+        raise InstrumentError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise InstrumentError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    except UnicodeDecodeError as exc:
-        raise InstrumentError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except RecursionError:
         raise InstrumentError(f"{path}: JSON nested too deeply to be an instrument") from None
     return parse_instrument(raw, str(path))

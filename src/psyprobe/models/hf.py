@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from psyprobe.errors import UserError
+from psyprobe.libraries import route_library_output
 from psyprobe.models.base import (
     Completion,
     Ending,
@@ -137,6 +138,7 @@ def saved_model_dir(path: Path) -> tuple[Path, str]:
     if not (target / "config.json").is_file():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        route_library_output()  # the conversion's bar and warnings go to the log
         with _one_gguf_reader():
             tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
             model: Any = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
@@ -223,6 +225,7 @@ class HFModel(Model):
 
         if dtype not in DTYPES:
             raise UserError(f"--dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+        route_library_output()
         folder, fingerprint = saved_model_dir(path)
         where = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         loaded: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))

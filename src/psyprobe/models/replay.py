@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from psyprobe.errors import UserError
+from psyprobe.inputs import json_lines
 from psyprobe.instruments.schema import normalize_name
-from psyprobe.jsonlines import json_lines
 from psyprobe.models.base import (
     Failure,
     Model,

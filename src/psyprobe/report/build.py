@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -13,8 +12,9 @@ from psyprobe.capability import CAPABILITY_FILE, CapabilityResults
 from psyprobe.instruments import Instrument
 from psyprobe.prompting import population
 from psyprobe.records import ResponseRecord
+from psyprobe.report.browser import answer_browser, safety_browser
 from psyprobe.report.figures import draw_all
-from psyprobe.report.html import BROWSER_LIMIT, render_html
+from psyprobe.report.html import render_html
 from psyprobe.report.markdown import render_markdown
 from psyprobe.report.results import RunResults, StoreSummary
 from psyprobe.runs.directory import keep_results, replacing, require_store, write_json, write_text
@@ -131,46 +131,16 @@ def write_html(out: Path) -> None:
         for name, paths in (results.figures if results else {}).items()
     }
     safety_figures = [out / p for p in (safety.figures if safety else [])]
-    answers = browser_rows(files.responses, results) if results else []
-    page = render_html(results, figures, safety, safety_figures, capability, answers)
+    browsers = [
+        b
+        for b in (
+            answer_browser(files.responses, results) if results else None,
+            safety_browser(safety_files.responses) if safety else None,
+        )
+        if b is not None and b.rows
+    ]
+    page = render_html(results, figures, safety, safety_figures, capability, browsers)
     write_text(files.html, page)
-
-
-def browser_rows(responses: Path, results: RunResults) -> list[dict[str, Any]]:
-    """The answers as the report's response browser shows them, from responses.jsonl."""
-    if not responses.is_file():
-        return []
-    verdicts = {
-        (name, dim): d.validity
-        for name, inst in results.instruments.items()
-        for dim, d in inst.dimensions.items()
-    }
-    rows = []
-    with responses.open(encoding="utf-8") as fh:
-        for line in itertools.islice(fh, BROWSER_LIMIT):
-            r = json.loads(line)
-            rows.append(
-                {
-                    "key": r["key"],
-                    "instrument": r["instrument"],
-                    "item": r["item"],
-                    "dimension": r.get("dimension"),
-                    "verdict": verdicts.get((r["instrument"], r.get("dimension"))),
-                    "order": r["order_index"],
-                    "respondent": r["respondent"],
-                    "sample": r["sample"],
-                    "attempt": r["attempt"],
-                    "mode": r["mode"],
-                    "system": r["system"],
-                    "user": r["user"],
-                    "options": r.get("options_shown", []),
-                    "probs": r["probs"],
-                    "text": r["raw_text"],
-                    "status": r.get("status"),
-                    "read": r.get("read"),
-                }
-            )
-    return rows
 
 
 def option_labels(instrument: Instrument) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -32,10 +32,9 @@ from psyprobe.scoring.diagnostics import KEY_FLAG
 
 if TYPE_CHECKING:
     from psyprobe.capability import CapabilityResults
+    from psyprobe.report.browser import Browser
     from psyprobe.report.results import RunResults
     from psyprobe.safety.score import SafetyResults
-
-BROWSER_LIMIT = 30_000  # answers in the page's browser; all of them are in responses.jsonl
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def render_html(
     safety: SafetyResults | None,
     safety_figures: list[Path],
     capability: CapabilityResults | None,
-    answers: list[dict[str, Any]],
+    browsers: list[Browser],
 ) -> str:
     env = Environment(
         loader=PackageLoader("psyprobe.report", "templates"),
@@ -65,8 +64,7 @@ def render_html(
         results=results,
         figures=inlined,
         safety_figures=[_inline(p) for p in safety_figures],
-        answers=answers,
-        answer_limit=BROWSER_LIMIT,
+        browsers=browsers,
         safety=safety,
         capability=capability,
         safety_note=SAFETY_NOTE,

@@ -10,10 +10,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, PrivateAttr, ValidationError
+from pydantic import BaseModel, PrivateAttr
 
 from psyprobe.errors import UserError
 from psyprobe.models.base import ModelInfo
+from psyprobe.runs.directory import read_results
 from psyprobe.runs.runner import RunFiles, RunSettings
 from psyprobe.scoring.score import InstrumentScore
 from psyprobe.scoring.validity import Convergence
@@ -43,16 +44,7 @@ class RunResults(BaseModel):
 
     @classmethod
     def load(cls, run_dir: Path) -> RunResults:
-        path = RunFiles(run_dir).results
-        if not path.is_file():
-            raise UserError(f"{run_dir}: no results.json (run `psyprobe report {run_dir}`)")
-        try:
-            results = cls.model_validate_json(path.read_bytes())
-        except ValidationError as exc:
-            raise UserError(
-                f"{path}: not psyprobe results ({exc.errors()[0]['msg']}); rebuild them with "
-                f"`psyprobe report {run_dir}`"
-            ) from None
+        results = read_results(cls, RunFiles(run_dir).results, "results")
         results._directory = Path(run_dir)
         return results
 

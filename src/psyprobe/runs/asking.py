@@ -142,7 +142,7 @@ def _record(
     )
 
 
-def _batches(requests: Sequence[Request], size: Callable[[Mode], int]) -> Iterator[list[Request]]:
+def batches(requests: Sequence[Request], size: Callable[[Mode], int]) -> Iterator[list[Request]]:
     """Batches of one mode and decoding each, neighbours in text order together: they share the
     longest prefixes, which every backend with a prefix cache (llama.cpp here, vLLM on a server)
     turns into saved work."""
@@ -176,7 +176,7 @@ def ask(
     done = 0
     # A backend that shares prefixes or decodes many sequences together says how many
     # requests of a mode it can use at once.
-    for batch in _batches(pending, lambda mode: max(BATCH, model.preferred_batch(mode))):
+    for batch in batches(pending, lambda mode: max(BATCH, model.preferred_batch(mode))):
         prompts = [r.prompt for r in batch]
         replies: Iterable[tuple[int, OptionProbs | str | Completion | Failure | None]] = (
             enumerate(model.option_probs(prompts))

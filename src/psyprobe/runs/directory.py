@@ -8,15 +8,20 @@ processes started at once cannot both pass the check; every output file is repla
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from psyprobe.errors import UserError
+
+Results = TypeVar("Results", bound=BaseModel)
 
 # Files that mark a directory as psyprobe's own: the records runs, studies and sweeps write.
 MARKERS = (
@@ -30,6 +35,7 @@ MARKERS = (
     "compare.json",
     "models.json",
     "psyprobe-request.json",
+    "psyprobe-dpo.json",
 )
 
 
@@ -55,6 +61,36 @@ def claim(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+def claim_file(path: Path, read: Callable[[Path], object], option: str = "--out") -> None:
+    """Make sure psyprobe may write ``path``: a new file, or one of the kind psyprobe writes
+    there — one its reader for that kind (``read``: pairs, a vector) accepts —, which a rerun
+    replaces. Anything else is the user's."""
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a directory, not a file")
+    if not path.exists():
+        return
+    try:
+        read(path)
+    except UserError:
+        raise UserError(
+            f"{option} {path}: a file psyprobe did not write; choose a new file name"
+        ) from None
+
+
+def read_results(kind: type[Results], path: Path, what: str) -> Results:
+    """A results file (results.json, safety.json) typed; one line where it is missing or not
+    psyprobe's, with the command that rebuilds it."""
+    rebuild = f"`psyprobe report {path.parent}`"
+    if not path.is_file():
+        raise UserError(f"{path.parent}: no {path.name} (run {rebuild})")
+    try:
+        return kind.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise UserError(
+            f"{path}: not psyprobe {what} ({exc.errors()[0]['msg']}); rebuild them with {rebuild}"
+        ) from None
+
+
 def _finite(value: Any) -> Any:
     """Non-finite floats (a degenerate statistic) become None: JSON has no NaN or Infinity."""
     if isinstance(value, float):
@@ -71,8 +107,26 @@ def json_text(data: Any) -> str:
     return json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
 
 
-def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+def _partial(path: Path, pid: int | None = None) -> Path:
+    return path.with_name(f".{path.name}.{pid or os.getpid()}.partial")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove what a killed writer of ``path`` left beside it (its process is gone)."""
+    for left in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        pid = left.name[len(path.name) + 2 : -len(".partial")]
+        if pid.isdigit() and left == _partial(path, int(pid)) and not _running(int(pid)):
+            left.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -90,8 +144,10 @@ def _naming(path: Path) -> Iterator[None]:
 @contextmanager
 def replaced(path: Path) -> Iterator[Path]:
     """Write ``path`` whole or not at all: the caller writes the file it is given, beside
-    ``path``, and it is renamed over ``path`` at the end (a figure, any binary file)."""
+    ``path``, and it is renamed over ``path`` at the end (a figure, any binary file). What a
+    writer killed before the rename left beside ``path`` is removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale(path)
     partial = _partial(path)
     try:
         with _naming(path):

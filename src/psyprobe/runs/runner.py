@@ -37,7 +37,7 @@ from psyprobe.instruments import (
     parse_instrument,
     read_instrument,
 )
-from psyprobe.models import Mode, Model, ModelInfo, Sampling
+from psyprobe.models import Mode, ModelInfo, Sampling
 from psyprobe.models.base import leave_out_at_default
 from psyprobe.prompting import (
     CONTEXT_ITEMS,
@@ -220,25 +220,35 @@ def _planned(
 # About 1.6 KB each while planned: a design past this would hold gigabytes before it asked
 # anything (a replay file of a million lines reads as tens of thousands of samples an item).
 MAX_REQUESTS = 1_000_000
+# options × answers: ten million floats in scoring's arrays, and the prompts that list them
+MAX_CELLS = 10_000_000
 
 
 def check_workload(settings: RunSettings, instruments: dict[str, Instrument]) -> None:
-    """Refuse, before anything is built, a design with more requests than MAX_REQUESTS."""
-    prompts = sum(
-        prompt_count(
-            inst.questions(settings.language),
-            settings.orders,
-            settings.respondents,
-            settings.balance,
-            len(crossed(settings.vary, settings.mode)),
-        )
-        for inst in instruments.values()
-    ) * (2 if "context" in settings.vary else 1)
-    if prompts * settings.samples > MAX_REQUESTS:
+    """Refuse, before anything is built, a design with more answers than MAX_REQUESTS or more
+    option probabilities than MAX_CELLS: what it costs to ask (a prompt lists every option) and
+    to score (scoring holds every answer's probabilities) grows with both."""
+    crossed_levels = len(crossed(settings.vary, settings.mode))
+    prompts = cells = 0
+    for inst in instruments.values():
+        questions = inst.questions(settings.language)
+        n = prompt_count(
+            questions, settings.orders, settings.respondents, settings.balance, crossed_levels
+        ) * (2 if "context" in settings.vary else 1)
+        prompts += n
+        cells += n * max(len(q.options) for q in questions)
+    answers = prompts * settings.samples
+    if answers > MAX_REQUESTS:
         raise UserError(
-            f"the design asks {prompts * settings.samples:,} answers ({prompts:,} prompts × "
+            f"the design asks {answers:,} answers ({prompts:,} prompts × "
             f"{settings.samples:,} samples; at most {MAX_REQUESTS:,}): use fewer samples, "
             "respondents or orders (latin, random:K)"
+        )
+    if cells * settings.samples > MAX_CELLS:
+        raise UserError(
+            f"the design's {answers:,} answers hold {cells * settings.samples:,} option "
+            f"probabilities (at most {MAX_CELLS:,}): use fewer samples, respondents or orders, "
+            "or a scale with fewer points"
         )
 
 
@@ -353,53 +363,3 @@ def replan(
         if parsed.status == "invalid":
             again.append(_planned(settings, info, p.item_prompt, p.request.origin.sample, attempt))
     return again
-
-
-class Workload(BaseModel):
-    """What a run would ask of one instrument: prompts and tokens (``--dry-run``)."""
-
-    instrument: str
-    prompts: int
-    prompt_tokens: int
-    tokens_counted: bool  # False: estimated at 4 characters a token
-    output_tokens: int
-
-
-def estimate(
-    settings: RunSettings, model: Model, instruments: dict[str, Instrument]
-) -> list[Workload]:
-    """What a run would ask, before any call: prompts, input and output tokens per instrument."""
-    check_workload(settings, instruments)
-    out = []
-    requests = plan(settings, instruments, model.info)
-    per_answer = 1 if settings.mode == "logprob" else settings.max_tokens
-    for name in instruments:
-        mine = [r for r in requests if r.item_prompt.instrument == name]
-        counted = [model.count_tokens(r.item_prompt.prompt) for r in mine]
-        exact = all(c is not None for c in counted)
-        tokens = (
-            sum(c for c in counted if c is not None)
-            if exact
-            else sum(
-                # chat framing adds a few tokens per message; 4 characters a token is the usual
-                # rule of thumb for English text
-                (len(r.item_prompt.prompt.user) + len(r.item_prompt.prompt.system or "")) // 4 + 8
-                for r in mine
-            )
-        )
-        prompts = len(mine)
-        if "context" in settings.vary:
-            # each asked again after K earlier items with their answers: about K + 1 times the
-            # tokens (the answers are not known before the run, so this is an estimate)
-            prompts, exact = 2 * prompts, False
-            tokens += tokens * (settings.context_items + 1)
-        out.append(
-            Workload(
-                instrument=name,
-                prompts=prompts,
-                prompt_tokens=tokens,
-                tokens_counted=exact,
-                output_tokens=per_answer * prompts,
-            )
-        )
-    return out

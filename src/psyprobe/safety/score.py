@@ -17,6 +17,7 @@ from pydantic import BaseModel, PrivateAttr
 from psyprobe.errors import UserError
 from psyprobe.models import ModelInfo
 from psyprobe.runs import SafetyFiles
+from psyprobe.runs.directory import read_results
 from psyprobe.safety.items import Reading, SafetyItem
 from psyprobe.safety.metrics import Difference, MetricResult, lift, measure
 from psyprobe.safety.runner import SafetySettings
@@ -112,7 +113,8 @@ class SafetyResults(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> SafetyResults:
-        results = cls.model_validate_json(path.read_text(encoding="utf-8"))
+        """safety.json at ``path``, typed; one line where it is missing or not psyprobe's."""
+        results = read_results(cls, path, "safety results")
         results._directory = path.parent
         return results
 

@@ -6,7 +6,7 @@ directory (personality run, safety run and capability.json side by side), so the
 where it stopped and every number traces back to stored answers.
 """
 
-from psyprobe.study.run import run_study
+from psyprobe.study.run import forecast_study, run_study
 from psyprobe.study.schema import Study, load_study
 
-__all__ = ["Study", "load_study", "run_study"]
+__all__ = ["Study", "forecast_study", "load_study", "run_study"]

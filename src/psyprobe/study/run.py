@@ -10,7 +10,8 @@ from psyprobe.editing import build_vector, open_edited, save_vector
 from psyprobe.editing.contrast import contrast
 from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
 from psyprobe.engine import Capability, Personality, Safety, run
-from psyprobe.engine.measure import Watcher
+from psyprobe.engine.forecast import Forecast, forecast
+from psyprobe.engine.measure import Measure, Watcher
 from psyprobe.models import open_model
 from psyprobe.models.registry import hf_model_dir
 from psyprobe.runs import RunSettings
@@ -21,12 +22,14 @@ from psyprobe.study.schema import Condition, Study, condition_edits, load_study
 from psyprobe.study.summary import STUDY_FILE, StudySummary, summarize
 
 
-def prepare(study: Study, out: Path) -> None:
+def prepare(study: Study, out: Path, watcher: Watcher | None = None) -> None:
     """Build the study's vectors and train its adapters, each only once."""
     for name, v in study.vectors.items():
         path = out / "vectors" / f"{name}.safetensors"
         if path.is_file():
             continue
+        if watcher:
+            watcher.phase(f"building the steering vector {name}")
         hf_model_dir(study.model)  # vectors need a transformers model: fail with one line
         hf: Any = open_model(study.model, study.backend)
         try:
@@ -63,7 +66,38 @@ def prepare(study: Study, out: Path) -> None:
             a.lora_r,
             a.batch_size,
             study.seed,
+            watcher,
         )
+
+
+def condition_measures(study: Study, spec: str) -> list[Measure[Any]]:
+    """What every condition measures of its model (``spec`` as opened)."""
+    measures: list[Measure[Any]] = [
+        Personality(
+            RunSettings(
+                model=spec,
+                instruments=study.instruments,
+                orders=study.orders,
+                respondents=study.respondents,
+                seed=study.seed,
+            )
+        )
+    ]
+    if study.safety:
+        safety = SafetySettings(
+            model=spec,
+            suites=study.safety.suites,
+            limit=study.safety.limit,
+            seed=study.seed,
+            max_tokens=study.safety.max_tokens,
+        )
+        measures.append(Safety(safety))
+    if study.arc_limit is not None:
+        capability = CapabilitySettings(
+            arc_limit=study.arc_limit, seed=study.seed, perplexity_tokens=study.perplexity_tokens
+        )
+        measures.append(Capability(capability))
+    return measures
 
 
 def run_condition(study: Study, c: Condition, out: Path, watcher: Watcher | None = None) -> None:
@@ -73,38 +107,30 @@ def run_condition(study: Study, c: Condition, out: Path, watcher: Watcher | None
         watcher.phase(f"condition {c.name}: loading {c.model or study.model}")
     model = open_edited(c.model or study.model, study.backend, condition_edits(study, c, out))
     try:
-        settings = RunSettings(
-            model=model.info.spec,
-            instruments=study.instruments,
-            orders=study.orders,
-            respondents=study.respondents,
-            seed=study.seed,
-        )
-        run(Personality(settings), model, folder, watcher)
-        if study.safety:
-            safety = SafetySettings(
-                model=model.info.spec,
-                suites=study.safety.suites,
-                limit=study.safety.limit,
-                seed=study.seed,
-                max_tokens=study.safety.max_tokens,
-            )
-            run(Safety(safety), model, folder, watcher)
-        if study.arc_limit is not None:
-            run(
-                Capability(
-                    CapabilitySettings(
-                        arc_limit=study.arc_limit,
-                        seed=study.seed,
-                        perplexity_tokens=study.perplexity_tokens,
-                    )
-                ),
-                model,
-                folder,
-                watcher,
-            )
+        for measure in condition_measures(study, model.info.spec):
+            run(measure, model, folder, watcher)
     finally:
         model.close()
+
+
+def forecast_study(path: Path) -> tuple[Study, dict[str, list[tuple[str, Forecast]]]]:
+    """Each condition's forecast per measure (``--dry-run``), counted and timed on the
+    condition's model unedited: the edits change what is answered, not how much is asked."""
+    study = load_study(path)
+    made: dict[str, list[tuple[str, Forecast]]] = {}
+    by_model: dict[str, list[tuple[str, Forecast]]] = {}
+    for c in study.conditions:
+        spec = c.model or study.model
+        if spec not in by_model:
+            model = open_model(spec, study.backend, connect=False)
+            try:
+                by_model[spec] = [
+                    (m.what, forecast(m, model)) for m in condition_measures(study, model.info.spec)
+                ]
+            finally:
+                model.close()
+        made[c.name] = by_model[spec]
+    return study, made
 
 
 def run_study(
@@ -114,9 +140,7 @@ def run_study(
     claim(out)
     write_text(out / "study.yaml", path.read_text(encoding="utf-8"))
     if not only_report:
-        if watcher:
-            watcher.phase("building the study's steering vectors and adapters")
-        prepare(study, out)
+        prepare(study, out, watcher)
         for c in study.conditions:
             run_condition(study, c, out, watcher)
     data = summarize(study, out)

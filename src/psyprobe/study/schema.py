@@ -10,8 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from psyprobe.editing import Edits
 from psyprobe.errors import UserError
+from psyprobe.inputs import text_file
 from psyprobe.models.registry import BackendOptions
 from psyprobe.prompting import RESPONDENTS, check_size
+from psyprobe.untrusted import one_line
+
+MAX_STUDY = 2**20  # bytes: a study file is a page of YAML
 
 
 class _Strict(BaseModel):
@@ -78,13 +82,14 @@ class Study(_Strict):
 
 
 def load_study(path: Path) -> Study:
-    if not path.is_file():
-        raise UserError(f"{path}: no such study file")
+    text = text_file(path, MAX_STUDY)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
         study = Study.model_validate(raw)
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not YAML ({exc})") from None
+        raise UserError(f"{path}: not YAML ({one_line(str(exc))})") from None
+    except RecursionError:
+        raise UserError(f"{path}: YAML nested too deeply to be a study") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         if not first["loc"]:

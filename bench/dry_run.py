@@ -1,0 +1,55 @@
+"""How close ``--dry-run``'s time estimate comes to the run it forecasts (embedded model).
+
+Usage: python bench/dry_run.py [--instrument sd3 ...]
+
+For each design, on one loaded model: the dry run's forecast (its calibration included), then
+the same measurement asked for real into a fresh directory, its asking timed alone (no scoring),
+from a cold KV cache as a fresh run has. Prints the estimate, the real time and their ratio side
+by side; the estimate is meant to be within a fifth of the real time on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from population import embedded
+from psyprobe.engine import Personality, personality_settings
+from psyprobe.engine.forecast import forecast
+from psyprobe.engine.measure import STORE, collect
+from psyprobe.runs import ResponseStore
+
+
+def main() -> None:
+    args, instruments, model = embedded(argparse.ArgumentParser())
+    del args
+    designs = [
+        ("logprob, 20 respondents", {"respondents": 20}),
+        ("logprob, model as itself, latin orders", {"respondents": 0}),
+        ("generate, 5 respondents", {"respondents": 5, "mode": "generate"}),
+    ]
+    for name, options in designs:
+        settings, _ = personality_settings(model, instruments, **options)
+        measure = Personality(settings)
+        model._cached.clear()
+        made = forecast(measure, model)
+        model._cached.clear()  # a cold KV cache, as a fresh run has
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            ResponseStore(Path(folder) / STORE) as store,
+        ):
+            start = time.perf_counter()
+            tally = collect(measure, model, store)
+            real = time.perf_counter() - start
+        assert made.seconds is not None
+        print(
+            f"{name:40s} prompts {tally.planned:5d}  estimated {made.seconds:7.1f} s  "
+            f"real {real:7.1f} s  estimate/real {made.seconds / real:5.2f}"
+        )
+    model.close()
+
+
+if __name__ == "__main__":
+    main()
