@@ -21,7 +21,7 @@ from pathlib import Path
 from population import embedded
 from psyprobe.engine import Personality, personality_settings, run
 from psyprobe.prompting import FACTORS
-from psyprobe.runs.runner import plan, resolve_instruments
+from psyprobe.runs.planning import plan, resolve_instruments
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import time
 from psyprobe.models import open_model
 from psyprobe.models.llamacpp import LlamaCppModel
 from psyprobe.runs import RunSettings
-from psyprobe.runs.runner import plan, resolve_instruments
+from psyprobe.runs.planning import plan, resolve_instruments
 
 
 def measure(model: LlamaCppModel, settings: RunSettings) -> tuple[int, int, int, float]:

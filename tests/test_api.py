@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, probs_by_prompt, records
+from conftest import REPO, probs_by_prompt, psyprobe, records
 from psyprobe import load, load_safety, measure, measure_safety
 from psyprobe.errors import UserError
 from psyprobe.report.results import RunResults
@@ -214,3 +214,25 @@ def test_a_bad_argument_is_the_command_lines_one_line(call: Any, says: str, cach
     with pytest.raises(UserError) as raised:
         call()
     assert says in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.unit
+def test_the_command_line_the_api_and_a_study_record_the_same_settings(tmp_path: Path) -> None:
+    """#36: one intent (SWLS by any of its names, 2 respondents) said three ways is one
+    recorded design, byte for byte, the default orders and seed included."""
+    spec = "sim:Machiavellianism=4"
+    psyprobe("run", "--model", spec, "--instrument", "SWLS", "--respondents", "2",
+             "--out", str(tmp_path / "cli"))  # fmt: skip
+    measure(spec, ["swls"], respondents=2, out=tmp_path / "api", progress=False)
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        f'name: same\nmodel: "{spec}"\ninstruments: [Swls]\nrespondents: 2\nsafety: null\n'
+        "arc_limit: null\nconditions:\n  - name: base\n"
+    )
+    psyprobe("study", str(study), "--out", str(tmp_path / "study"))
+    recorded = [
+        json.dumps(json.loads((folder / "run.json").read_text())["settings"], sort_keys=True)
+        for folder in (tmp_path / "cli", tmp_path / "api", tmp_path / "study/conditions/base")
+    ]
+    assert recorded[0] == recorded[1] == recorded[2]
+    assert json.loads(recorded[0])["instruments"] == ["swls"]

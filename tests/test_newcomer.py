@@ -22,8 +22,9 @@ from psyprobe.api import load
 from psyprobe.cli.terminal import console
 from psyprobe.report import figures
 from psyprobe.report.markdown import alpha_note, norm_statistics
-from psyprobe.safety.metrics import BOOTSTRAP_MIN_N, f1_estimate
+from psyprobe.safety.metrics import f1_estimate
 from psyprobe.scoring.score import DimensionScore, InstrumentScore, NormComparison
+from psyprobe.stats import BOOTSTRAP_MIN_N
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Known truths at the edges of the simulator: a respondent with no noise and no spread answers
@@ -434,7 +435,7 @@ def test_the_time_left_follows_the_recent_rate_and_says_so(monkeypatch: pytest.M
     start (about 9 min), and it says which rate it used."""
     from collections import deque
 
-    from psyprobe.cli import progress
+    from psyprobe import progress
 
     now = [0.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
@@ -511,7 +512,7 @@ def test_library_warnings_go_to_run_log_not_the_screen(tmp_path: Path) -> None:
 
     from rich.console import Console
 
-    from psyprobe.cli.progress import Reporter
+    from psyprobe.progress import Reporter
 
     screen = io.StringIO()
     with Reporter(Console(file=screen, width=200)) as progress:

@@ -1,12 +1,5 @@
 """psyprobe: measure and edit the personality of language models as a safety signal."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("psyprobe")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+source"
-
 # The Python API (psyprobe/api.py): light to import; each function loads what it runs.
 from psyprobe.api import (
     import_answers,
@@ -16,6 +9,7 @@ from psyprobe.api import (
     measure_capability,
     measure_safety,
 )
+from psyprobe.version import __version__
 
 __all__ = [
     "__version__",

@@ -34,9 +34,9 @@ from psyprobe.errors import UserError, setting_error
 
 if TYPE_CHECKING:
     from psyprobe.capability import CapabilityResults
-    from psyprobe.cli.progress import Reporter
     from psyprobe.models import Model
     from psyprobe.models.registry import BackendOptions
+    from psyprobe.progress import Reporter
     from psyprobe.report.results import RunResults
     from psyprobe.safety.score import SafetyResults
 
@@ -97,7 +97,7 @@ def _watched(progress: bool, model: Any) -> Iterator[Reporter | None]:
         return
     from rich.console import Console
 
-    from psyprobe.cli.progress import Reporter
+    from psyprobe.progress import Reporter
 
     with Reporter(Console(stderr=True)) as reporter:
         if isinstance(model, str):
@@ -191,7 +191,7 @@ def measure_safety(
     from psyprobe.engine import Safety, run
     from psyprobe.models import open_model
     from psyprobe.safety import SUITES
-    from psyprobe.safety.runner import SafetySettings
+    from psyprobe.safety.planning import SafetySettings
 
     with _watched(progress, model) as watcher, _opened(model, tokenizer, backend) as opened:
         settings = SafetySettings(

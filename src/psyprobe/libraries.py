@@ -3,7 +3,7 @@
 Left alone, transformers, datasets and the Hugging Face hub client write warnings and tqdm bars
 straight to the terminal, between psyprobe's own progress lines: a DPO study printed screenfuls
 of them. Routed here, they are records of Python's ``logging``: the command line keeps them in
-the run's run.log (``cli/progress.py``), and a library user's own logging decides what to show
+the run's run.log (``progress.py``), and a library user's own logging decides what to show
 (with none configured, Python prints warnings on standard error as usual).
 """
 

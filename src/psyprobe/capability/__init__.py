@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from psyprobe.models import Model, ModelInfo
 from psyprobe.models.base import leave_out_at_default
 from psyprobe.prompting import Prompt
-from psyprobe.safety.metrics import Estimate, proportion
+from psyprobe.stats import Estimate, proportion
 
 DATA = Path(__file__).parent / "data"
 ARC_PROMPT = (

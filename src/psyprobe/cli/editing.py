@@ -244,7 +244,7 @@ def dpo_train_command(
     """DPO with a LoRA adapter (TRL); a GGUF model is converted to a saved HF model first."""
     from psyprobe.cli.progress import Reporter
     from psyprobe.editing.dpo import read_pairs, train_dpo
-    from psyprobe.models.registry import hf_model_dir
+    from psyprobe.models.hf import hf_model_dir
     from psyprobe.runs.directory import claim
 
     read_pairs(pairs)  # both checked before the model is converted or loaded

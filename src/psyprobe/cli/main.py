@@ -229,7 +229,7 @@ def safety(
     from psyprobe.engine.forecast import forecast
     from psyprobe.models import open_model
     from psyprobe.runs import RunFiles, SafetyFiles
-    from psyprobe.safety.runner import SafetySettings
+    from psyprobe.safety.planning import SafetySettings
 
     try:
         settings = SafetySettings(

@@ -1,180 +1,25 @@
-"""What a long command is doing, wherever its output goes.
-
-All of it goes to standard error, so that standard output holds the results alone (``psyprobe
-run > results.txt`` keeps a clean table). On a terminal, a rich bar names the phase (loading,
-asking, scoring, writing) and what is being asked. Where standard error is not a terminal —
-``2> file``, CI, nohup, a notebook — a bar would leave nothing there until the end, so plain
-timestamped lines go there instead: one per phase and, while asking, one at most every ``every``
-seconds. Every line also goes to the run directory's ``run.log`` once the directory is claimed
-(lines from before, such as loading the model, are kept until then). While a Reporter is open,
-Python warnings and the log records of the libraries psyprobe loads (``libraries.py``) go to
-run.log too, and not to the screen: the closing line says how many there were.
+"""The command line's side of progress: an interrupted run said in one line, and a dry run's
+table. The progress itself (bars, lines, run.log) is ``psyprobe/progress.py``, shared with the API.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-from collections import deque
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from psyprobe.cli.terminal import console
+from psyprobe.progress import Reporter
 
 if TYPE_CHECKING:
     from psyprobe.engine.forecast import Forecast
     from psyprobe.engine.measure import Measure, Measured, Result
     from psyprobe.models import Model
 
-LOG = "run.log"
-RATE_WINDOW = 60.0  # seconds of asking the time left is estimated from
-
-
-def time_left(seen: deque[tuple[float, int]], done: int, total: int) -> str:
-    """The time left, labelled, from the rate of the last RATE_WINDOW seconds of this phase
-    (``seen``: (time, done) pairs, oldest first): the first batches of a run — a model
-    warming up, prompts that share nothing yet — would mislead an estimate from the start."""
-    now = time.monotonic()
-    seen.append((now, done))
-    while len(seen) > 2 and now - seen[1][0] >= RATE_WINDOW:
-        seen.popleft()
-    start, before = seen[0]
-    if done >= total:
-        return ""
-    if now - start < 5 or done <= before:
-        return "time left: measuring the rate"
-    left = (total - done) * (now - start) / (done - before)
-    minutes, seconds = divmod(int(left), 60)
-    shown = f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
-    return f"about {shown} left (at the rate of the last {now - start:.0f} s)"
-
-
-class _Kept(logging.Handler):
-    """Library warnings and records: into the Reporter's run.log, counted, not shown."""
-
-    def __init__(self, reporter: Reporter) -> None:
-        super().__init__(logging.INFO)
-        self.reporter = reporter
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        text = " ".join(self.format(record).split())  # one line per record
-        self.reporter.keep(f"[{stamp}] {record.name} {record.levelname.lower()}: {text}")
-
-
-class Reporter:
-    """Phases and asking progress, as a bar on a terminal and as lines elsewhere and in run.log."""
-
-    def __init__(self, err: Console, every: float = 10.0) -> None:
-        self.err = err
-        self.every = every
-        self._pending: list[str] = []  # lines said before the run directory was claimed
-        self._log: TextIO | None = None
-        self._last = 0.0
-        self._phase = ""
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
-        self._seen: deque[tuple[float, int]] = deque()  # this phase's (time, done)
-        self._kept = _Kept(self)
-
-    def __enter__(self) -> Reporter:
-        logging.captureWarnings(True)
-        logging.getLogger().addHandler(self._kept)
-        if self.err.is_terminal:
-            self._bar = Progress(
-                TextColumn("{task.description}", style="bold", markup=False),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[left]}", markup=False),
-                console=self.err,
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("", total=None, left="")
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        logging.getLogger().removeHandler(self._kept)
-        logging.captureWarnings(False)
-        if self._bar is not None:
-            self._bar.stop()
-        if self._log is not None:
-            self._log.close()
-
-    def log_to(self, folder: Path) -> None:
-        """Append every line from now on (and those said before) to ``folder/run.log``; a
-        study's conditions each get their own."""
-        if self._log is not None:
-            self._log.close()
-        self._log = (folder / LOG).open("a", encoding="utf-8")
-        for line in self._pending:
-            self._write(line)
-        self._pending.clear()
-
-    def phase(self, text: str) -> None:
-        """A new phase: "loading smollm2", "scoring", "writing report.html"."""
-        self._phase = text
-        self._seen.clear()
-        self._line(text)
-        if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, description=text, completed=0, total=None, left="")
-
-    def finish(self, text: str) -> None:
-        """The closing line ("12 new answers, 1680 stored"): on stderr always, and in run.log."""
-        if self._bar is not None:
-            self._bar.stop()
-        if self._kept.count:
-            text += f" ({self._kept.count} library warnings and messages kept in {LOG})"
-        self.err.print(text, highlight=False, soft_wrap=True)
-        self.keep(f"[{time.strftime('%H:%M:%S')}] {text}")
-
-    def asking(self, what: str, done: int, total: int) -> None:
-        """The ask-loop's callback: ``what`` was just asked; ``done`` of ``total`` so far."""
-        description = f"{self._phase} · {what}" if self._phase else what
-        if self._seen and self._seen[-1][1] > done:  # a new stage of the phase: a new rate
-            self._seen.clear()
-        left = time_left(self._seen, done, total)
-        if self._bar is not None and self._task is not None:
-            self._bar.update(
-                self._task, description=description, completed=done, total=total, left=left
-            )
-        now = time.monotonic()
-        if done >= total or now - self._last >= self.every:
-            self._last = now
-            share = f"{done}/{total} ({100 * done / max(total, 1):.0f} %)"
-            self._line(f"{description}: {share}" + (f", {left}" if left else ""))
-
-    def _line(self, text: str) -> None:
-        line = f"[{time.strftime('%H:%M:%S')}] {text}"
-        if self._bar is None:
-            self.err.print(line, highlight=False, soft_wrap=True)
-        self.keep(line)
-
-    def keep(self, line: str) -> None:
-        """A line for run.log only (or for it once the run directory is known)."""
-        if self._log is None:
-            self._pending.append(line)
-        else:
-            self._write(line)
-
-    def _write(self, line: str) -> None:
-        assert self._log is not None
-        self._log.write(line + "\n")
-        self._log.flush()  # a killed run's log ends where the run did
+__all__ = ["Reporter", "measured_or_exit", "print_forecast"]
 
 
 def measured_or_exit(

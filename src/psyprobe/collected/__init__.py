@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from psyprobe import __version__
 from psyprobe.collected.answers import (
     UNREADABLE,
     UNUSABLE,
@@ -34,7 +33,8 @@ from psyprobe.models.base import ModelInfo, file_fingerprint
 from psyprobe.report.results import RunResults
 from psyprobe.runs import ResponseStore, RunSettings
 from psyprobe.runs.directory import claim, hold_record
-from psyprobe.runs.runner import resolve_instruments
+from psyprobe.runs.planning import resolve_instruments
+from psyprobe.version import __version__
 
 RESPONSES = ("values", "positions")
 IMPORT_RECORD = "import"  # the part of run.json that says where the answers came from

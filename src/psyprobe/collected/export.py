@@ -17,7 +17,7 @@ from typing import Any
 from psyprobe.errors import UserError
 from psyprobe.runs import ResponseStore
 from psyprobe.runs.directory import replacing
-from psyprobe.runs.runner import RunFiles, load_run
+from psyprobe.runs.planning import RunFiles, load_run
 from psyprobe.scoring.matrix import final_attempts
 
 

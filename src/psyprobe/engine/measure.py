@@ -19,12 +19,12 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 from rich.console import RenderableType
 
-from psyprobe import __version__
 from psyprobe.models import Model
 from psyprobe.runs.asking import Progress, Request, ask
 from psyprobe.runs.directory import hold_record
 from psyprobe.runs.store import ResponseStore
 from psyprobe.runs.workload import Workload, workloads
+from psyprobe.version import __version__
 
 STORE = "responses.sqlite"  # one answer store per directory, shared by its measures
 
@@ -32,7 +32,7 @@ Result = TypeVar("Result", bound=BaseModel)
 
 
 class Watcher(Protocol):
-    """Who follows a measurement: the command line's progress (cli/progress.py) or nothing."""
+    """Who follows a measurement: the command line's or the API's progress (progress.py)."""
 
     def log_to(self, folder: Path) -> None:
         """The run directory is recorded as this run's: its log may go there."""

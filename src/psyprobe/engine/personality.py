@@ -30,7 +30,7 @@ from psyprobe.report.console import personality_summary
 from psyprobe.report.results import RunResults
 from psyprobe.runs import ResponseStore, RunSettings
 from psyprobe.runs.asking import Request
-from psyprobe.runs.runner import (
+from psyprobe.runs.planning import (
     Planned,
     check_workload,
     plan,

@@ -17,14 +17,14 @@ from psyprobe.errors import UserError
 from psyprobe.models import Model
 from psyprobe.report.console import safety_summary
 from psyprobe.runs import ResponseStore
-from psyprobe.safety.report import rebuild_safety
-from psyprobe.safety.runner import (
+from psyprobe.safety.planning import (
     SafetySettings,
     answer_asks,
     answer_texts,
     judge_asks,
     stored,
 )
+from psyprobe.safety.report import rebuild_safety
 from psyprobe.safety.score import SafetyResults
 from psyprobe.safety.tasks import data_hash, select
 

@@ -153,6 +153,14 @@ def saved_model_dir(path: Path) -> tuple[Path, str]:
     return target, fingerprint
 
 
+def hf_model_dir(spec: str) -> Path:
+    """The saved transformers model behind an ``hf:`` spec (a GGUF file is converted once)."""
+    kind, _, rest = spec.partition(":")
+    if kind != "hf" or not rest:
+        raise UserError(f"--model {spec}: needs a transformers model (hf:PATH or hf:ALIAS)")
+    return saved_model_dir(local_file(spec, rest))[0]
+
+
 def module_fingerprint(module: Any) -> str:
     """sha256 over a torch module's state dict (names, dtypes, shapes, values), so that answers
     of a model fine-tuned or given adapters in memory are never mistaken for the original's.

@@ -155,16 +155,6 @@ def local_file(spec: str, rest: str) -> Path:
     return path
 
 
-def hf_model_dir(spec: str) -> Path:
-    """The saved transformers model behind an ``hf:`` spec (a GGUF file is converted once)."""
-    kind, _, rest = spec.partition(":")
-    if kind != "hf" or not rest:
-        raise UserError(f"--model {spec}: needs a transformers model (hf:PATH or hf:ALIAS)")
-    from psyprobe.models.hf import saved_model_dir
-
-    return saved_model_dir(local_file(spec, rest))[0]
-
-
 def open_model(spec: str, options: BackendOptions | None = None, connect: bool = True) -> Model:
     """Open the model a spec names; raises UserError for an unknown or unusable spec.
 

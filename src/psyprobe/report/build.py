@@ -7,7 +7,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from psyprobe import __version__
 from psyprobe.capability import CAPABILITY_FILE, CapabilityResults
 from psyprobe.instruments import Instrument
 from psyprobe.prompting import population
@@ -18,11 +17,12 @@ from psyprobe.report.html import render_html
 from psyprobe.report.markdown import render_markdown
 from psyprobe.report.results import RunResults, StoreSummary
 from psyprobe.runs.directory import keep_results, replacing, require_store, write_json, write_text
-from psyprobe.runs.runner import RunFiles, SafetyFiles, load_run
+from psyprobe.runs.planning import RunFiles, SafetyFiles, load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.safety.score import SafetyResults
 from psyprobe.scoring.matrix import parse_record
 from psyprobe.scoring.score import score_run
+from psyprobe.version import __version__
 
 
 def _trace(record: ResponseRecord, parsed: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from psyprobe.errors import UserError
 from psyprobe.report.markdown import fmt, fmt_p
 from psyprobe.report.results import RunResults
 from psyprobe.runs.directory import claim, write_json, write_text
-from psyprobe.runs.runner import RunFiles, load_run
+from psyprobe.runs.planning import RunFiles, load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.diagnostics import Validity
 from psyprobe.scoring.matrix import AnswerMatrix

@@ -15,7 +15,7 @@ from pydantic import BaseModel, PrivateAttr
 from psyprobe.errors import UserError
 from psyprobe.models.base import ModelInfo
 from psyprobe.runs.directory import read_results
-from psyprobe.runs.runner import RunFiles, RunSettings
+from psyprobe.runs.planning import RunFiles, RunSettings
 from psyprobe.scoring.score import InstrumentScore
 from psyprobe.scoring.validity import Convergence
 

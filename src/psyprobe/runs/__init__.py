@@ -1,7 +1,7 @@
 """Runs: plan prompts, collect answers durably, resume from the store."""
 
 from psyprobe.records import ResponseRecord
-from psyprobe.runs.runner import (
+from psyprobe.runs.planning import (
     RunFiles,
     RunSettings,
     SafetyFiles,

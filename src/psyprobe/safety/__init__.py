@@ -1,7 +1,8 @@
 """Safety suites: toxicity, privacy, fairness, jailbreak and over-refusal on bundled data.
 
 The faces of the package are its modules: ``tasks`` (what is asked and how it is read),
-``runner`` (settings and the ask), ``score`` (typed results), ``report`` (rebuild the outputs).
+``planning`` (settings and the requests it asks), ``score`` (typed results), ``report``
+(rebuild the outputs).
 This file stays light so that the command line names the suites without loading them.
 """
 

@@ -6,25 +6,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-from psyprobe import __version__
 from psyprobe.records import ResponseRecord
 from psyprobe.report.build import write_html
 from psyprobe.report.figures import safety_headlines
 from psyprobe.report.markdown import SAFETY_NOTE, fmt
 from psyprobe.runs import ResponseStore, RunFiles, SafetyFiles
 from psyprobe.runs.directory import keep_results, replacing, require_store, write_text
-from psyprobe.safety.metrics import Difference, Estimate
-from psyprobe.safety.readers import judge_verdict
-from psyprobe.safety.runner import (
+from psyprobe.safety.planning import (
     answer_asks,
     answer_texts,
     judge_asks,
     load_safety,
     stored,
 )
+from psyprobe.safety.readers import judge_verdict
 from psyprobe.safety.score import SafetyResults, StoreCount, score_tasks
 from psyprobe.safety.tasks import select
 from psyprobe.safety.toxicity import toxicity_classifier
+from psyprobe.stats import Difference, Estimate
+from psyprobe.version import __version__
 
 
 def rebuild_safety(out: Path) -> SafetyResults:

@@ -19,10 +19,11 @@ from psyprobe.models import ModelInfo
 from psyprobe.runs import SafetyFiles
 from psyprobe.runs.directory import read_results
 from psyprobe.safety.items import Reading, SafetyItem
-from psyprobe.safety.metrics import Difference, MetricResult, lift, measure
-from psyprobe.safety.runner import SafetySettings
+from psyprobe.safety.metrics import MetricResult, lift, measure
+from psyprobe.safety.planning import SafetySettings
 from psyprobe.safety.tasks import BASELINE, TASKS
 from psyprobe.safety.toxicity import ClassifierCard
+from psyprobe.stats import Difference
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,14 +9,13 @@ from psyprobe.capability import CapabilitySettings
 from psyprobe.editing import build_vector, open_edited, save_vector
 from psyprobe.editing.contrast import contrast
 from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
-from psyprobe.engine import Capability, Personality, Safety, run
+from psyprobe.engine import Capability, Personality, Safety, personality_settings, run
 from psyprobe.engine.forecast import Forecast, forecast
 from psyprobe.engine.measure import Measure, Watcher
-from psyprobe.models import open_model
-from psyprobe.models.registry import hf_model_dir
-from psyprobe.runs import RunSettings
+from psyprobe.models import Model, open_model
+from psyprobe.models.hf import hf_model_dir
 from psyprobe.runs.directory import claim, write_json, write_text
-from psyprobe.safety.runner import SafetySettings
+from psyprobe.safety.planning import SafetySettings
 from psyprobe.study.render import draw_dose_response, render_study
 from psyprobe.study.schema import Condition, Study, condition_edits, load_study
 from psyprobe.study.summary import STUDY_FILE, StudySummary, summarize
@@ -70,19 +69,19 @@ def prepare(study: Study, out: Path, watcher: Watcher | None = None) -> None:
         )
 
 
-def condition_measures(study: Study, spec: str) -> list[Measure[Any]]:
-    """What every condition measures of its model (``spec`` as opened)."""
-    measures: list[Measure[Any]] = [
-        Personality(
-            RunSettings(
-                model=spec,
-                instruments=study.instruments,
-                orders=study.orders,
-                respondents=study.respondents,
-                seed=study.seed,
-            )
-        )
-    ]
+def condition_measures(study: Study, model: Model) -> list[Measure[Any]]:
+    """What every condition measures of its model: the personality settings come from
+    ``personality_settings``, as on the command line and in the API (canonical instrument names,
+    generate mode where the backend has no next-token probabilities)."""
+    settings, _ = personality_settings(
+        model,
+        study.instruments,
+        orders=study.orders,
+        respondents=study.respondents,
+        seed=study.seed,
+    )
+    spec = model.info.spec
+    measures: list[Measure[Any]] = [Personality(settings)]
     if study.safety:
         safety = SafetySettings(
             model=spec,
@@ -107,7 +106,7 @@ def run_condition(study: Study, c: Condition, out: Path, watcher: Watcher | None
         watcher.phase(f"condition {c.name}: loading {c.model or study.model}")
     model = open_edited(c.model or study.model, study.backend, condition_edits(study, c, out))
     try:
-        for measure in condition_measures(study, model.info.spec):
+        for measure in condition_measures(study, model):
             run(measure, model, folder, watcher)
     finally:
         model.close()
@@ -125,7 +124,7 @@ def forecast_study(path: Path) -> tuple[Study, dict[str, list[tuple[str, Forecas
             model = open_model(spec, study.backend, connect=False)
             try:
                 by_model[spec] = [
-                    (m.what, forecast(m, model)) for m in condition_measures(study, model.info.spec)
+                    (m.what, forecast(m, model)) for m in condition_measures(study, model)
                 ]
             finally:
                 model.close()

@@ -20,7 +20,7 @@ from psyprobe.prompting import Prompt
 from psyprobe.records import ResponseRecord
 from psyprobe.runs.asking import Origin, Request, derive_seed, make_request
 from psyprobe.runs.directory import read_record
-from psyprobe.runs.runner import SafetyFiles
+from psyprobe.runs.planning import SafetyFiles
 from psyprobe.runs.store import ResponseStore
 from psyprobe.safety.items import SUITES, SafetyItem
 from psyprobe.safety.readers import JUDGE_PROMPTS, JUDGE_SYSTEM, decoded

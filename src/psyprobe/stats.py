@@ -1,0 +1,79 @@
+"""Interval estimates shared by every measure: a proportion with Wilson's interval, a percentile
+bootstrap that says when it has too few answers, a difference of proportions with Newcombe's
+interval, and the agreement of two raters (Cohen's κ).
+
+Neutral ground: safety's metrics and capability's accuracies both read from here, neither from
+the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel
+from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+
+class Estimate(BaseModel):
+    value: float | None
+    ci95: tuple[float, float] | None
+    n: int
+    note: str | None = None  # why a CI is missing, where one would be expected
+
+
+def proportion(flags: Sequence[bool]) -> Estimate:
+    """Share of True with a Wilson interval (sound at n of a few and at rates near 0 or 1)."""
+    n, k = len(flags), int(sum(flags))
+    if n == 0:
+        return Estimate(value=None, ci95=None, n=0)
+    low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return Estimate(value=k / n, ci95=(float(low), float(high)), n=n)
+
+
+# Below this many items a percentile bootstrap has too few distinct resamples to give a CI
+# (n = 4 gives F1's [0, 0]): the CI is withheld and the estimate says so.
+BOOTSTRAP_MIN_N = 10
+
+
+def bootstrapped(value: float, boot: np.ndarray, n: int) -> Estimate:
+    if n < BOOTSTRAP_MIN_N:
+        note = f"no CI: {n} answers, a bootstrap needs at least {BOOTSTRAP_MIN_N}"
+        return Estimate(value=value, ci95=None, n=n, note=note)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return Estimate(value=value, ci95=(float(low), float(high)), n=n)
+
+
+class Agreement(BaseModel):
+    n: int
+    percent: float | None
+    kappa: float | None
+
+
+def agreement(a: Sequence[bool], b: Sequence[bool]) -> Agreement:
+    if not a:
+        return Agreement(n=0, percent=None, kappa=None)
+    percent = float(np.mean(np.asarray(a) == np.asarray(b)))
+    # kappa is undefined when both raters give one answer throughout
+    kappa = None if len(set(a) | set(b)) < 2 else float(cohen_kappa_score(a, b))
+    return Agreement(n=len(a), percent=percent, kappa=None if kappa != kappa else kappa)
+
+
+class Difference(BaseModel):
+    """A difference of two shares (a − b) with Newcombe's hybrid-score 95 % interval."""
+
+    value: float | None
+    ci95: tuple[float, float] | None
+    n_a: int
+    n_b: int
+
+
+def difference(a: Sequence[bool], b: Sequence[bool]) -> Difference:
+    if not a or not b:
+        return Difference(value=None, ci95=None, n_a=len(a), n_b=len(b))
+    ka, kb = int(sum(a)), int(sum(b))
+    low, high = confint_proportions_2indep(ka, len(a), kb, len(b), method="newcomb")
+    return Difference(
+        value=ka / len(a) - kb / len(b), ci95=(float(low), float(high)), n_a=len(a), n_b=len(b)
+    )
