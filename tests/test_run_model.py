@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kill_when, psyprobe
+from conftest import kill_when, psyprobe, records
 from psyprobe.runs.asking import BATCH
 
 
@@ -170,3 +170,37 @@ def test_a_population_on_the_embedded_model_says_what_it_measures(tmp_path: Path
     # every prompt carries its respondent's persona in the system message
     first = json.loads((out / "responses.jsonl").read_text().splitlines()[0])
     assert "Respond in a way that matches this description" in first["system"]
+
+
+@pytest.mark.model
+def test_instruments_that_share_an_item_text_keep_every_answer(tmp_path: Path) -> None:
+    """#38: two instruments with the same statement, and one instrument holding it twice, run
+    together on the embedded model: every question keeps its own answer and every dimension is
+    scored (the store key once held the prompt alone: the second answer replaced the first and
+    the first instrument's scores were null without a word). The key is made in the one
+    ask-loop every backend goes through (tests/test_asking.py checks it on a fake)."""
+    text = "I like to get revenge on authorities."
+
+    def instrument(name: str, texts: list[str]) -> Path:
+        data = {
+            "name": name,
+            "scale": {"min": 1, "max": 2, "labels": ["No", "Yes"]},
+            "dimensions": ["D"],
+            "items": [{"id": i + 1, "text": t, "dimension": "D"} for i, t in enumerate(texts)],
+        }
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+        return tmp_path / f"{name}.json"
+
+    files = [
+        instrument("one", [text, "I keep my promises."]),
+        instrument("two", [text, "I enjoy quiet evenings."]),
+        instrument("three", [text, text]),
+    ]
+    args = [a for f in files for a in ("--instrument", str(f))]
+    out = tmp_path / "run"
+    ran = psyprobe("run", *args, "--orders", "fixed", "--respondents", "0", "--out", str(out))
+    assert "6 new answers, 6 stored" in ran.stderr
+    answered = {(r["instrument"], r["item"]) for r in records(out)}
+    assert len(answered) == 6
+    results = json.loads((out / "results.json").read_text())["instruments"]
+    assert all(results[name]["dimensions"]["D"]["score"] is not None for name in results)
