@@ -28,6 +28,15 @@ LOG = "run.log"
 RATE_WINDOW = 60.0  # seconds of asking the time left is estimated from
 
 
+def duration(seconds: float) -> str:
+    """Seconds as people read them: "45 s", "4 min 05 s", "1 h 07 min"."""
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
 def time_left(seen: deque[tuple[float, int]], done: int, total: int) -> str:
     """The time left, labelled, from the rate of the last RATE_WINDOW seconds of this phase
     (``seen``: (time, done) pairs, oldest first): the first batches of a run — a model
@@ -42,9 +51,7 @@ def time_left(seen: deque[tuple[float, int]], done: int, total: int) -> str:
     if now - start < 5 or done <= before:
         return "time left: measuring the rate"
     left = (total - done) * (now - start) / (done - before)
-    minutes, seconds = divmod(int(left), 60)
-    shown = f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
-    return f"about {shown} left (at the rate of the last {now - start:.0f} s)"
+    return f"about {duration(left)} left (at the rate of the last {now - start:.0f} s)"
 
 
 class _Kept(logging.Handler):

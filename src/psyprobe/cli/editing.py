@@ -139,12 +139,13 @@ def steer_sweep(
     backend: BackendOptions = BACKEND,
 ) -> None:
     """Measure the vector's dimension over layers × coefficients; pick the layer to use."""
-    from psyprobe.cli.progress import Reporter, print_forecast
+    from psyprobe.cli.progress import print_forecast
     from psyprobe.editing import load_vector
     from psyprobe.editing.sweep import SWEEP_FILE
     from psyprobe.editing.sweep import sweep as run_sweep
     from psyprobe.engine import Personality
-    from psyprobe.engine.forecast import duration, forecast
+    from psyprobe.engine.forecast import forecast
+    from psyprobe.progress import Reporter, duration
     from psyprobe.report.markdown import fmt
     from psyprobe.runs import RunSettings
     from psyprobe.runs.directory import claim
@@ -242,9 +243,9 @@ def dpo_train_command(
     seed: int = 0,
 ) -> None:
     """DPO with a LoRA adapter (TRL); a GGUF model is converted to a saved HF model first."""
-    from psyprobe.cli.progress import Reporter
     from psyprobe.editing.dpo import read_pairs, train_dpo
     from psyprobe.models.hf import hf_model_dir
+    from psyprobe.progress import Reporter
     from psyprobe.runs.directory import claim
 
     read_pairs(pairs)  # both checked before the model is converted or loaded
@@ -291,9 +292,10 @@ def capability(
 ) -> None:
     """ARC accuracy (any backend with logprobs) and WikiText-2 perplexity (hf:)."""
     from psyprobe.capability import CAPABILITY_FILE, CapabilitySettings
-    from psyprobe.cli.progress import Reporter, measured_or_exit
+    from psyprobe.cli.progress import measured_or_exit
     from psyprobe.editing import open_edited
     from psyprobe.engine import Capability
+    from psyprobe.progress import Reporter
     from psyprobe.runs import RunFiles
 
     settings = CapabilitySettings(

@@ -31,7 +31,7 @@ from psyprobe.cli.options import (
     backend_flags,
     edits,
 )
-from psyprobe.cli.progress import Reporter, measured_or_exit, print_forecast
+from psyprobe.cli.progress import measured_or_exit, print_forecast
 from psyprobe.cli.terminal import console, err
 from psyprobe.errors import STORAGE_ADVICE, UserError, setting_error
 from psyprobe.instruments import (
@@ -41,6 +41,7 @@ from psyprobe.instruments import (
 )
 from psyprobe.models import ALIASES, backends
 from psyprobe.models.registry import Alias, BackendOptions
+from psyprobe.progress import Reporter, duration
 from psyprobe.prompting import CONTEXT_ITEMS, RESPONDENTS
 from psyprobe.safety import SUITES
 from psyprobe.untrusted import one_line
@@ -437,7 +438,6 @@ def study(
     dry_run: DryRun = False,
 ) -> None:
     """Run a declared grid of models × edits × instruments × safety suites; write study.md."""
-    from psyprobe.engine.forecast import duration
     from psyprobe.study import forecast_study, run_study
 
     if dry_run:

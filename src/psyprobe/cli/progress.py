@@ -12,14 +12,12 @@ import typer
 from rich.table import Table
 
 from psyprobe.cli.terminal import console
-from psyprobe.progress import Reporter
+from psyprobe.progress import Reporter, duration
 
 if TYPE_CHECKING:
     from psyprobe.engine.forecast import Forecast
     from psyprobe.engine.measure import Measure, Measured, Result
     from psyprobe.models import Model
-
-__all__ = ["Reporter", "measured_or_exit", "print_forecast"]
 
 
 def measured_or_exit(
@@ -48,8 +46,6 @@ def print_forecast(
     made: Forecast, part: str, price_in: float | None = None, price_out: float | None = None
 ) -> None:
     """A dry run's table (prompts and tokens per ``part``), its time and threads, its cost."""
-    from psyprobe.engine.forecast import duration
-
     rows = made.rows
     table = Table(part, "prompts", "prompt tokens", "output tokens (at most)")
     for row in rows:

@@ -74,11 +74,3 @@ def forecast(measure: Measure[Any], model: Model) -> Forecast:
     rows = measure.workload(model, first.requests)
     seconds, how = calibrate(model, first.requests, sum(r.prompt_tokens for r in rows))
     return Forecast(rows=rows, seconds=seconds, how=how, threads=model.threads)
-
-
-def duration(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
