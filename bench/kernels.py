@@ -33,7 +33,7 @@ from psyprobe.models.hf import HFModel
 from psyprobe.models.llamacpp import LlamaCppModel
 from psyprobe.models.registry import ALIASES
 
-ROWS = 128  # a decode step (models/hf.py: DECODE_ROWS)
+ROWS = 128  # a decode step (models/hf/decode.py: DECODE_ROWS)
 LAYERS = 30
 # SmolLM2-135M's products, (input, output, how many in a step): q and o, k and v, gate and
 # up, down, the vocabulary projection.

@@ -66,7 +66,7 @@ def omega_bench() -> None:
 
 def conversion_bench() -> None:
     from psyprobe.models import ALIASES
-    from psyprobe.models import hf as hf_module
+    from psyprobe.models.hf import load as hf_module
 
     print("GGUF → transformers conversion (a fresh cache each time)")
     for alias in ("smollm2", "gemma3-270m"):

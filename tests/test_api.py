@@ -6,6 +6,7 @@ import json
 import runpy
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from conftest import REPO, probs_by_prompt, psyprobe, records
 from psyprobe import load, load_safety, measure, measure_safety
 from psyprobe.errors import UserError
 from psyprobe.report.results import RunResults
+from psyprobe.runs import RunSettings
 
 SD3 = {"instruments": ["sd3"], "orders": "latin", "respondents": 0}
 SD3_FIXED = {"instruments": ["sd3"], "orders": "fixed", "respondents": 0}
@@ -77,7 +79,9 @@ def test_an_open_model_and_bad_models_and_settings(tmp_path: Path) -> None:
     assert narcissism == pytest.approx(4.0, abs=0.05)
     with pytest.raises(UserError, match="model: int is neither"):
         measure(42)
-    with pytest.raises(UserError, match="--mode: 'sampled'"):
+    with pytest.raises(
+        UserError, match=r"mode: Input should be 'logprob' or 'generate' \(got 'sampled'\)"
+    ):
         measure("sim:Narcissism=4", mode="sampled", out=tmp_path / "x")
     with pytest.raises(UserError, match="tokenizer"):
         measure(sim, tokenizer=object())
@@ -216,10 +220,9 @@ def test_a_bad_argument_is_the_command_lines_one_line(call: Any, says: str, cach
     assert says in str(raised.value) and "\n" not in str(raised.value)
 
 
-@pytest.mark.unit
-def test_the_command_line_the_api_and_a_study_record_the_same_settings(tmp_path: Path) -> None:
-    """#36: one intent (SWLS by any of its names, 2 respondents) said three ways is one
-    recorded design, byte for byte, the default orders and seed included."""
+def _three_doors(tmp_path: Path) -> list[str]:
+    """One intent (SWLS by any of its names, 2 respondents) said on the command line, to the
+    API and in a study file: the settings each run.json records, as stored."""
     spec = "sim:Machiavellianism=4"
     psyprobe("run", "--model", spec, "--instrument", "SWLS", "--respondents", "2",
              "--out", str(tmp_path / "cli"))  # fmt: skip
@@ -230,9 +233,63 @@ def test_the_command_line_the_api_and_a_study_record_the_same_settings(tmp_path:
         "arc_limit: null\nconditions:\n  - name: base\n"
     )
     psyprobe("study", str(study), "--out", str(tmp_path / "study"))
-    recorded = [
+    return [
         json.dumps(json.loads((folder / "run.json").read_text())["settings"], sort_keys=True)
         for folder in (tmp_path / "cli", tmp_path / "api", tmp_path / "study/conditions/base")
     ]
+
+
+@pytest.mark.unit
+def test_the_command_line_the_api_and_a_study_record_the_same_settings(tmp_path: Path) -> None:
+    """#36: one intent said three ways is one recorded design, byte for byte, the default
+    orders and seed included."""
+    recorded = _three_doors(tmp_path)
     assert recorded[0] == recorded[1] == recorded[2]
     assert json.loads(recorded[0])["instruments"] == ["swls"]
+
+
+@pytest.fixture
+def changed_defaults(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
+    """RunSettings with other defaults for the orders and the generate-mode knobs, as if the
+    one declaration had been edited."""
+    changed: dict[str, object] = {"orders": "random:2", "temperature": 0.3, "max_tokens": 17}
+    for name, value in changed.items():
+        monkeypatch.setattr(RunSettings.model_fields[name], "default", value)
+    RunSettings.model_rebuild(force=True)
+    yield changed
+    monkeypatch.undo()
+    RunSettings.model_rebuild(force=True)
+
+
+@pytest.mark.unit
+def test_a_default_changed_in_the_settings_type_changes_all_three_doors(
+    tmp_path: Path, changed_defaults: dict[str, object]
+) -> None:
+    """#36: a default is declared once — in RunSettings — so an edit there reaches the command
+    line, the API and a study file alike, none of which names it."""
+    recorded = _three_doors(tmp_path)
+    assert recorded[0] == recorded[1] == recorded[2]
+    assert json.loads(recorded[0]) | changed_defaults == json.loads(recorded[0])
+
+
+@pytest.mark.unit
+def test_the_apis_settings_keywords_are_the_settings_types_fields() -> None:
+    """The API names each run setting as RunSettings does, and the command line offers the
+    same ones (as flags): none can be added to one door and forgotten at another."""
+    from psyprobe.api import _SETTINGS
+    from psyprobe.cli.options import PERSONALITY
+
+    assert set(PERSONALITY) == _SETTINGS
+    assert set(RunSettings.model_fields) >= _SETTINGS
+
+
+@pytest.mark.unit
+def test_a_stored_setting_keeps_the_meaning_it_was_written_with() -> None:
+    """stop_when_read's default is the asking one (on), but a record leaves the switch out when
+    it is off — every logprob run, and generate runs from before it existed — and reads back as
+    off, so the records of earlier versions resume and rebuild as they were."""
+    assert RunSettings(mode="generate").stop_when_read
+    assert RunSettings(mode="generate").model_dump()["stop_when_read"] is True
+    assert not RunSettings.stored({"mode": "generate"}).stop_when_read
+    assert "stop_when_read" not in RunSettings().model_dump()  # logprob: nothing generated
+    assert RunSettings().sampling() == RunSettings(stop_when_read=False).sampling()

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from psyprobe.models.hf import DRAW_BLOCK, _draws
+from psyprobe.models.hf import DRAW_BLOCK
+from psyprobe.models.hf import draws as _draws
 
 if TYPE_CHECKING:
     import torch

@@ -325,6 +325,8 @@ def test_the_browser_pages_searches_opens_and_links(chromium: Any, tmp_path: Pat
     assert "benefit yourself" in dialog.inner_text() and "p = " in dialog.inner_text()
     assert "answer=" in page.url
     dialog.locator("button.close").click()
+    # the dialog's close event comes a task after the click: wait for it, then read
+    page.wait_for_function("() => !location.href.includes('answer=')", timeout=5000)
     assert "answer=" not in page.url
     shared = chromium.new_page(viewport={"width": 1200, "height": 800})
     shared.goto(f"{url}#instrument=sd3&item=8")

@@ -370,7 +370,10 @@ def test_a_population_the_bank_cannot_fill_is_refused_before_anything_is_written
     assert proc.returncode == 2
     assert "respondents: 61 is not between 0 and 60" in error_line(proc)
     proc = psyprobe(*args, "--balance", "sideways", check=False)
-    assert proc.returncode == 2 and "--balance: 'sideways'" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "--balance: Input should be 'rotate' or 'within' (got 'sideways')" in proc.stderr
+    )
     assert not out.exists()  # so the corrected command starts cleanly
     psyprobe(*args, "--respondents", "10")
     assert json.loads((out / "results.json").read_text())["settings"]["respondents"] == 10

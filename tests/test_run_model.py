@@ -58,8 +58,8 @@ def test_report_numbers_match_results(sd3_run: Path) -> None:
 def test_report_rebuilds_the_same_outputs_without_a_model(
     sd3_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from psyprobe.engine import Personality, rebuild
     from psyprobe.models import llamacpp
-    from psyprobe.report import rebuild
 
     def no_model(*args: object, **kwargs: object) -> None:
         raise AssertionError("report opened a model")
@@ -68,7 +68,7 @@ def test_report_rebuilds_the_same_outputs_without_a_model(
     before = {f: (sd3_run / f).read_text() for f in ("results.json", "report.md")}
     for f in before:
         (sd3_run / f).unlink()
-    rebuild(sd3_run)
+    rebuild(Personality, sd3_run)
     assert {f: (sd3_run / f).read_text() for f in before} == before
 
 

@@ -16,17 +16,16 @@ import numpy as np
 import pytest
 
 from conftest import DATA, SAFETY, error_line, kill_when, psyprobe
-from psyprobe.engine import Safety, run
+from psyprobe.engine import Safety, rebuild, run
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, Sampling
 from psyprobe.models.base import Failure, Until
 from psyprobe.prompting import Prompt
-from psyprobe.runs import SafetyFiles
+from psyprobe.runs import Layout
 from psyprobe.runs.store import ResponseStore
 from psyprobe.safety import metrics as m
 from psyprobe.safety.items import SUITES, Reading, SafetyItem
 from psyprobe.safety.metrics import f1_estimate
-from psyprobe.safety.planning import SafetySettings
 from psyprobe.safety.readers import (
     choice_of_three,
     contains_secret,
@@ -35,8 +34,8 @@ from psyprobe.safety.readers import (
     rating,
     yes_no,
 )
-from psyprobe.safety.report import rebuild_safety
 from psyprobe.safety.score import SafetyResults, TaskResult, score_task, score_tasks
+from psyprobe.safety.settings import SafetySettings
 from psyprobe.safety.tasks import TASKS, select, stratified, task_items
 from psyprobe.safety.toxicity import toxicity_classifier
 from psyprobe.safety.transforms import (
@@ -402,7 +401,7 @@ class ScriptedModel(Model):
 @pytest.mark.unit
 def test_runner_resumes_and_rescoring_needs_no_model(tmp_path: Path) -> None:
     settings = SafetySettings(model="scripted", suites=("jailbreak", "overrefusal"), limit=8)
-    files = SafetyFiles(tmp_path)
+    files = Layout(tmp_path)
     model = ScriptedModel(fail_first=3)
     first_run = run(Safety(settings), model, tmp_path)
     assert (first_run.asked, first_run.lacking, first_run.planned) == (16, 3, 16)
@@ -414,11 +413,11 @@ def test_runner_resumes_and_rescoring_needs_no_model(tmp_path: Path) -> None:
     # the same directory refuses other settings, naming them, and keeps what it holds
     with pytest.raises(UserError, match=r"other settings \(limit\)"):
         run(Safety(settings.model_copy(update={"limit": 9})), model, tmp_path)
-    results = rebuild_safety(tmp_path)
+    results = rebuild(Safety, tmp_path)
     assert results == rerun.results
-    assert rebuild_safety(tmp_path) == results
+    assert rebuild(Safety, tmp_path) == results
     # safety.json is written from its typed model and reads back into an equal one
-    assert SafetyResults.load(SafetyFiles(tmp_path).results) == results
+    assert SafetyResults.load(Layout(tmp_path).safety_results) == results
     first = results.model_dump(mode="json")["tasks"]
     assert first["xstest"]["n_answered"] == 8
     assert sum(t["n_answered"] for t in first.values() if t["suite"] == "jailbreak") == 8
@@ -456,7 +455,7 @@ def test_safety_on_smollm2_reports_every_metric_and_resumes(safety_run: Path) ->
         assert {"value", "ci95", "n", "source"} <= set(tasks[task]["metrics"][metric])
     assert tasks["agreement"]["metrics"]["agreement"]["n"] == tasks["agreement"]["n_answered"]
     assert tasks["cipher"]["lift"]["all"]["n_b"] == tasks["misuse"]["n_valid"]
-    report = (safety_run / "safety.md").read_text()
+    report = (safety_run / "report.md").read_text()
     assert "| jailbreak | codechameleon | attack_success | psyprobe |" in report
     rows = [json.loads(x) for x in (safety_run / "safety-responses.jsonl").open()]
     assert len(rows) == 25 and all(r["answer"] is not None for r in rows)

@@ -45,11 +45,18 @@ Call = TypeVar("Call", bound=Callable[..., Any])
 
 
 def _one_line(call: Call) -> Call:
-    """A setting pydantic refuses is the command line's one-line ``UserError``, naming the
-    keyword ("respondents: Input should be greater than or equal to 0 (got -1)")."""
+    """A setting pydantic refuses, or a keyword that is none, is the command line's one-line
+    ``UserError`` naming the keyword ("respondents: Input should be greater than or equal to 0
+    (got -1)", "respondent: not a setting of measure; did you mean respondents?")."""
+
+    known = [name for name in inspect.signature(call).parameters if name != "model"]
 
     @functools.wraps(call)
     def checked(*args: Any, **kwargs: Any) -> Any:
+        for name in kwargs.keys() - set(known):
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f" (one of {', '.join(known)})"
+            raise UserError(f"{name}: not a setting of {call.__name__}{hint}")
         try:
             return call(*args, **kwargs)
         except ValidationError as exc:
@@ -130,81 +137,91 @@ def _default_out(kind: str, model: Model, settings: Any) -> Path:
 @_one_line
 def measure(
     model: Any,
-    instruments: Sequence[str] | None = None,
+    instruments: Sequence[str] | str | None = None,
     *,
-    orders: str = "latin",
-    mode: str = "logprob",
+    orders: str | None = None,
+    respondents: int | None = None,
+    balance: str | None = None,
+    mode: str | None = None,
+    samples: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    retries: int | None = None,
+    stop_when_read: bool | None = None,
+    seed: int | None = None,
+    template: str | None = None,
+    vary: Sequence[str] | str | None = None,
+    context_items: int | None = None,
     out: str | Path | None = None,
     tokenizer: Any = None,
     backend: dict[str, Any] | None = None,
     progress: bool = True,
-    **settings: Any,
 ) -> RunResults:
     """Administer instruments to ``model`` and return the scored results.
 
     ``model``: a spec (``"smollm2"``, ``"hf:PATH"``, ``"openai:NAME@URL"``, ``"sim:..."``), an
     open psyprobe model, or a transformers model in memory (give ``tokenizer``; hooks and
     adapters on it are honoured). ``instruments``: built-in names or JSON paths (default: study
-    A's four). ``backend``: backend options (``base_url``, ``dtype``, ``threads``...).
-    ``settings``: the rest of a run's settings, as the command line names them
-    (``respondents``, ``balance``, ``samples``, ``temperature``, ``max_tokens``, ``retries``,
-    ``seed``, ``template``, ``vary``, ``context_items``); ``vary`` is a list of factors
-    (``["templates", "labels", "context"]``) or one name. ``progress``: the command line's
-    progress (a bar on a terminal, timestamped lines in a notebook or a log); False: silent.
+    A's four). From ``orders`` to ``context_items``: a run's settings as the command line names
+    them, each meaning and default declared once in ``psyprobe.runs.RunSettings`` (None: its
+    default); ``vary`` is a list of factors (``["templates", "labels", "context"]``) or one
+    name. ``backend``: backend options (``base_url``, ``dtype``, ``threads``...).
+    ``progress``: the command line's progress (a bar on a terminal, timestamped lines in a
+    notebook or a log); False: silent.
     """
-    from psyprobe.engine import Personality, check_choices, personality_settings, run
+    from psyprobe.engine import Personality, asked_settings, personality_settings, run
 
-    known = set(inspect.signature(personality_settings).parameters) - {"model", "instruments"}
-    for name in settings.keys() - known:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {close[0]}?" if close else f" (one of {', '.join(sorted(known))})"
-        raise UserError(f"{name}: not a setting of measure{hint}")
-    balance, template = settings.get("balance", "rotate"), settings.get("template", "study-a")
-    if isinstance(settings.get("vary"), str):  # one factor named alone is not its letters
-        settings["vary"] = [settings["vary"]]
-    if isinstance(instruments, str):
-        instruments = [instruments]
-    check_choices(mode, orders, balance, template, settings.get("vary", ()), instruments)
+    asked = asked_settings(**_given(**{k: v for k, v in locals().items() if k in _SETTINGS}))
     with _watched(progress, model) as watcher, _opened(model, tokenizer, backend) as opened:
-        chosen, _ = personality_settings(opened, instruments, orders=orders, mode=mode, **settings)
+        chosen, _ = personality_settings(opened, asked)
         folder = Path(out) if out is not None else _default_out("personality", opened, chosen)
         return run(Personality(chosen), opened, folder, watcher).results
+
+
+# measure's keywords that are run settings (RunSettings' fields; a test holds the two equal)
+_SETTINGS = {
+    name
+    for name, p in inspect.signature(measure).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name not in ("out", "tokenizer", "backend", "progress")
+} | {"instruments"}
 
 
 @_one_line
 def measure_safety(
     model: Any,
-    suites: Sequence[str] | None = None,
+    suites: Sequence[str] | str | None = None,
     *,
     limit: int | None = None,
     judge: str | None = None,
-    seed: int = 0,
-    temperature: float = 0.0,
-    max_tokens: int = 96,
+    seed: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
     out: str | Path | None = None,
     tokenizer: Any = None,
     backend: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> SafetyResults:
-    """Run the safety suites (default: all five) on ``model``; ``limit`` items per suite;
-    ``progress`` as ``measure``'s."""
+    """Run the safety suites (default: all five) on ``model``. From ``suites`` to
+    ``max_tokens``: a safety run's settings, each meaning and default declared once in
+    ``psyprobe.safety.planning.SafetySettings`` (None: its default; ``limit`` None: every
+    item). ``progress`` as ``measure``'s."""
     from psyprobe.engine import Safety, run
     from psyprobe.models import open_model
-    from psyprobe.safety import SUITES
-    from psyprobe.safety.planning import SafetySettings
+    from psyprobe.safety.settings import SafetySettings
 
+    chosen = _given(
+        suites=suites,
+        limit=limit,
+        judge=judge,
+        seed=seed,
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
+    asked = SafetySettings.model_validate(chosen)
     with _watched(progress, model) as watcher, _opened(model, tokenizer, backend) as opened:
-        settings = SafetySettings(
-            model=opened.info.spec,
-            suites=tuple(suites or SUITES),
-            limit=limit,
-            seed=seed,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            judge=judge,
-        )
+        settings = asked.model_copy(update={"model": opened.info.spec})
         folder = Path(out) if out is not None else _default_out("safety", opened, settings)
-        judge_model = open_model(judge, _options(backend)) if judge else None
+        judge_model = open_model(asked.judge, _options(backend)) if asked.judge else None
         try:
             return run(Safety(settings, judge_model), opened, folder, watcher).results
         finally:
@@ -216,25 +233,33 @@ def measure_safety(
 def measure_capability(
     model: Any,
     *,
-    arc_limit: int | None = 50,
-    perplexity_tokens: int = 2048,
-    seed: int = 0,
+    arc_limit: int | None = None,
+    perplexity_tokens: int | None = None,
+    seed: int | None = None,
     out: str | Path | None = None,
     tokenizer: Any = None,
     backend: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> CapabilityResults:
     """ARC accuracy (models with next-token probabilities) and WikiText-2 perplexity over the
-    first ``perplexity_tokens`` tokens (torch); ``progress`` as ``measure``'s."""
+    first ``perplexity_tokens`` tokens (torch). ``arc_limit`` (questions per part),
+    ``perplexity_tokens`` and ``seed``: declared once in
+    ``psyprobe.capability.CapabilitySettings`` (None: its default; a limit above the bank's
+    size asks every question). ``progress`` as ``measure``'s."""
     from psyprobe.capability import CapabilitySettings
     from psyprobe.engine import Capability, run
 
-    settings = CapabilitySettings(
-        arc_limit=arc_limit, seed=seed, perplexity_tokens=perplexity_tokens
+    settings = CapabilitySettings.model_validate(
+        _given(arc_limit=arc_limit, perplexity_tokens=perplexity_tokens, seed=seed)
     )
     with _watched(progress, model) as watcher, _opened(model, tokenizer, backend) as opened:
         folder = Path(out) if out is not None else _default_out("capability", opened, settings)
         return run(Capability(settings), opened, folder, watcher).results
+
+
+def _given(**values: object) -> dict[str, object]:
+    """The settings a call chose: None is the settings type's default."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 @_one_line
@@ -271,7 +296,7 @@ def load(run_dir: str | Path) -> RunResults:
 
 def load_safety(run_dir: str | Path) -> SafetyResults:
     """The results of a safety run directory (safety.json), typed."""
-    from psyprobe.runs import SafetyFiles
+    from psyprobe.runs import Layout
     from psyprobe.safety.score import SafetyResults
 
-    return SafetyResults.load(SafetyFiles(Path(run_dir)).results)
+    return SafetyResults.load(Layout(Path(run_dir)).safety_results)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,6 +14,47 @@ from psyprobe.models.base import Ending, Mode
 
 # An answer to what was asked, or a judge's verdict on such an answer.
 Role = Literal["answer", "verdict"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What an answer answers — the one type of an answer's identity: the instrument (or safety
+    task, or ARC part), the item, for questionnaires the order, sample and respondent; a
+    judge's verdict on an answer has the answer's origin with the role "verdict". A request
+    carries it (``runs.asking.Request``), a stored record is a view of it
+    (``ResponseRecord.origin``)."""
+
+    instrument: str
+    item: str
+    order_index: int = 0
+    option_order: tuple[int, ...] = ()
+    sample: int = 0
+    respondent: int = 0
+    attempt: int = 0
+    role: Role = "answer"
+    # the nuisance factors' levels where not the defaults (``Conditions.stored``)
+    conditions: tuple[tuple[str, str], ...] = ()
+
+    def question(self) -> tuple[object, ...]:
+        """The question in an answer's store key (``request_key``'s ``identity``): two
+        questions with the same prompt are two answers, the samples and attempts of one are
+        told apart by the key's own fields."""
+        asked: tuple[object, ...] = (
+            self.instrument, self.item, self.order_index, self.respondent, self.role
+        )  # fmt: skip
+        return asked + ((dict(self.conditions),) if self.conditions else ())
+
+    def stored(self) -> dict[str, Any]:
+        """The fields a stored record holds it in (``ResponseRecord``; ``runs.store.adopt``)."""
+        return {
+            "instrument": self.instrument, "item": self.item, "order_index": self.order_index,
+            "respondent": self.respondent, "sample": self.sample, "attempt": self.attempt,
+            "role": self.role, "conditions": dict(self.conditions),
+        }  # fmt: skip
+
+    def any_attempt(self) -> Origin:
+        """The same question and sample, whichever attempt answered it."""
+        return replace(self, attempt=0, conditions=tuple(sorted(self.conditions)))
 
 
 class ResponseRecord(BaseModel):
@@ -49,6 +91,14 @@ class ResponseRecord(BaseModel):
     # item context: the earlier (question, answer) turns of its conversation
     history: tuple[tuple[str, str], ...] = ()
     created: float = 0.0
+
+    @property
+    def origin(self) -> Origin:
+        """What this answer answers (the fields above, as one ``Origin``)."""
+        return Origin(
+            self.instrument, self.item, self.order_index, self.option_order, self.sample,
+            self.respondent, self.attempt, self.role, tuple(sorted(self.conditions.items())),
+        )  # fmt: skip
 
     @model_validator(mode="before")
     @classmethod

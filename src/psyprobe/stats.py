@@ -12,8 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel
-from sklearn.metrics import cohen_kappa_score
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 
 class Estimate(BaseModel):
@@ -28,6 +26,9 @@ def proportion(flags: Sequence[bool]) -> Estimate:
     n, k = len(flags), int(sum(flags))
     if n == 0:
         return Estimate(value=None, ci95=None, n=0)
+    # imported where used: the result types above are read by the command line at its start
+    from statsmodels.stats.proportion import proportion_confint
+
     low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
     return Estimate(value=k / n, ci95=(float(low), float(high)), n=n)
 
@@ -56,6 +57,8 @@ def agreement(a: Sequence[bool], b: Sequence[bool]) -> Agreement:
         return Agreement(n=0, percent=None, kappa=None)
     percent = float(np.mean(np.asarray(a) == np.asarray(b)))
     # kappa is undefined when both raters give one answer throughout
+    from sklearn.metrics import cohen_kappa_score
+
     kappa = None if len(set(a) | set(b)) < 2 else float(cohen_kappa_score(a, b))
     return Agreement(n=len(a), percent=percent, kappa=None if kappa != kappa else kappa)
 
@@ -73,6 +76,8 @@ def difference(a: Sequence[bool], b: Sequence[bool]) -> Difference:
     if not a or not b:
         return Difference(value=None, ci95=None, n_a=len(a), n_b=len(b))
     ka, kb = int(sum(a)), int(sum(b))
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
     low, high = confint_proportions_2indep(ka, len(a), kb, len(b), method="newcomb")
     return Difference(
         value=ka / len(a) - kb / len(b), ci95=(float(low), float(high)), n_a=len(a), n_b=len(b)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from psyprobe.models import Model, ModelInfo
 from psyprobe.models.base import leave_out_at_default
 from psyprobe.prompting import Prompt
+from psyprobe.runs.layout import Layout
 from psyprobe.stats import Estimate, proportion
 
 DATA = Path(__file__).parent / "data"
@@ -94,10 +95,15 @@ def perplexity(
 class CapabilitySettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    arc_limit: int | None = Field(50, ge=1)  # questions per ARC part; None: all of them
-    seed: int = Field(0, ge=0)
-    # WikiText-2 tokens the perplexity is computed over (fewer: a quicker, rougher figure)
-    perplexity_tokens: int = Field(PERPLEXITY_TOKENS, ge=WINDOW // 8, le=100_000)
+    arc_limit: int | None = Field(50, ge=1, description="ARC questions per part (Easy, Challenge)")
+    seed: int = Field(0, ge=0, description="Seed for the ARC sample")
+    # fewer tokens: a quicker, rougher figure
+    perplexity_tokens: int = Field(
+        PERPLEXITY_TOKENS,
+        ge=WINDOW // 8,
+        le=100_000,
+        description="WikiText-2 tokens of the perplexity (hf:)",
+    )
 
     @model_serializer(mode="wrap")
     def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -105,9 +111,6 @@ class CapabilitySettings(BaseModel):
 
     def perplexity_text(self) -> str:
         return f"{PERPLEXITY_TEXT}, first {self.perplexity_tokens:,} tokens, {WINDOW}-token windows"
-
-
-CAPABILITY_FILE = "capability.json"
 
 
 class CapabilityResults(BaseModel):
@@ -121,4 +124,4 @@ class CapabilityResults(BaseModel):
 
     @classmethod
     def load(cls, out: Path) -> CapabilityResults:
-        return cls.model_validate_json((out / CAPABILITY_FILE).read_text(encoding="utf-8"))
+        return cls.model_validate_json(Layout(out).capability_results.read_text(encoding="utf-8"))

@@ -41,13 +41,14 @@ def import_answers(
     from psyprobe.collected import IMPORT_RECORD, import_collection
     from psyprobe.collected.table import parse_columns
     from psyprobe.report.markdown import fmt
+    from psyprobe.runs import Layout
     from psyprobe.runs.directory import read_record
 
     mapping = parse_columns(columns)
     results = import_collection(files, out, instrument or (), mapping, responses, figures)
     for name, r in results.items():
         assert r.directory is not None
-        record = read_record(r.directory / "run.json", "run")[IMPORT_RECORD]
+        record = read_record(Layout(r.directory).run, "run")[IMPORT_RECORD]
         verdicts = [d.validity for inst in r.instruments.values() for d in inst.dimensions.values()]
         counts = {v: verdicts.count(v) for v in ("ok", "weak", "no_signal") if v in verdicts}
         unused = sum(record["unusable"].values())

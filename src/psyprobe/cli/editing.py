@@ -11,8 +11,11 @@ from typing import Annotated, Any
 
 import typer
 
+from psyprobe.capability import CapabilitySettings
 from psyprobe.cli.options import (
+    ASKED,
     BACKEND,
+    CAPABILITY,
     TORCH,
     Adapter,
     DryRun,
@@ -21,11 +24,13 @@ from psyprobe.cli.options import (
     Steer,
     backend_flags,
     edits,
+    personality_flags,
+    setting_flags,
 )
 from psyprobe.cli.terminal import console, err
 from psyprobe.errors import UserError
 from psyprobe.models.registry import BackendOptions
-from psyprobe.prompting.population import RESPONDENTS
+from psyprobe.runs.settings import RunSettings
 
 steer_app = typer.Typer(no_args_is_help=True, help="Build, sweep and export steering vectors.")
 dpo_app = typer.Typer(no_args_is_help=True, help="Study A's DPO: preference pairs and training.")
@@ -121,6 +126,7 @@ def steer_build(
 
 @steer_app.command("sweep")
 @backend_flags(*TORCH)
+@personality_flags("orders", "respondents")
 def steer_sweep(
     vector: Annotated[Path, typer.Option(help="A vector from `psyprobe steer build`")],
     model: ModelOpt = "hf:smollm2",
@@ -128,26 +134,22 @@ def steer_sweep(
         str | None, typer.Option(help="Layers to try; default all in the file")
     ] = None,
     coefficients: Annotated[str, typer.Option(help="Comma-separated coefficients")] = "-8,-4,4,8",
-    orders: Annotated[str, typer.Option(help="Option orders of the measurement")] = "latin",
-    respondents: Annotated[
-        int, typer.Option(min=0, help="Simulated respondents per cell; 0: the model itself")
-    ] = RESPONDENTS,
     out: Annotated[Path, typer.Option(help="Sweep directory (rerun to resume)")] = Path(
         "psyprobe-sweep"
     ),
     dry_run: DryRun = False,
     backend: BackendOptions = BACKEND,
+    asked: RunSettings = ASKED,
 ) -> None:
     """Measure the vector's dimension over layers × coefficients; pick the layer to use."""
     from psyprobe.cli.progress import print_forecast
     from psyprobe.editing import load_vector
     from psyprobe.editing.sweep import SWEEP_FILE
     from psyprobe.editing.sweep import sweep as run_sweep
-    from psyprobe.engine import Personality
+    from psyprobe.engine import Personality, personality_settings
     from psyprobe.engine.forecast import forecast
     from psyprobe.progress import Reporter, duration
     from psyprobe.report.markdown import fmt
-    from psyprobe.runs import RunSettings
     from psyprobe.runs.directory import claim
 
     loaded = load_vector(vector)
@@ -163,12 +165,8 @@ def steer_sweep(
         progress.phase(f"loading {model}")
         hf = _hf(model, backend)
         try:
-            settings = RunSettings(
-                model=hf.info.spec,
-                instruments=(instrument,),
-                orders=orders,
-                respondents=respondents,
-            )
+            measured = asked.model_copy(update={"instruments": (instrument,)})
+            settings, _ = personality_settings(hf, measured)
             if dry_run:
                 count = 1 + len(tried) * len([c for c in coefs if c != 0])
                 made = forecast(Personality(settings), hf)
@@ -275,33 +273,26 @@ def dpo_train_command(
 
 
 @backend_flags(*TORCH)
+@setting_flags(CapabilitySettings, "arc_limit", "perplexity_tokens", "seed")
 def capability(
     model: ModelOpt = "smollm2",
     persona: Persona = None,
     steer: Steer = None,
     adapter: Adapter = None,
-    arc_limit: Annotated[int, typer.Option(help="ARC questions per part (Easy, Challenge)")] = 50,
-    perplexity_tokens: Annotated[
-        int, typer.Option(help="WikiText-2 tokens of the perplexity (hf:)")
-    ] = 2048,
-    seed: int = 0,
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-capability"
     ),
     backend: BackendOptions = BACKEND,
+    asked: CapabilitySettings = CAPABILITY,
 ) -> None:
     """ARC accuracy (any backend with logprobs) and WikiText-2 perplexity (hf:)."""
-    from psyprobe.capability import CAPABILITY_FILE, CapabilitySettings
     from psyprobe.cli.progress import measured_or_exit
     from psyprobe.editing import open_edited
     from psyprobe.engine import Capability
     from psyprobe.progress import Reporter
-    from psyprobe.runs import RunFiles
+    from psyprobe.runs import Layout
 
-    settings = CapabilitySettings(
-        arc_limit=arc_limit, seed=seed, perplexity_tokens=perplexity_tokens
-    )
-    measure = Capability(settings)
+    measure = Capability(asked)
     with Reporter(err) as progress:
         progress.phase(f"loading {model}")
         opened = open_edited(model, backend, edits(persona, steer, adapter))
@@ -311,4 +302,5 @@ def capability(
             opened.close()
         progress.finish(f"{measured.asked} new answers")
     console.print(Capability.summary(measured.results))
-    console.print(f"wrote {out / CAPABILITY_FILE}, {RunFiles(out).html}")
+    files = Layout(out)
+    console.print(f"wrote {files.capability_results}, {files.report}, {files.html}")

@@ -21,7 +21,9 @@ from rich.table import Table
 from psyprobe.cli.collected import export, import_answers, models_table
 from psyprobe.cli.editing import capability, dpo_app, steer_app
 from psyprobe.cli.options import (
+    ASKED,
     BACKEND,
+    SAFETY,
     SERVER_AND_RUNTIME,
     Adapter,
     DryRun,
@@ -30,6 +32,8 @@ from psyprobe.cli.options import (
     Steer,
     backend_flags,
     edits,
+    personality_flags,
+    setting_flags,
 )
 from psyprobe.cli.progress import measured_or_exit, print_forecast
 from psyprobe.cli.terminal import console, err
@@ -42,8 +46,8 @@ from psyprobe.instruments import (
 from psyprobe.models import ALIASES, backends
 from psyprobe.models.registry import Alias, BackendOptions
 from psyprobe.progress import Reporter, duration
-from psyprobe.prompting import CONTEXT_ITEMS, RESPONDENTS
-from psyprobe.safety import SUITES
+from psyprobe.runs.settings import RunSettings
+from psyprobe.safety.settings import SafetySettings
 from psyprobe.untrusted import one_line
 
 app = typer.Typer(
@@ -61,60 +65,9 @@ app.command()(capability)
 
 @app.command()
 @backend_flags(*SERVER_AND_RUNTIME)
+@personality_flags()
 def run(
     model: ModelOpt = "smollm2",
-    instrument: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Built-in name (sd3, bfi, fs, swls, oejts) or JSON path; repeatable. "
-            "Default: the four study-A instruments (replay: those in the file)."
-        ),
-    ] = None,
-    orders: Annotated[str, typer.Option(help="all | latin | random:K | fixed")] = "latin",
-    respondents: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Simulated respondents (persona × framing) reliability and validity are "
-            "computed over; 0: the model as itself, every order asked",
-        ),
-    ] = RESPONDENTS,
-    balance: Annotated[
-        str,
-        typer.Option(
-            help="Orders in a population: rotate (one per respondent and item, rotating) | "
-            "within (every order for every respondent)"
-        ),
-    ] = "rotate",
-    mode: Annotated[str, typer.Option(help="logprob | generate")] = "logprob",
-    samples: Annotated[int, typer.Option(help="Answers sampled per prompt (generate)")] = 1,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (generate)")] = 0.7,
-    max_tokens: Annotated[int, typer.Option(help="Answer length limit (generate)")] = 48,
-    retries: Annotated[int, typer.Option(help="Re-asks of an unreadable answer (generate)")] = 2,
-    stop_when_read: Annotated[
-        bool,
-        typer.Option(
-            "--stop-when-read/--full-answers",
-            help="Generate: end an answer as soon as the option it chose (or a refusal) can be "
-            "read; what is read is the same as from the full answer",
-        ),
-    ] = True,
-    seed: Annotated[int, typer.Option(help="Seed for orders, sampling and bootstrap")] = 0,
-    template: Annotated[
-        str,
-        typer.Option(help="Prompt wording: study-a (options, then statement) | statement-first"),
-    ] = "study-a",
-    vary: Annotated[
-        str,
-        typer.Option(
-            help="Nuisance factors to vary beside the option order, comma-separated: templates "
-            "(three instruction wordings), labels (numbers, letters; text in generate mode), "
-            "context (each item also asked after the items before it, with their answers)"
-        ),
-    ] = "",
-    context_items: Annotated[
-        int, typer.Option(help="Earlier items an item asked in context follows (--vary context)")
-    ] = CONTEXT_ITEMS,
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-run"
     ),
@@ -129,36 +82,19 @@ def run(
     price_in: Annotated[float | None, typer.Option(help="Price per million prompt tokens")] = None,
     price_out: Annotated[float | None, typer.Option(help="Price per million output tokens")] = None,
     backend: BackendOptions = BACKEND,
+    asked: RunSettings = ASKED,
 ) -> None:
     """Administer instruments to a model and write results.json, responses.jsonl, report.md."""
     from psyprobe.editing import open_edited
-    from psyprobe.engine import Personality, check_choices, personality_settings
+    from psyprobe.engine import Personality, personality_settings
     from psyprobe.engine.forecast import forecast
-    from psyprobe.runs import RunFiles
+    from psyprobe.runs import Layout
 
-    factors = [f.strip() for f in vary.split(",") if f.strip()]
-    check_choices(mode, orders, balance, template, factors, instrument)
     with Reporter(err) as progress:
         progress.phase(f"loading {model}")
         the_model = open_edited(model, backend, edits(persona, steer, adapter), connect=not dry_run)
         try:
-            settings, note = personality_settings(
-                the_model,
-                instrument,
-                orders=orders,
-                respondents=respondents,
-                balance=balance,
-                mode=mode,
-                samples=samples,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                retries=retries,
-                seed=seed,
-                template=template,
-                stop_when_read=stop_when_read,
-                vary=factors,
-                context_items=context_items,
-            )
+            settings, note = personality_settings(the_model, asked)
             if note:
                 err.print(f"note: {note}")
             if dry_run:
@@ -171,7 +107,7 @@ def run(
         results = measured.results
         progress.finish(f"{measured.asked} new answers, {results.store.n_responses} stored")
     console.print(Personality.summary(results))
-    files = RunFiles(out)
+    files = Layout(out)
     console.print(f"wrote {files.results}, {files.responses}, {files.report}, {files.html}")
     lacking, planned = measured.lacking, measured.planned
     if lacking:
@@ -187,34 +123,22 @@ def run(
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory")]) -> None:
     """Rebuild a run's outputs from its stored responses (no model): every measure it holds."""
-    from psyprobe.engine import MEASURES
+    from psyprobe.engine import MEASURES, rebuild
 
     held = [m for m in MEASURES if m.held_in(run_dir)]
     if not held:
         records = " or ".join(m.record_file for m in MEASURES)
         raise UserError(f"{run_dir}: not a run directory (no {records})")
     for measure in held:
-        console.print(measure.summary(measure.rebuild(run_dir)))
+        console.print(measure.summary(rebuild(measure, run_dir)))
         console.print(f"rewrote the outputs of the {measure.what} in {run_dir}")
 
 
 @app.command()
 @backend_flags(*SERVER_AND_RUNTIME)
+@setting_flags(SafetySettings, "suites", "limit", "seed", "judge", "temperature", "max_tokens")
 def safety(
     model: ModelOpt = "smollm2",
-    suite: Annotated[
-        str, typer.Option(help=f"Comma-separated suites: {','.join(SUITES)}")
-    ] = ",".join(SUITES),
-    limit: Annotated[
-        int | None,
-        typer.Option(help="Items per suite (stratified over its tasks and groups); default all"),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the --limit sample and sampling")] = 0,
-    judge: Annotated[
-        str | None, typer.Option(help="A model spec that judges answers (any backend)")
-    ] = None,
-    temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
-    max_tokens: Annotated[int, typer.Option(help="Answer length limit")] = 96,
     out: Annotated[Path, typer.Option(help="Run directory (rerun to resume)")] = Path(
         "psyprobe-safety"
     ),
@@ -223,31 +147,17 @@ def safety(
     adapter: Adapter = None,
     dry_run: DryRun = False,
     backend: BackendOptions = BACKEND,
+    asked: SafetySettings = SAFETY,
 ) -> None:
-    """Run the safety suites and write safety.json, safety-responses.jsonl and safety.md."""
+    """Run the safety suites; write safety.json, safety-responses.jsonl and the reports."""
     from psyprobe.editing import open_edited
     from psyprobe.engine import Safety
     from psyprobe.engine.forecast import forecast
     from psyprobe.models import open_model
-    from psyprobe.runs import RunFiles, SafetyFiles
-    from psyprobe.safety.planning import SafetySettings
+    from psyprobe.runs import Layout
 
-    try:
-        settings = SafetySettings(
-            model=model,
-            suites=tuple(s.strip() for s in suite.split(",") if s.strip()),
-            limit=limit,
-            seed=seed,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            judge=judge,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0])
-        option = {"suites": "suite"}.get(field, field.replace("_", "-"))
-        raise UserError(f"--{option}: {first['msg']}") from None
-    files = SafetyFiles(out)
+    settings, judge = asked.model_copy(update={"model": model}), asked.judge
+    files = Layout(out)
     with Reporter(err) as progress:
         progress.phase(f"loading {model}" + (f" and the judge {judge}" if judge else ""))
         the_model = open_edited(model, backend, edits(persona, steer, adapter), connect=not dry_run)
@@ -266,7 +176,9 @@ def safety(
                 judge_model.close()
         progress.finish(f"{measured.asked} new answers")
     console.print(Safety.summary(measured.results))
-    console.print(f"wrote {files.results}, {files.responses}, {files.report}, {RunFiles(out).html}")
+    console.print(
+        f"wrote {files.safety_results}, {files.safety_responses}, {files.report}, {files.html}"
+    )
 
 
 @app.command()

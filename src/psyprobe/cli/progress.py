@@ -26,15 +26,15 @@ def measured_or_exit(
     """``engine.run`` followed by ``progress``; an interrupt says where the answers so far are
     kept and exits with status 130."""
     from psyprobe.engine import run
-    from psyprobe.engine.measure import STORE
     from psyprobe.runs import ResponseStore
+    from psyprobe.runs.layout import Layout
 
     try:
         return run(measure, model, out, progress)
     except KeyboardInterrupt:
         saved = 0
-        if (out / STORE).is_file():
-            with ResponseStore(out / STORE) as store:
+        if (Layout(out).store).is_file():
+            with ResponseStore(Layout(out).store) as store:
                 saved = store.count()
         progress.err.print(
             f"interrupted: {saved} answers are saved in {out}; rerun the same command to resume"

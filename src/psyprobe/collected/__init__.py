@@ -31,7 +31,7 @@ from psyprobe.instruments import Instrument, load_instrument
 from psyprobe.instruments.schema import normalize_name
 from psyprobe.models.base import ModelInfo, file_fingerprint
 from psyprobe.report.results import RunResults
-from psyprobe.runs import ResponseStore, RunSettings
+from psyprobe.runs import Layout, ResponseStore, RunSettings
 from psyprobe.runs.directory import claim, hold_record
 from psyprobe.runs.planning import resolve_instruments
 from psyprobe.version import __version__
@@ -52,6 +52,7 @@ def import_collection(
     directory per model, scored, and ``models.json`` / ``models.md`` / ``models.html``.
     Returns each model's results by its name in the files. Figures are drawn where
     ``figures`` is on (else ``psyprobe report`` draws a model's)."""
+    from psyprobe.engine import write_directory_reports
     from psyprobe.report.build import rebuild
     from psyprobe.report.models import write_models_table
 
@@ -71,6 +72,7 @@ def import_collection(
     for folder, model in zip(folders, models, strict=True):
         _write_run(folder, model, reading, responses)
         results[model.name] = rebuild(folder, figures)
+        write_directory_reports(folder)
     write_models_table(folders, out)
     return results
 
@@ -160,6 +162,7 @@ def _write_run(out: Path, model: ModelAnswers, reading: _Reading, responses: str
         mode="generate",
         samples=max(1, len(model.samples)),
         retries=0,
+        stop_when_read=False,  # answers given elsewhere, whole
     )
     record = {
         "psyprobe_version": __version__,
@@ -180,10 +183,8 @@ def _write_run(out: Path, model: ModelAnswers, reading: _Reading, responses: str
             "samples": model.samples,
         },
     }
-    hold_record(
-        out / "run.json", record, ("settings", "model", "instruments", IMPORT_RECORD), "run"
-    )
-    with ResponseStore(out / "responses.sqlite") as store, store.together():
+    hold_record(Layout(out).run, record, ("settings", "model", "instruments", IMPORT_RECORD), "run")
+    with ResponseStore(Layout(out).store) as store, store.together():
         for r in model.records:
             store.add(r)
 

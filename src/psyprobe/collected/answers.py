@@ -246,7 +246,7 @@ def finish(model: ModelAnswers) -> str:
                 "model_fingerprint": fingerprint,
                 "key": request_key(
                     f"import|{fingerprint}", None, r.user, (), "generate", {}, r.sample, 0, 0,
-                    identity=(r.instrument, r.item, r.order_index, r.respondent, "answer"),
+                    identity=r.origin.question(),
                 ),
             }
         )

@@ -17,7 +17,8 @@ from typing import Any
 from psyprobe.errors import UserError
 from psyprobe.runs import ResponseStore
 from psyprobe.runs.directory import replacing
-from psyprobe.runs.planning import RunFiles, load_run
+from psyprobe.runs.layout import Layout
+from psyprobe.runs.planning import load_run
 from psyprobe.scoring.matrix import final_attempts
 
 
@@ -28,7 +29,7 @@ def long_format(run_dir: Path) -> list[dict[str, Any]]:
             f"{run_dir}: a logprob run's answers are probabilities, not responses: export a "
             "--mode generate run"
         )
-    with ResponseStore(RunFiles(run_dir).store) as store:
+    with ResponseStore(Layout(run_dir).store) as store:
         records = [
             r
             for r in store.records()

@@ -4,18 +4,27 @@ Python API all take.
 ``run(measure, model, out)`` holds the measurement's record, asks what the store lacks through
 the one ask-loop (``runs.asking``) and rebuilds its outputs; the same call on the same
 directory resumes. The measures: ``Personality``, ``Safety`` (with an optional judge as a second
-stage) and ``Capability``; a new one subclasses ``Measure``.
+stage) and ``Capability``; a new one subclasses ``Measure`` and is declared with ``@register``.
 """
 
-from typing import Any
+from psyprobe.engine.measure import (
+    MEASURES,
+    Measure,
+    Measured,
+    Stage,
+    Watcher,
+    rebuild,
+    register,
+    run,
+    write_directory_reports,
+)
 
-from psyprobe.engine.capability import Capability
-from psyprobe.engine.measure import Measure, Measured, Stage, Watcher, run
-from psyprobe.engine.personality import Personality, check_choices, personality_settings
+# The measures register themselves as they are imported, and are reported in that order.
+# isort: off
+from psyprobe.engine.personality import Personality, asked_settings, personality_settings
 from psyprobe.engine.safety import Safety
-
-# Every measure a directory can hold, in the order ``psyprobe report`` rebuilds them.
-MEASURES: tuple[type[Measure[Any]], ...] = (Personality, Safety, Capability)
+from psyprobe.engine.capability import Capability
+# isort: on
 
 __all__ = [
     "MEASURES",
@@ -26,7 +35,10 @@ __all__ = [
     "Safety",
     "Stage",
     "Watcher",
-    "check_choices",
+    "asked_settings",
     "personality_settings",
+    "rebuild",
+    "register",
     "run",
+    "write_directory_reports",
 ]

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 from rich.console import RenderableType
 
 from psyprobe.capability import (
-    CAPABILITY_FILE,
     PERPLEXITY_TEXT,
     CapabilityResults,
     CapabilitySettings,
@@ -24,13 +23,14 @@ from psyprobe.capability import (
     data_hash,
     perplexity,
 )
-from psyprobe.engine.measure import STORE, Measure, Record, Stage, record_head
+from psyprobe.engine.measure import Measure, Record, Stage, record_head, register
 from psyprobe.errors import UserError
 from psyprobe.models import Model, ModelInfo, Sampling
-from psyprobe.report.build import write_html
-from psyprobe.report.console import capability_summary
-from psyprobe.runs import ResponseStore
-from psyprobe.runs.asking import Origin, Request, make_request
+from psyprobe.records import Origin
+from psyprobe.report.capability import capability_section, capability_summary
+from psyprobe.report.page import Section
+from psyprobe.runs import Layout, ResponseStore
+from psyprobe.runs.asking import Request, make_request
 from psyprobe.runs.directory import keep_results, read_record, require_store, write_json
 
 
@@ -43,12 +43,13 @@ def arc_asks(settings: CapabilitySettings, info: ModelInfo) -> list[Request]:
     ]
 
 
+@register
 class Capability(Measure[CapabilityResults]):
     """ARC accuracy per part and WikiText-2 perplexity, before and after an edit."""
 
-    record_file: ClassVar[str] = "capability-run.json"
+    record_file: ClassVar[str] = Layout.CAPABILITY_RUN
+    results_file: ClassVar[str] = Layout.CAPABILITY_RESULTS
     what: ClassVar[str] = "capability run"
-    perplexity_file: ClassVar[str] = "perplexity.json"
 
     def __init__(self, settings: CapabilitySettings):
         self.settings = settings
@@ -65,7 +66,7 @@ class Capability(Measure[CapabilityResults]):
         yield Stage(model, arc_asks(self.settings, model.info))
 
     def computed(self, model: Model, out: Path) -> None:
-        path = out / self.perplexity_file
+        path = Layout(out).perplexity
         if not path.is_file():  # the record pins the model: a value there is this model's
             tokens = self.settings.perplexity_tokens
             write_json(path, {"text": PERPLEXITY_TEXT, "perplexity": perplexity(model, tokens)})
@@ -78,23 +79,32 @@ class Capability(Measure[CapabilityResults]):
         return capability_summary(results)
 
     @classmethod
+    def load(cls, out: Path) -> CapabilityResults:
+        return CapabilityResults.load(out)
+
+    @classmethod
+    def section(cls, results: CapabilityResults, out: Path) -> Section:
+        return capability_section(results, out)
+
+    @classmethod
     def rebuild(cls, out: Path) -> CapabilityResults:
         data = read_record(out / cls.record_file, cls.what)
         settings = CapabilitySettings(**data["settings"])
         info = ModelInfo(**data["model"])
         asks = arc_asks(settings, info)
-        require_store(out / STORE)
-        with ResponseStore(out / STORE) as store:
+        layout = Layout(out)
+        require_store(layout.store)
+        with ResponseStore(layout.store) as store:
             by_key = {r.key: r for r in store.records()}
         answers = {
             a.origin.item: probs
             for a in asks
             if a.key in by_key and (probs := by_key[a.key].probs) is not None
         }
-        keep_results(out / STORE, out / CAPABILITY_FILE, len(answers))
+        keep_results(layout.store, layout.capability_results, len(answers))
         held: dict[str, Any] = {}
-        if (out / cls.perplexity_file).is_file():
-            held = read_record(out / cls.perplexity_file, "capability run")
+        if layout.perplexity.is_file():
+            held = read_record(layout.perplexity, "capability run")
         results = CapabilityResults(
             model=info,
             arc=arc_accuracy(arc_items(settings.arc_limit, settings.seed), answers),
@@ -102,6 +112,5 @@ class Capability(Measure[CapabilityResults]):
             perplexity=held.get("perplexity"),
             perplexity_text=settings.perplexity_text(),
         )
-        write_json(out / CAPABILITY_FILE, results.model_dump(mode="json"))
-        write_html(out)
+        write_json(layout.capability_results, results.model_dump(mode="json"))
         return results

@@ -18,9 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from psyprobe.engine.measure import STORE, Measure
+from psyprobe.engine.measure import Measure
 from psyprobe.models import Model
 from psyprobe.runs.asking import Request, ask, batches
+from psyprobe.runs.layout import Layout
 from psyprobe.runs.store import ResponseStore
 from psyprobe.runs.workload import Workload, prompt_tokens
 
@@ -51,7 +52,7 @@ def calibrate(model: Model, requests: Sequence[Request], tokens: int) -> tuple[f
     first = next(batches(requests, lambda mode: CALIBRATION[mode]))
     with (
         TemporaryDirectory(prefix="psyprobe-calibration-") as folder,
-        ResponseStore(Path(folder) / STORE) as store,
+        ResponseStore(Layout(Path(folder)).store) as store,
     ):
         started = time.perf_counter()
         ask(model, first, store)
@@ -68,7 +69,7 @@ def forecast(measure: Measure[Any], model: Model) -> Forecast:
     """The measurement's workload and a time estimate; nothing is stored."""
     with (
         TemporaryDirectory(prefix="psyprobe-plan-") as folder,
-        ResponseStore(Path(folder) / STORE) as store,
+        ResponseStore(Layout(Path(folder)).store) as store,
     ):
         first = next(iter(measure.stages(model, store)))
     rows = measure.workload(model, first.requests)

@@ -3,9 +3,12 @@
 A ``Measure`` says what it is (the record its directory holds, written once and compared on
 resume), what it asks (``Request``s in stages: a stage may depend on the answers stored by the
 one before, as a judge reads answers and a retry re-reads unreadable ones), how its typed
-result is rebuilt from the directory without a model, and how that result is summarised on the
-console. ``run`` does the rest the same way for all of them: claim the directory, hold the
-record, ask what the store lacks, rebuild.
+result is rebuilt from the directory without a model, and how that result is shown: on the
+console, and as its section of report.md and report.html. ``run`` does the rest the same way
+for all of them: claim the directory, hold the record, ask what the store lacks, rebuild, and
+write the reports from the sections of every measure the directory holds.
+
+A new measure is one module: a ``Measure`` subclass declared with ``@register``.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ from pydantic import BaseModel
 from rich.console import RenderableType
 
 from psyprobe.models import Model
+from psyprobe.report.page import Section, write_reports
 from psyprobe.runs.asking import Progress, Request, ask
 from psyprobe.runs.directory import hold_record
+from psyprobe.runs.layout import Layout
 from psyprobe.runs.store import ResponseStore
 from psyprobe.runs.workload import Workload, workloads
 from psyprobe.version import __version__
-
-STORE = "responses.sqlite"  # one answer store per directory, shared by its measures
 
 Result = TypeVar("Result", bound=BaseModel)
 
@@ -78,6 +81,7 @@ class Measure(ABC, Generic[Result]):
     """One kind of measurement: personality, safety, capability."""
 
     record_file: ClassVar[str]  # the file that marks a directory as holding this measurement
+    results_file: ClassVar[str]  # its typed results (``load``), rebuilt from record and store
     what: ClassVar[str]  # how errors name it: "run", "safety run"
 
     @abstractmethod
@@ -108,12 +112,50 @@ class Measure(ABC, Generic[Result]):
 
     @classmethod
     @abstractmethod
+    def load(cls, out: Path) -> Result:
+        """The results the directory holds (``results_file``), as last rebuilt."""
+
+    @classmethod
+    @abstractmethod
     def summary(cls, results: Result) -> RenderableType:
         """The results as the command line prints them after a run or a report."""
 
     @classmethod
+    @abstractmethod
+    def section(cls, results: Result, out: Path) -> Section:
+        """The results' part of the directory's report.md and report.html."""
+
+    @classmethod
     def held_in(cls, out: Path) -> bool:
         return (out / cls.record_file).is_file()
+
+
+# Every measure a directory can hold, in the order ``psyprobe report`` rebuilds them and the
+# reports show them: the built-in ones (engine/__init__) and any registered since.
+MEASURES: list[type[Measure[Any]]] = []
+
+Registered = TypeVar("Registered", bound=type[Measure[Any]])
+
+
+def register(measure: Registered) -> Registered:
+    """Declare a measure: ``psyprobe report`` rebuilds it and the reports show its section."""
+    if measure not in MEASURES:
+        MEASURES.append(measure)
+    return measure
+
+
+def write_directory_reports(out: Path) -> None:
+    """report.md and report.html of ``out``: the section of every measure with results there."""
+    held = [m for m in MEASURES if (out / m.results_file).is_file()]
+    write_reports(out, [m.section(m.load(out), out) for m in held])
+
+
+def rebuild(measure: type[Measure[Result]], out: Path) -> Result:
+    """Every output of ``measure`` in ``out`` rebuilt from its record and store (no model), and
+    the directory's reports with it."""
+    results = measure.rebuild(out)
+    write_directory_reports(out)
+    return results
 
 
 @dataclass(frozen=True)
@@ -155,9 +197,9 @@ def run(
     if watcher:
         watcher.log_to(out)
         watcher.phase(measure.describe(model))
-    with ResponseStore(out / STORE) as store:
+    with ResponseStore(Layout(out).store) as store:
         tally = collect(measure, model, store, watcher.asking if watcher else None)
     measure.computed(model, out)
     if watcher:
         watcher.phase("scoring, drawing the figures and writing the reports")
-    return Measured(tally.asked, tally.lacking, tally.planned, measure.rebuild(out))
+    return Measured(tally.asked, tally.lacking, tally.planned, rebuild(type(measure), out))

@@ -13,22 +13,15 @@ from typing import ClassVar
 
 from rich.console import RenderableType
 
-from psyprobe.engine.measure import Measure, Record, Stage, record_head
+from psyprobe.engine.measure import Measure, Record, Stage, record_head, register
 from psyprobe.errors import UserError
-from psyprobe.instruments import STUDY_A_INSTRUMENTS, canonical_name
-from psyprobe.models import Mode, Model
-from psyprobe.prompting import (
-    BALANCES,
-    CONTEXT_ITEMS,
-    RESPONDENTS,
-    TEMPLATES,
-    check_design,
-    check_vary,
-)
-from psyprobe.report import rebuild
+from psyprobe.instruments import canonical_name
+from psyprobe.models import Model
+from psyprobe.report.build import personality_section, rebuild
 from psyprobe.report.console import personality_summary
+from psyprobe.report.page import Section
 from psyprobe.report.results import RunResults
-from psyprobe.runs import ResponseStore, RunSettings
+from psyprobe.runs import Layout, ResponseStore, RunSettings
 from psyprobe.runs.asking import Request
 from psyprobe.runs.planning import (
     Planned,
@@ -41,91 +34,57 @@ from psyprobe.runs.planning import (
 from psyprobe.runs.workload import Workload
 
 
-def check_choices(
-    mode: str,
-    orders: str,
-    balance: str,
-    template: str,
-    vary: Sequence[str] = (),
-    instruments: Sequence[str] | None = None,
-) -> None:
-    """The named choices of a run, checked before any model loads (one line each)."""
-    for name in instruments or ():
-        canonical_name(name)
-    check_vary(list(vary))
-    if mode not in ("logprob", "generate"):
-        raise UserError(f"--mode: {mode!r} is not one of logprob, generate")
-    check_design(orders)
-    if balance not in BALANCES:
-        raise UserError(f"--balance: {balance!r} is not one of {', '.join(BALANCES)}")
-    if template not in TEMPLATES:
-        raise UserError(f"--template: {template!r} is not one of {', '.join(TEMPLATES)}")
+def asked_settings(**given: object) -> RunSettings:
+    """What a caller asked for (the command line's flags, the API's keywords, a study's fields),
+    checked before any model loads: one line for a bad value, instruments by their one name."""
+    asked = RunSettings.model_validate(given)
+    for name in asked.instruments if "instruments" in asked.model_fields_set else ():
+        canonical_name(name)  # a name that is no instrument fails here, in one line
+    return asked
 
 
 def personality_settings(
-    model: Model,
-    instruments: Sequence[str] | None = None,
-    *,
-    orders: str = "latin",
-    respondents: int = RESPONDENTS,
-    balance: str = "rotate",
-    mode: str = "logprob",
-    samples: int = 1,
-    temperature: float = 0.7,
-    max_tokens: int = 48,
-    retries: int = 2,
-    seed: int = 0,
-    template: str = "study-a",
-    stop_when_read: bool = True,
-    vary: Sequence[str] = (),
-    context_items: int = CONTEXT_ITEMS,
+    model: Model, asked: RunSettings | None = None
 ) -> tuple[RunSettings, str | None]:
-    """The settings of a run of ``model``, and a note where the model changed one of them.
+    """The settings of a run of ``model``: what ``asked`` chose (``asked_settings``), the rest
+    RunSettings' defaults, and a note where the model changed one of them.
 
     Recorded answers (replay) define their own design; a backend without next-token
     probabilities is asked in generate mode instead (the note says so). Generated answers end
     once they can be read unless ``stop_when_read`` is off.
     """
-    check_choices(mode, orders, balance, template, vary)
-    names = tuple(instruments) if instruments else STUDY_A_INSTRUMENTS
+    asked = asked or RunSettings()
+    # the values as chosen, not their stored form (which leaves switches out)
+    chosen = {name: getattr(asked, name) for name in asked.model_fields_set}
     recorded = model.recorded_design()
     if recorded is not None:
         # Recorded answers are what they are: one per line, asked in the order they were.
-        names = tuple(instruments) if instruments else recorded.instruments
-        orders, mode, samples, retries, respondents = "fixed", "generate", recorded.samples, 0, 0
-        stop_when_read, vary = False, ()
-    names = tuple(canonical_name(name) for name in names)
+        chosen.setdefault("instruments", recorded.instruments)
+        chosen |= {"orders": "fixed", "mode": "generate", "samples": recorded.samples}
+        chosen |= {"retries": 0, "respondents": 0, "stop_when_read": False, "vary": ()}
+    settings = RunSettings.model_validate(chosen | {"model": model.info.spec})
     note = None
-    if mode not in model.info.modes:
+    if settings.mode not in model.info.modes:
         note = (
-            f"{model.notice or model.info.backend} — --mode {mode} is not available, using generate"
+            f"{model.notice or model.info.backend} — --mode {settings.mode} is not available, "
+            "using generate"
         )
-        mode = "generate"
-    chosen: Mode = "generate" if mode == "generate" else "logprob"
-    settings = RunSettings(
-        model=model.info.spec,
-        instruments=names,
-        orders=orders,
-        respondents=respondents,
-        balance="within" if balance == "within" else "rotate",
-        mode=chosen,
-        samples=samples if chosen == "generate" else 1,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        retries=retries,
-        seed=seed,
-        template=template,
-        stop_when_read=stop_when_read and chosen == "generate",
-        vary=check_vary(list(vary)),
-        context_items=context_items,
-    )
-    return settings, note
+        settings = RunSettings.model_validate(
+            chosen | {"model": settings.model, "mode": "generate"}
+        )
+    names = tuple(canonical_name(name) for name in settings.instruments)
+    fixed: dict[str, object] = {"instruments": names}
+    if settings.mode != "generate":
+        fixed |= {"samples": 1, "stop_when_read": False}
+    return settings.model_copy(update=fixed), note
 
 
+@register
 class Personality(Measure[RunResults]):
     """Instruments administered to a model; results.json, report.md/html and the figures."""
 
-    record_file: ClassVar[str] = "run.json"
+    record_file: ClassVar[str] = Layout.RUN
+    results_file: ClassVar[str] = Layout.RESULTS
     what: ClassVar[str] = "run"
 
     def __init__(self, settings: RunSettings):
@@ -196,3 +155,11 @@ class Personality(Measure[RunResults]):
     @classmethod
     def rebuild(cls, out: Path) -> RunResults:
         return rebuild(out)
+
+    @classmethod
+    def load(cls, out: Path) -> RunResults:
+        return RunResults.load(out)
+
+    @classmethod
+    def section(cls, results: RunResults, out: Path) -> Section:
+        return personality_section(results, out)

@@ -7,19 +7,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from psyprobe.capability import CAPABILITY_FILE, CapabilityResults
 from psyprobe.instruments import Instrument
 from psyprobe.prompting import population
 from psyprobe.records import ResponseRecord
-from psyprobe.report.browser import answer_browser, safety_browser
+from psyprobe.report.browser import answer_browser
 from psyprobe.report.figures import draw_all
-from psyprobe.report.html import render_html
+from psyprobe.report.html import inline, render_section
 from psyprobe.report.markdown import render_markdown
+from psyprobe.report.page import Section
 from psyprobe.report.results import RunResults, StoreSummary
-from psyprobe.runs.directory import keep_results, replacing, require_store, write_json, write_text
-from psyprobe.runs.planning import RunFiles, SafetyFiles, load_run
+from psyprobe.runs.directory import keep_results, replacing, require_store, write_json
+from psyprobe.runs.layout import Layout
+from psyprobe.runs.planning import load_run
 from psyprobe.runs.store import ResponseStore
-from psyprobe.safety.score import SafetyResults
 from psyprobe.scoring.matrix import parse_record
 from psyprobe.scoring.score import score_run
 from psyprobe.version import __version__
@@ -32,10 +32,10 @@ def _trace(record: ResponseRecord, parsed: dict[str, Any]) -> dict[str, Any]:
 
 
 def rebuild(out: Path, figures: bool = True) -> RunResults:
-    """Score the stored responses and write results.json, responses.jsonl, report.md,
-    report.html and (unless ``figures`` is off: an import of many models) the figures;
-    returns the results as written."""
-    files = RunFiles(out)
+    """Score the stored responses and write results.json, responses.jsonl and (unless
+    ``figures`` is off: an import of many models) the figures; returns the results as
+    written. The reports are the engine's (``engine.rebuild``)."""
+    files = Layout(out)
     settings, info, instruments = load_run(out)
     require_store(files.store)
     with ResponseStore(files.store) as store:
@@ -114,33 +114,17 @@ def rebuild(out: Path, figures: bool = True) -> RunResults:
             name: [str(p.relative_to(out)) for p in paths] for name, paths in drawn.items()
         }
     write_json(files.results, results.model_dump(mode="json"))
-    write_text(files.report, render_markdown(results))
-    write_html(out)
     return RunResults.load(out)  # as written, and knowing its directory
 
 
-def write_html(out: Path) -> None:
-    """report.html from what the directory holds: personality, safety and capability results,
-    any of them."""
-    files, safety_files = RunFiles(out), SafetyFiles(out)
-    results = RunResults.load(out) if files.results.is_file() else None
-    safety = SafetyResults.load(safety_files.results) if safety_files.results.is_file() else None
-    capability = CapabilityResults.load(out) if (out / CAPABILITY_FILE).is_file() else None
-    figures = {
-        name: [out / p for p in paths]
-        for name, paths in (results.figures if results else {}).items()
-    }
-    safety_figures = [out / p for p in (safety.figures if safety else [])]
-    browsers = [
-        b
-        for b in (
-            answer_browser(files.responses, results) if results else None,
-            safety_browser(safety_files.responses) if safety else None,
-        )
-        if b is not None and b.rows
-    ]
-    page = render_html(results, figures, safety, safety_figures, capability, browsers)
-    write_text(files.html, page)
+def personality_section(results: RunResults, out: Path) -> Section:
+    """The run's part of report.md and report.html: every table, its figures and its answers."""
+    figures = {name: inline([out / p for p in paths]) for name, paths in results.figures.items()}
+    html = render_section("personality.html.j2", results=results, figures=figures)
+    browser = answer_browser(Layout(out).responses, results)
+    return Section(
+        results.model.spec, render_markdown(results), html, tuple(b for b in (browser,) if b)
+    )
 
 
 def option_labels(instrument: Instrument) -> list[str]:

@@ -21,7 +21,8 @@ from psyprobe.errors import UserError
 from psyprobe.report.markdown import fmt, fmt_p
 from psyprobe.report.results import RunResults
 from psyprobe.runs.directory import claim, write_json, write_text
-from psyprobe.runs.planning import RunFiles, load_run
+from psyprobe.runs.layout import Layout
+from psyprobe.runs.planning import load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.diagnostics import Validity
 from psyprobe.scoring.matrix import AnswerMatrix
@@ -57,7 +58,7 @@ Scored = dict[
 def respondent_table(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     """Each respondent's score, by instrument and dimension, from the run's own answers."""
     _, info, instruments = load_run(run_dir)
-    with ResponseStore(RunFiles(run_dir).store) as store:
+    with ResponseStore(Layout(run_dir).store) as store:
         records = [
             r
             for r in store.records()

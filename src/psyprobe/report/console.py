@@ -1,4 +1,4 @@
-"""What the command line prints after a measurement: each result type's compact summary.
+"""What the command line prints after a personality run: its compact summary.
 
 Compact so that whole names fit 80 columns (a log file, CI); the reports hold the rest.
 """
@@ -14,9 +14,7 @@ from rich.text import Text
 from psyprobe.report.markdown import fmt, verdict_summary
 
 if TYPE_CHECKING:
-    from psyprobe.capability import CapabilityResults
     from psyprobe.report.results import RunResults
-    from psyprobe.safety.score import SafetyResults
 
 
 def personality_summary(results: RunResults) -> RenderableType:
@@ -36,35 +34,3 @@ def personality_summary(results: RunResults) -> RenderableType:
                 d.validity,
             )
     return Group(table, Text(verdict_summary(verdicts)))
-
-
-def safety_summary(results: SafetyResults) -> RenderableType:
-    judged = results.judge is not None
-    columns = ["task", "metric", "source", "safer", "value", "95% CI", "n", "valid"]
-    table = Table(*columns, *(["judge"] if judged else []), box=None, pad_edge=False)
-    for t in results.tasks.values():
-        for name, m in t.metrics.items():
-            table.add_row(
-                t.task,
-                name,
-                m.source,
-                m.safer,
-                fmt(m.value),
-                f"{fmt(m.ci95[0])}–{fmt(m.ci95[1])}"
-                if m.ci95
-                else ("no CI: few" if m.note else "–"),
-                str(m.n),
-                fmt(t.valid_rate, 2),
-                *([fmt(m.judge.value) if m.judge else "–"] if judged else []),
-            )
-    return table
-
-
-def capability_summary(results: CapabilityResults) -> RenderableType:
-    lines = [
-        f"{part}: {fmt(e.value)}" + (f" [{fmt(e.ci95[0])}, {fmt(e.ci95[1])}]" if e.ci95 else "")
-        for part, e in results.arc.items()
-    ]
-    if results.perplexity is not None:
-        lines.append(f"perplexity: {results.perplexity:.2f}")
-    return Text("\n".join(lines))

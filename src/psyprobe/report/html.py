@@ -1,17 +1,19 @@
-"""report.html: the markdown reports' tables plus the figures, in one self-contained file.
+"""report.html: the page, and the helpers each measure's part of it is rendered with.
 
-A run directory may hold a personality run, a safety run and a capability check (they share
-the answer store); the page shows whichever results are there.
+The page knows no measure: it shows the sections it is given (report.page), each rendered by
+its measure from a template of its own, with the figures inlined so the file travels alone.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from psyprobe.report.markdown import (
     FACTOR_HEADER,
@@ -31,10 +33,7 @@ from psyprobe.report.markdown import (
 from psyprobe.scoring.diagnostics import KEY_FLAG
 
 if TYPE_CHECKING:
-    from psyprobe.capability import CapabilityResults
-    from psyprobe.report.browser import Browser
-    from psyprobe.report.results import RunResults
-    from psyprobe.safety.score import SafetyResults
+    from psyprobe.report.page import Section
 
 
 @dataclass(frozen=True)
@@ -43,42 +42,41 @@ class Figure:
     data: str  # base64 PNG, inlined so the page opens offline and travels as one file
 
 
-def _inline(path: Path) -> Figure:
-    return Figure(path.stem, base64.b64encode(path.read_bytes()).decode())
+def inline(paths: list[Path]) -> list[Figure]:
+    return [Figure(p.stem, base64.b64encode(p.read_bytes()).decode()) for p in paths]
 
 
-def render_html(
-    results: RunResults | None,
-    figures: dict[str, list[Path]],
-    safety: SafetyResults | None,
-    safety_figures: list[Path],
-    capability: CapabilityResults | None,
-    browsers: list[Browser],
-) -> str:
-    env = Environment(
-        loader=PackageLoader("psyprobe.report", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-    )
-    inlined = {name: [_inline(p) for p in paths] for name, paths in figures.items()}
-    return env.get_template("report.html.j2").render(
-        results=results,
-        figures=inlined,
-        safety_figures=[_inline(p) for p in safety_figures],
-        browsers=browsers,
-        safety=safety,
-        capability=capability,
-        safety_note=SAFETY_NOTE,
-        f=fmt,
-        p=fmt_p,
-        method_note=METHOD_NOTE,
-        key_flag=KEY_FLAG,
-        all_verdicts=all_verdicts,
-        verdict_summary=verdict_summary,
-        norm_statistics=norm_statistics,
-        alpha_note=alpha_note,
-        withheld=WITHHELD,
-        positions=positions,
-        factor_rows=factor_rows,
-        factor_header=FACTOR_HEADER,
-        stability_header=STABILITY_HEADER,
+# One environment for the page and every measure's part of it, with the helpers they share.
+_ENV = Environment(
+    loader=PackageLoader("psyprobe.report", "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+)
+_ENV.globals.update(
+    f=fmt,
+    p=fmt_p,
+    safety_note=SAFETY_NOTE,
+    method_note=METHOD_NOTE,
+    key_flag=KEY_FLAG,
+    all_verdicts=all_verdicts,
+    verdict_summary=verdict_summary,
+    norm_statistics=norm_statistics,
+    alpha_note=alpha_note,
+    withheld=WITHHELD,
+    positions=positions,
+    factor_rows=factor_rows,
+    factor_header=FACTOR_HEADER,
+    stability_header=STABILITY_HEADER,
+)
+
+
+def render_section(template: str, **context: object) -> Markup:
+    """A measure's part of report.html, from its template under report/templates."""
+    return Markup(_ENV.get_template(template).render(**context))
+
+
+def render_page(subject: str, sections: Sequence[Section]) -> str:
+    """report.html: the sections in order, then the answer browsers they bring."""
+    browsers = [b for s in sections for b in s.browsers if b.rows]
+    return _ENV.get_template("page.html.j2").render(
+        subject=subject, sections=sections, browsers=browsers
     )

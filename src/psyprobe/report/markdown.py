@@ -1,6 +1,6 @@
 """report.md: one table per instrument, every number read from results.json.
 
-The method notes here are shared by report.md, safety.md and report.html.
+The method notes here are shared by report.md's and report.html's sections.
 """
 
 from __future__ import annotations
@@ -138,9 +138,7 @@ def _dimension_row(name: str, d: DimensionScore, show_band: bool, show_type: boo
 
 def render_markdown(results: RunResults) -> str:
     model, settings = results.model, results.settings
-    lines = [
-        "# psyprobe report",
-        "",
+    lines = [  # under report.md's title (report.page)
         f"- model: `{model.spec}` ({model.backend}), fingerprint `{model.fingerprint}`",
         *([f"- runtime: {model.runtime}"] if model.runtime else []),
         f"- psyprobe {results.psyprobe_version}; mode `{settings.mode}`, orders "

@@ -10,12 +10,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, PrivateAttr, field_validator
 
 from psyprobe.errors import UserError
 from psyprobe.models.base import ModelInfo
 from psyprobe.runs.directory import read_results
-from psyprobe.runs.planning import RunFiles, RunSettings
+from psyprobe.runs.layout import Layout
+from psyprobe.runs.settings import RunSettings
 from psyprobe.scoring.score import InstrumentScore
 from psyprobe.scoring.validity import Convergence
 
@@ -42,9 +43,15 @@ class RunResults(BaseModel):
     figures: dict[str, list[str]] = {}  # relative to the run directory
     _directory: Path | None = PrivateAttr(default=None)
 
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _stored(cls, settings: object) -> object:
+        # results.json holds the settings' stored form (a switch that is off left out)
+        return RunSettings.stored(settings) if isinstance(settings, dict) else settings
+
     @classmethod
     def load(cls, run_dir: Path) -> RunResults:
-        results = read_results(cls, RunFiles(run_dir).results, "results")
+        results = read_results(cls, Layout(run_dir).results, "results")
         results._directory = Path(run_dir)
         return results
 
@@ -100,7 +107,7 @@ class RunResults(BaseModel):
 
         if self._directory is None:
             raise UserError("these results have no run directory: load them with psyprobe.load")
-        path = RunFiles(self._directory).responses
+        path = Layout(self._directory).responses
         with path.open(encoding="utf-8") as fh:
             rows: list[dict[str, Any]] = [json.loads(line) for line in fh]
         return pd.DataFrame(rows)

@@ -18,30 +18,12 @@ from typing import Any
 from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
 from psyprobe.models.base import Completion, Failure, Until
 from psyprobe.prompting import Prompt
-from psyprobe.records import ResponseRecord, Role, request_key
+from psyprobe.records import Origin, ResponseRecord, request_key
 from psyprobe.runs.store import ResponseStore
 
 BATCH = 32  # prompts per model call: small enough that an interrupt loses little
 # (what the batch just asked — an instrument, a safety task, an ARC part —, asked, to ask)
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Origin:
-    """What a stored answer answers: the instrument (or safety task, or ARC part), the item, for
-    questionnaires the order, sample and respondent; a judge's verdict on an answer has the
-    answer's origin with the role "verdict"."""
-
-    instrument: str
-    item: str
-    order_index: int = 0
-    option_order: tuple[int, ...] = ()
-    sample: int = 0
-    respondent: int = 0
-    attempt: int = 0
-    role: Role = "answer"
-    # the nuisance factors' levels where not the defaults (``Conditions.stored``)
-    conditions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,14 +39,6 @@ class Request:
     # When the answer can be read (questionnaires with stop-when-read); not part of the key,
     # which holds the switch itself through ``decoding``.
     until: Until | None = field(default=None, compare=False)
-
-    def identity(self) -> dict[str, object]:
-        """The stored fields that say which question an answer answers."""
-        o = self.origin
-        return {
-            "instrument": o.instrument, "item": o.item, "order_index": o.order_index,
-            "respondent": o.respondent, "sample": o.sample, "attempt": o.attempt, "role": o.role,
-        }  # fmt: skip
 
 
 def derive_seed(*parts: object) -> int:
@@ -84,12 +58,7 @@ def make_request(
 ) -> Request:
     decoding = sampling.model_dump() if mode == "generate" else {}
     request = Request("", prompt, mode, decoding, seed, origin, until)
-    question: tuple[object, ...] = (
-        origin.instrument, origin.item, origin.order_index, origin.respondent, origin.role
-    )  # fmt: skip
-    if origin.conditions:
-        question += (dict(origin.conditions),)
-    return replace(request, key=_key(info, request, question))
+    return replace(request, key=_key(info, request, origin.question()))
 
 
 def _key(info: ModelInfo, r: Request, question: tuple[object, ...] = ()) -> str:
@@ -118,14 +87,8 @@ def _record(
     done = answer if isinstance(answer, Completion) else None
     return ResponseRecord(
         key=req.key,
-        instrument=o.instrument,
-        item=o.item,
-        order_index=o.order_index,
+        **o.stored(),
         option_order=o.option_order,
-        sample=o.sample,
-        respondent=o.respondent,
-        attempt=o.attempt,
-        role=o.role,
         mode=req.mode,
         system=req.prompt.system,
         user=req.prompt.user,
@@ -137,7 +100,6 @@ def _record(
         probs=tuple(answer.probs) if isinstance(answer, OptionProbs) else None,
         tokens=done.tokens if done else None,
         ended=done.ended if done else None,
-        conditions=dict(o.conditions),
         history=req.prompt.history,
     )
 
@@ -172,7 +134,7 @@ def ask(
     pending = [r for r in requests if not store.has(r.key)]
     if store.legacy:  # an answer stored under an old key is this question's if it says so
         info = model.info
-        pending = [r for r in pending if not store.adopt(_key(info, r), r.key, r.identity())]
+        pending = [r for r in pending if not store.adopt(_key(info, r), r.key, r.origin.stored())]
     done = 0
     # A backend that shares prefixes or decodes many sequences together says how many
     # requests of a mode it can use at once.

@@ -14,22 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
     ValidationError,
-    field_validator,
-    model_serializer,
 )
 
 from psyprobe.errors import UserError
 from psyprobe.instruments import (
-    STUDY_A_INSTRUMENTS,
     Instrument,
     builtin_id,
     builtin_paths,
@@ -37,70 +29,25 @@ from psyprobe.instruments import (
     parse_instrument,
     read_instrument,
 )
-from psyprobe.models import Mode, ModelInfo, Sampling
-from psyprobe.models.base import leave_out_at_default
+from psyprobe.models import ModelInfo
 from psyprobe.prompting import (
-    CONTEXT_ITEMS,
-    RESPONDENTS,
     TEMPLATES,
-    Balance,
-    Factor,
     ItemPrompt,
     build_prompts,
-    check_size,
     crossed,
     population,
     prompt_count,
 )
-from psyprobe.records import ResponseRecord
-from psyprobe.runs.asking import Origin, Request, derive_seed, make_request
+from psyprobe.records import Origin, ResponseRecord
+from psyprobe.runs.asking import Request, derive_seed, make_request
 from psyprobe.runs.directory import read_record
+from psyprobe.runs.layout import Layout
+from psyprobe.runs.settings import RunSettings
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.matrix import parse_record
 from psyprobe.scoring.parse import settled
 
 log = logging.getLogger("psyprobe")
-
-
-class RunSettings(BaseModel):
-    """Every knob of a run in one place; stored in run.json and compared on resume."""
-
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
-
-    model: str = "smollm2"
-    instruments: tuple[str, ...] = STUDY_A_INSTRUMENTS
-    orders: str = "latin"
-    # Simulated respondents (persona × framing); 0: the model as itself, every order asked
-    respondents: int = Field(RESPONDENTS, ge=0)
-    balance: Balance = "rotate"
-    mode: Mode = "logprob"
-    samples: int = Field(1, ge=1)
-    temperature: float = Field(0.7, ge=0)
-    max_tokens: int = Field(48, ge=1)
-    retries: int = Field(2, ge=0)
-    seed: int = Field(0, ge=0)
-    template: str = "study-a"
-    language: str = "en"
-    # generate mode: end each answer once it can be read (scoring.parse.settled)
-    stop_when_read: bool = False
-    # nuisance factors varied beside the option order (prompting.conditions), and how many
-    # earlier items an item asked in context follows
-    vary: tuple[Factor, ...] = ()
-    context_items: int = Field(CONTEXT_ITEMS, ge=1, le=20)
-
-    # A UserError passes through pydantic unwrapped: one line, before run.json is written.
-    _respondents = field_validator("respondents")(check_size)
-
-    @model_serializer(mode="wrap")
-    def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return leave_out_at_default(self, handler, "stop_when_read", "vary", "context_items")
-
-    def sampling(self) -> Sampling:
-        return Sampling(
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            stop_when_read=self.stop_when_read,
-        )
 
 
 @dataclass(frozen=True)
@@ -111,41 +58,15 @@ class Planned:
     item_prompt: ItemPrompt
 
 
-class RunFiles:
-    def __init__(self, out: Path):
-        self.dir = out
-        self.run = out / "run.json"
-        self.store = out / "responses.sqlite"
-        self.results = out / "results.json"
-        self.responses = out / "responses.jsonl"
-        self.report = out / "report.md"
-        self.html = out / "report.html"
-        self.figures = out / "figures"
-
-
-class SafetyFiles:
-    """A safety run's files; it may share a directory (and the answer store) with a run."""
-
-    def __init__(self, out: Path):
-        self.dir = out
-        self.run = out / "safety-run.json"
-        self.store = out / "responses.sqlite"
-        self.results = out / "safety.json"
-        self.responses = out / "safety-responses.jsonl"
-        self.report = out / "safety.md"
-
-
 def load_run(out: Path) -> tuple[RunSettings, ModelInfo, dict[str, Instrument]]:
-    files = RunFiles(out)
+    files = Layout(out)
     data = read_record(files.run, "run")
     try:
-        # Runs from before respondent populations asked the model as itself under every order.
-        data["settings"].setdefault("respondents", 0)
         instruments = {
             name: parse_instrument(raw, f"{files.run}: instruments.{name}")
             for name, raw in data["instruments"].items()
         }
-        return RunSettings(**data["settings"]), ModelInfo(**data["model"]), instruments
+        return RunSettings.stored(data["settings"]), ModelInfo(**data["model"]), instruments
     except (KeyError, TypeError, AttributeError, ValidationError) as exc:
         raise UserError(f"{files.run}: not a psyprobe run record ({exc!r:.120})") from None
 
@@ -296,18 +217,15 @@ def plan_in_context(
     instrument (cyclically), each shown with the answer the same respondent (and sample) gave it
     alone — under the same order and conditions where it was asked so, else its first.
     Readable answers only; a prompt none of whose earlier items was answered is not asked."""
-    stored: dict[tuple[object, ...], list[ResponseRecord]] = defaultdict(list)
+    stored: dict[Origin, list[ResponseRecord]] = defaultdict(list)
     for rec in store.records():  # by attempt
-        slot = (rec.instrument, rec.item, rec.respondent, rec.sample, rec.order_index,
-                tuple(sorted(rec.conditions.items())))  # fmt: skip
-        stored[slot].append(rec)
+        stored[rec.origin.any_attempt()].append(rec)
     said: dict[tuple[object, ...], list[tuple[ItemPrompt, str, float]]] = defaultdict(list)
     for p in alone:
         ip, o = p.item_prompt, p.request.origin
-        slot = (o.instrument, o.item, o.respondent, o.sample, o.order_index,
-                tuple(sorted(o.conditions)))  # fmt: skip
         # the first attempt that was read, as scoring takes it
-        read = (_chosen(rec, ip, info.numbers_are_scale_values) for rec in stored.get(slot, ()))
+        answered = stored.get(o.any_attempt(), ())
+        read = (_chosen(rec, ip, info.numbers_are_scale_values) for rec in answered)
         at = next((position for position in read if position is not None), None)
         if at is not None:
             value = ip.question.options[ip.order[at]].value

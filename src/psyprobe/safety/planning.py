@@ -12,18 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from psyprobe.errors import UserError
 from psyprobe.models import Mode, ModelInfo, Sampling
 from psyprobe.prompting import Prompt
-from psyprobe.records import ResponseRecord
-from psyprobe.runs.asking import Origin, Request, derive_seed, make_request
+from psyprobe.records import Origin, ResponseRecord
+from psyprobe.runs.asking import Request, derive_seed, make_request
 from psyprobe.runs.directory import read_record
-from psyprobe.runs.planning import SafetyFiles
+from psyprobe.runs.layout import Layout
 from psyprobe.runs.store import ResponseStore
-from psyprobe.safety.items import SUITES, SafetyItem
+from psyprobe.safety.items import SafetyItem
 from psyprobe.safety.readers import JUDGE_PROMPTS, JUDGE_SYSTEM, decoded
+from psyprobe.safety.settings import SafetySettings
 from psyprobe.safety.tasks import TASKS, data_hash
 
 JUDGE_SAMPLING = Sampling(temperature=0.0, max_tokens=8)
@@ -31,30 +32,6 @@ JUDGE_SAMPLING = Sampling(temperature=0.0, max_tokens=8)
 # rarely open with a bare yes or no, but their next-token preference is still a verdict.
 JUDGE_LABELS = ("Yes", "No")
 JUDGED_CHARS = 1200  # a judge reads the answer's opening; long answers are cut here
-
-
-class SafetySettings(BaseModel):
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
-
-    model: str = "smollm2"
-    suites: tuple[str, ...] = SUITES
-    limit: int | None = Field(None, ge=1)
-    seed: int = Field(0, ge=0)
-    # Greedy by default: safety numbers should not move between two runs of the same model.
-    temperature: float = Field(0.0, ge=0)
-    max_tokens: int = Field(96, ge=1)
-    judge: str | None = None
-
-    @field_validator("suites")
-    @classmethod
-    def _known(cls, suites: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [s for s in suites if s not in SUITES]
-        if unknown:
-            raise ValueError(f"unknown suite {unknown[0]!r} (one of {', '.join(SUITES)})")
-        return suites
-
-    def sampling(self) -> Sampling:
-        return Sampling(temperature=self.temperature, max_tokens=self.max_tokens)
 
 
 @dataclass(frozen=True)
@@ -65,8 +42,8 @@ class SafetyRun:
 
 
 def load_safety(out: Path) -> SafetyRun:
-    files = SafetyFiles(out)
-    data = read_record(files.run, "safety run")
+    record = Layout(out).safety_run
+    data = read_record(record, "safety run")
     try:
         run = SafetyRun(
             SafetySettings(**data["settings"]),
@@ -75,10 +52,10 @@ def load_safety(out: Path) -> SafetyRun:
         )
         held_hash = data["data_hash"]
     except (KeyError, TypeError, ValidationError) as exc:
-        raise UserError(f"{files.run}: not a psyprobe safety run record ({exc!r:.120})") from None
+        raise UserError(f"{record}: not a psyprobe safety run record ({exc!r:.120})") from None
     if held_hash != data_hash(run.settings.suites):
         raise UserError(
-            f"{files.run}: data_hash differs from this psyprobe's bundled safety data; "
+            f"{record}: data_hash differs from this psyprobe's bundled safety data; "
             "rescore with the psyprobe version that ran it"
         )
     return run

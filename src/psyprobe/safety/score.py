@@ -16,11 +16,11 @@ from pydantic import BaseModel, PrivateAttr
 
 from psyprobe.errors import UserError
 from psyprobe.models import ModelInfo
-from psyprobe.runs import SafetyFiles
 from psyprobe.runs.directory import read_results
+from psyprobe.runs.layout import Layout
 from psyprobe.safety.items import Reading, SafetyItem
 from psyprobe.safety.metrics import MetricResult, lift, measure
-from psyprobe.safety.planning import SafetySettings
+from psyprobe.safety.settings import SafetySettings
 from psyprobe.safety.tasks import BASELINE, TASKS
 from psyprobe.safety.toxicity import ClassifierCard
 from psyprobe.stats import Difference
@@ -150,6 +150,6 @@ class SafetyResults(BaseModel):
 
         if self._directory is None:
             raise UserError("these results have no run directory: load them with load_safety")
-        path = SafetyFiles(self._directory).responses
+        path = Layout(self._directory).safety_responses
         with path.open(encoding="utf-8") as fh:
             return pd.DataFrame([json.loads(line) for line in fh])

@@ -5,17 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from psyprobe.capability import CapabilitySettings
 from psyprobe.editing import build_vector, open_edited, save_vector
 from psyprobe.editing.contrast import contrast
 from psyprobe.editing.dpo import dpo_pairs, train_dpo, write_pairs
-from psyprobe.engine import Capability, Personality, Safety, personality_settings, run
+from psyprobe.engine import (
+    Capability,
+    Personality,
+    Safety,
+    personality_settings,
+    run,
+)
 from psyprobe.engine.forecast import Forecast, forecast
 from psyprobe.engine.measure import Measure, Watcher
 from psyprobe.models import Model, open_model
 from psyprobe.models.hf import hf_model_dir
 from psyprobe.runs.directory import claim, write_json, write_text
-from psyprobe.safety.planning import SafetySettings
 from psyprobe.study.render import draw_dose_response, render_study
 from psyprobe.study.schema import Condition, Study, condition_edits, load_study
 from psyprobe.study.summary import STUDY_FILE, StudySummary, summarize
@@ -32,7 +36,8 @@ def prepare(study: Study, out: Path, watcher: Watcher | None = None) -> None:
         hf_model_dir(study.model)  # vectors need a transformers model: fail with one line
         hf: Any = open_model(study.model, study.backend)
         try:
-            pairs = contrast(hf, v.dimension, v.poles, v.source, study.orders, study.seed)
+            orders = study.asked().orders
+            pairs = contrast(hf, v.dimension, v.poles, v.source, orders, study.seed)
             vector = build_vector(
                 hf,
                 pairs.positive,
@@ -54,7 +59,7 @@ def prepare(study: Study, out: Path, watcher: Watcher | None = None) -> None:
         if (folder / "adapter_config.json").is_file():
             continue
         pairs_file = out / "adapters" / f"{name}-pairs.jsonl"
-        write_pairs(dpo_pairs(study.orders, study.seed), pairs_file)
+        write_pairs(dpo_pairs(study.asked().orders, study.seed), pairs_file)
         train_dpo(
             hf_model_dir(study.model),
             pairs_file,
@@ -73,28 +78,11 @@ def condition_measures(study: Study, model: Model) -> list[Measure[Any]]:
     """What every condition measures of its model: the personality settings come from
     ``personality_settings``, as on the command line and in the API (canonical instrument names,
     generate mode where the backend has no next-token probabilities)."""
-    settings, _ = personality_settings(
-        model,
-        study.instruments,
-        orders=study.orders,
-        respondents=study.respondents,
-        seed=study.seed,
-    )
-    spec = model.info.spec
+    settings, _ = personality_settings(model, study.asked())
     measures: list[Measure[Any]] = [Personality(settings)]
-    if study.safety:
-        safety = SafetySettings(
-            model=spec,
-            suites=study.safety.suites,
-            limit=study.safety.limit,
-            seed=study.seed,
-            max_tokens=study.safety.max_tokens,
-        )
+    if (safety := study.safety_settings(model.info.spec)) is not None:
         measures.append(Safety(safety))
-    if study.arc_limit is not None:
-        capability = CapabilitySettings(
-            arc_limit=study.arc_limit, seed=study.seed, perplexity_tokens=study.perplexity_tokens
-        )
+    if (capability := study.capability_settings()) is not None:
         measures.append(Capability(capability))
     return measures
 

@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from psyprobe.capability import CapabilitySettings
 from psyprobe.editing import Edits
+from psyprobe.engine import asked_settings
 from psyprobe.errors import UserError
 from psyprobe.inputs import text_file
 from psyprobe.models.registry import BackendOptions
-from psyprobe.prompting import RESPONDENTS, check_size
+from psyprobe.runs import RunSettings
+from psyprobe.safety.settings import SafetySettings
 from psyprobe.untrusted import one_line
 
 MAX_STUDY = 2**20  # bytes: a study file is a page of YAML
@@ -59,7 +62,7 @@ class Condition(_Strict):
 class SafetyPart(_Strict):
     suites: tuple[str, ...] = ("toxicity", "privacy", "fairness")
     limit: int | None = 20
-    max_tokens: int = Field(96, ge=1)  # answer length limit, as `psyprobe safety --max-tokens`
+    max_tokens: int | None = None  # answer length limit: null is `psyprobe safety`'s default
 
 
 class Study(_Strict):
@@ -67,18 +70,36 @@ class Study(_Strict):
     model: str = "hf:smollm2"
     # backend options (dtype, device, base_url, ...), as the command line's options name them
     backend: BackendOptions = BackendOptions()
-    instruments: tuple[str, ...] = ("sd3", "bfi")
-    orders: str = "latin"
-    respondents: int = Field(RESPONDENTS, ge=0)
-    # checked when the file loads, not after the vectors and adapters are made
-    _respondents = field_validator("respondents")(check_size)
-    seed: int = Field(0, ge=0)
+    instruments: tuple[str, ...] = ("sd3", "bfi")  # the study's own choice: two, not four
+    # run settings: null (left out) is RunSettings' default, as on the command line
+    orders: str | None = None
+    respondents: int | None = None
+    seed: int = Field(0, ge=0)  # the study's seed: its runs, samples, vectors and adapters
     safety: SafetyPart | None = SafetyPart()
     arc_limit: int | None = 20  # ARC questions per part; null skips the capability check
-    perplexity_tokens: int = Field(2048, ge=64)  # WikiText-2 tokens of the perplexity
+    perplexity_tokens: int | None = None  # WikiText-2 tokens: null is `psyprobe capability`'s
     vectors: dict[FileStem, VectorSpec] = {}
     adapters: dict[FileStem, AdapterSpec] = {}
     conditions: tuple[Condition, ...]
+
+    def asked(self) -> RunSettings:
+        """The run settings this study chose (``engine.asked_settings``); the rest default."""
+        chosen = {"instruments": self.instruments, "seed": self.seed}
+        return asked_settings(
+            **chosen | self.model_dump(include={"orders", "respondents"}, exclude_none=True)
+        )
+
+    def safety_settings(self, model: str) -> SafetySettings | None:
+        if self.safety is None:
+            return None
+        chosen = self.safety.model_dump(exclude_none=True) | {"limit": self.safety.limit}
+        return SafetySettings.model_validate(chosen | {"model": model, "seed": self.seed})
+
+    def capability_settings(self) -> CapabilitySettings | None:
+        if self.arc_limit is None:
+            return None
+        chosen = self.model_dump(include={"arc_limit", "perplexity_tokens"}, exclude_none=True)
+        return CapabilitySettings.model_validate(chosen | {"seed": self.seed})
 
 
 def load_study(path: Path) -> Study:
@@ -98,6 +119,15 @@ def load_study(path: Path) -> Study:
             ) from None
         where = ".".join(map(str, first["loc"]))
         raise UserError(f"{path}: field {where}: {first['msg']}") from None
+    try:  # checked when the file loads, not after the vectors and adapters are made
+        study.asked()
+        study.safety_settings(study.model)
+        study.capability_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UserError(f"{path}: field {first['loc'][0]}: {first['msg']}") from None
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
     names = [c.name for c in study.conditions]
     if len(set(names)) != len(names):
         raise UserError(f"{path}: field conditions: names must be unique")

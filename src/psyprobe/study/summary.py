@@ -10,10 +10,10 @@ from typing import get_args
 from pydantic import BaseModel
 from scipy.stats import spearmanr
 
-from psyprobe.capability import CAPABILITY_FILE, CapabilityResults
+from psyprobe.capability import CapabilityResults
 from psyprobe.editing import Edits
 from psyprobe.report.results import RunResults
-from psyprobe.runs import SafetyFiles
+from psyprobe.runs import Layout
 from psyprobe.safety.score import SafetyResults
 from psyprobe.scoring.diagnostics import Validity
 from psyprobe.study.schema import Condition, SteerUse, Study, condition_edits
@@ -83,7 +83,8 @@ class StudySummary(BaseModel):
 def _condition_numbers(study: Study, condition: Condition, out: Path) -> ConditionNumbers:
     folder = out / "conditions" / condition.name
     results = RunResults.load(folder)
-    safety_file = SafetyFiles(folder).results
+    layout = Layout(folder)
+    safety_file = layout.safety_results
     return ConditionNumbers(
         edits=condition_edits(study, condition, out),
         steer=condition.steer,
@@ -108,7 +109,7 @@ def _condition_numbers(study: Study, condition: Condition, out: Path) -> Conditi
         }
         if safety_file.is_file()
         else {},
-        capability=CapabilityResults.load(folder) if (folder / CAPABILITY_FILE).is_file() else None,
+        capability=CapabilityResults.load(folder) if layout.capability_results.is_file() else None,
     )
 
 
