@@ -1,8 +1,9 @@
-"""Prompts/s through psyprobe's OpenAI backend at several concurrencies, against a local server.
+"""Prompts/s through psyprobe's OpenAI backend at several concurrencies, against local servers.
 
 Starts llama.cpp's OpenAI-compatible server on the embedded model, then times the same SD-3
-logprob prompts (1) as plain sequential HTTP requests — the server's own single-stream rate — and
-(2) through the OpenAI backend at concurrency 1, 4 and 8.
+logprob prompts (1) as plain sequential HTTP requests — the server's own single-stream rate —,
+(2) through the OpenAI backend at concurrency 1, 4 and 8, and (3) spread over three replicas
+(least-in-flight, concurrency 4 each), with how many each answered.
 
     python bench/client_throughput.py [--prompts 64]
 """
@@ -29,7 +30,9 @@ def main() -> None:
     prompts = [p.prompt for p in build_prompts("sd3", questions, "latin", TEMPLATES["study-a"])]
     prompts = prompts[: args.prompts]
 
-    with llama_server(ALIASES["smollm2"].path(), "smollm2") as url:
+    weights = ALIASES["smollm2"].path()
+    with llama_server(weights, "smollm2") as served:
+        url = served.url
         start = time.perf_counter()
         with httpx.Client(timeout=120) as client:
             for p in prompts:
@@ -47,9 +50,7 @@ def main() -> None:
         raw = len(prompts) / (time.perf_counter() - start)
         print(f"server single-stream (plain sequential HTTP): {raw:.2f} prompts/s")
         for concurrency in (1, 4, 8):
-            model = OpenAIModel(
-                "openai:smollm2", "smollm2", url, None, ClientSettings(concurrency=concurrency)
-            )
+            model = OpenAIModel("smollm2", [url], None, ClientSettings(concurrency=concurrency))
             model.connect()
             start = time.perf_counter()
             model.option_probs(prompts)
@@ -58,9 +59,20 @@ def main() -> None:
                 f"psyprobe OpenAI backend, concurrency {concurrency}: {rate:.2f} prompts/s "
                 f"({rate / raw:.2f}× single-stream)"
             )
+        with llama_server(weights, "smollm2") as second, llama_server(weights, "smollm2") as third:
+            replicas = OpenAIModel("smollm2", [url, second.url, third.url], None)
+            replicas.connect()
+            start = time.perf_counter()
+            replicas.option_probs(prompts)
+            rate = len(prompts) / (time.perf_counter() - start)
+            counts = ", ".join(str(e.answered) for e in replicas.endpoints)
+            print(
+                f"three replicas, concurrency 4 each: {rate:.2f} prompts/s ({rate / raw:.2f}× "
+                f"single-stream; answered {counts})"
+            )
     print(
-        f"{len(prompts)} SD-3 logprob prompts, llama.cpp server on 2 CPU cores; the server "
-        "decodes one request at a time, so concurrency cannot beat its single-stream rate here"
+        f"{len(prompts)} SD-3 logprob prompts, llama.cpp servers on this machine's CPU cores; a "
+        "server decodes one request at a time, and replicas on one machine share its cores"
     )
 
 

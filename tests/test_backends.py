@@ -30,8 +30,8 @@ SECRET = "sk-psyprobe-test-0123456789abcdef"
 @pytest.fixture(scope="module")
 def llama_server() -> Iterator[str]:
     """A real llama.cpp OpenAI-compatible server on the bundled SmolLM2 weights."""
-    with serve(ALIASES["smollm2"].path(), "smollm2") as url:
-        yield url
+    with serve(ALIASES["smollm2"].path(), "smollm2") as served:
+        yield served.url
 
 
 @pytest.mark.model

@@ -4,6 +4,7 @@ retry loop): 429 with Retry-After, 500, malformed JSON, slow answers."""
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import defaultdict
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import psyprobe, write_json
+from conftest import error_line, psyprobe, write_json
 
 pytestmark = pytest.mark.unit
 
@@ -48,9 +49,10 @@ class FaultyServer(ThreadingHTTPServer):
     """First request for statement k fails in the k-th way; later requests succeed, unless the
     statement is listed in ``always_fail``."""
 
-    def __init__(self, always_fail: set[int]):
+    def __init__(self, always_fail: set[int], reply: dict[str, object] = OK):
         super().__init__(("127.0.0.1", 0), Handler)
         self.always_fail = always_fail
+        self.reply = reply  # what a request that does not fail is answered
         self.seen: dict[int, list[float]] = defaultdict(list)
 
 
@@ -100,13 +102,13 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b'{"choices": [{"mess')
         elif first and item == 4:
             time.sleep(1.5)  # beyond the client's timeout
-            self._send(200, json.dumps(OK).encode())
+            self._send(200, json.dumps(self.server.reply).encode())
         else:
-            self._send(200, json.dumps(OK).encode())
+            self._send(200, json.dumps(self.server.reply).encode())
 
 
-def serve(always_fail: set[int]) -> Iterator[FaultyServer]:
-    server = FaultyServer(always_fail)
+def serve(always_fail: set[int], reply: dict[str, object] = OK) -> Iterator[FaultyServer]:
+    server = FaultyServer(always_fail, reply)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -338,3 +340,30 @@ def test_a_trickled_model_list_meets_the_deadline(greedy: FaultyServer, tmp_path
     code, stderr, _ = _run(greedy, tmp_path, "--timeout", "1")
     assert code == 2 and "took longer than --timeout 1 s" in stderr, stderr
     assert time.monotonic() - start < 5
+
+
+def _url(server: FaultyServer) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def test_replicas_that_answer_the_probes_apart_are_refused(
+    flaky: FaultyServer, tmp_path: Path
+) -> None:
+    """#37: two endpoints under one served name whose probe answers differ beyond
+    PROBE_TOLERANCE (0.091 and 0.5 on the second option) are two models, refused in one
+    line; a third that answers alike is taken."""
+    top = [{"token": "1", "logprob": math.log(0.5)}, {"token": "2", "logprob": math.log(0.5)}]
+    other = {"choices": [{"message": {"content": "1"}, "logprobs": {"content": [
+        {"token": "1", "logprob": math.log(0.5), "top_logprobs": top}]}}]}  # fmt: skip
+    inst = write_json(tmp_path / "two.json", INSTRUMENT)
+    args = ("--instrument", str(inst), "--orders", "fixed", "--respondents", "0")
+    for unlike in serve(set(), other):
+        ran = psyprobe("run", "--model", f"openai:m@{_url(flaky)},{_url(unlike)}", *args,
+                       "--out", str(tmp_path / "a"), check=False)  # fmt: skip
+        said = error_line(ran)
+        assert f"{_url(unlike)} answers the probe questions unlike {_url(flaky)}" in said
+        assert "option probabilities 0.409 apart" in said and "not the same model" in said
+    for alike in serve(set()):
+        psyprobe("run", "--model", f"openai:m@{_url(flaky)},{_url(alike)}", *args,
+                 "--max-retries", "0", "--out", str(tmp_path / "b"), check=False)  # fmt: skip
+        assert len(alike.seen[0]) >= 2  # its probes (and a share of the items) were asked

@@ -106,7 +106,7 @@ def _watched(progress: bool, model: Any) -> Iterator[Reporter | None]:
 
     from psyprobe.progress import Reporter
 
-    with Reporter(Console(stderr=True)) as reporter:
+    with Reporter(Console(stderr=True, markup=False, emoji=False)) as reporter:
         if isinstance(model, str):
             reporter.phase(f"loading {model}")
         yield reporter

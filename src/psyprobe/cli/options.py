@@ -33,7 +33,7 @@ ModelOpt = Annotated[
 
 # The backend options a command line offers: BackendOptions' fields (batch_size is for the
 # Python API and studies), as flags named after them (--base-url, --dtype, ...).
-SERVER = ("base_url", "api_key_env", "concurrency", "timeout", "max_retries")
+SERVER = ("base_url", "api_key_env", "concurrency", "timeout", "max_retries", "fingerprint")
 TORCH = ("dtype", "device")
 SERVER_AND_RUNTIME = (*SERVER, *TORCH, "threads")
 BACKEND = BackendOptions()  # the defaults, for commands that take ``backend``
@@ -53,6 +53,8 @@ def _backend_flag(name: str) -> inspect.Parameter:
     field = BackendOptions.model_fields[name]
     # ranges are BackendOptions' own checks: one line naming the flag (cli.main), not a box
     option = typer.Option(help=field.description or "")
+    if name == "base_url":  # repeatable on the command line: replicas of one model
+        return _parameter(name, None, Annotated[list[str] | None, option])
     return _parameter(name, field.default, Annotated[field.annotation, option])
 
 

@@ -40,6 +40,9 @@ def measured_or_exit(
             f"interrupted: {saved} answers are saved in {out}; rerun the same command to resume"
         )
         raise typer.Exit(130) from None
+    finally:
+        for failed in model.health():
+            progress.err.print(f"note: endpoint {failed} (its requests were asked again)")
 
 
 def print_forecast(

@@ -7,9 +7,10 @@ import os
 
 from rich.console import Console
 
-# No markup: names and texts from user files ("[/x]") are printed as they are, never parsed.
-console = Console(markup=False)
-err = Console(stderr=True, markup=False)
+# No markup and no emoji codes: names and texts from user files ("[/x]", "openai:m:") are printed
+# as they are, never parsed.
+console = Console(markup=False, emoji=False)
+err = Console(stderr=True, markup=False, emoji=False)
 _COLUMNS = os.environ.get("COLUMNS", "")
 for _console in (console, err):
     if _COLUMNS.isdigit() and int(_COLUMNS) >= 40:

@@ -176,6 +176,11 @@ class Model(ABC):
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release what the backend holds (a loaded model, a connection)."""
 
+    def health(self) -> list[str]:
+        """What failed in the model's service during the run, said at its end (a server's
+        endpoints taken out, when and why); nothing by default."""
+        return []
+
 
 @dataclass(frozen=True)
 class RecordedDesign:

@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,11 +23,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str  # the base URL (``.../v1``)
+    process: subprocess.Popen[bytes]  # a test may kill it mid-run
+
+
 @contextmanager
 def llama_server(
-    model: Path, alias: str, n_ctx: int = 2048, startup: float = 120.0
-) -> Iterator[str]:
-    """Serve ``model`` under the name ``alias`` on 127.0.0.1; yields the base URL (``.../v1``)."""
+    model: Path, alias: str, n_ctx: int = 2048, startup: float = 120.0, extra: Sequence[str] = ()
+) -> Iterator[Served]:
+    """Serve ``model`` under the name ``alias`` on 127.0.0.1 (``extra``: more of the server's
+    own options)."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -43,6 +51,7 @@ def llama_server(
             str(port),
             "--n_ctx",
             str(n_ctx),
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -59,7 +68,7 @@ def llama_server(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"llama_cpp.server did not start on port {port}")
             time.sleep(0.5)
-        yield url
+        yield Served(url, proc)
     finally:
         proc.terminate()
         try:

@@ -1,11 +1,20 @@
 """Any OpenAI-compatible chat server: OpenAI, vLLM, llama.cpp's server, Ollama, ...
 
-Requests run concurrently up to ``concurrency`` connections. Each request is retried on 429, 5xx,
-timeouts, dropped connections and malformed bodies with exponential backoff and jitter, waiting
-at least as long as the server's ``Retry-After`` asks, at most ``max_retries`` times; then it is
-returned as a ``Failure`` (recorded, not cached, asked again on resume). Logprob mode reads the
-``top_logprobs`` of the first answer token; servers that give none fall back to generate mode.
-The API key is sent in a header and nowhere else: not in the spec, the store or any report.
+One model may be served by several endpoints (replicas: ``openai:MODEL@URL1,URL2`` or
+``--base-url`` repeated). Each request goes to the endpoint with the fewest requests in flight,
+up to ``concurrency`` per endpoint. A request is retried on 429, 5xx, timeouts, dropped
+connections and malformed bodies, at most ``max_retries`` times: an endpoint that fails is taken
+out for a backoff (at least the server's ``Retry-After``) and the request goes at once to
+another, or waits out the backoff where none is left. A request that still fails is returned as
+a ``Failure`` (recorded, not cached, asked again on resume).
+
+The model's identity is the served name plus a probe signature — the ranking of the options of
+a few probe questions (their greedy answer without logprobs) — not its URLs: every endpoint
+must list the name and answer the probes alike (option probabilities within
+``PROBE_TOLERANCE``), so replicas share one store and a resume may use other URLs. A user-given
+``--fingerprint`` replaces the signature. Logprob mode reads the ``top_logprobs`` of the first
+answer token; servers that give none fall back to generate mode. The API key is sent in a
+header and nowhere else: not in the spec, the store or any report.
 """
 
 from __future__ import annotations
@@ -18,8 +27,9 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -48,35 +58,65 @@ LOGPROB_SLACK = 1e-4  # servers round; a logprob of +0.00003 is 0
 _BEARER = re.compile(r"Bearer\s+[A-Za-z0-9._~+/=-]+")
 
 
+# Two endpoints serve the same model when the probes' option probabilities agree this closely:
+# replicas of one runtime agree to 1e-6, the same weights through another runtime or build to
+# a few hundredths (bench/RESULTS.md: AVX-512 vs portable llama.cpp, 0.055 at most).
+PROBE_TOLERANCE = 0.1
+PROBES = (
+    Prompt(None, "On a scale from 1 to 5, how much do you enjoy quiet evenings?", tuple("12345")),
+    Prompt(None, "Which is a colour? 1: table 2: green 3: seven 4: run", tuple("1234")),
+)
+
+
 @dataclass(frozen=True)
 class ClientSettings:
-    concurrency: int = 4
+    concurrency: int = 4  # per endpoint
     timeout: float = 60.0  # seconds per request
     max_retries: int = 5
     backoff: float = 0.5  # first retry waits about this long, then doubles
     max_backoff: float = 30.0
 
 
+@dataclass
+class Endpoint:
+    """One server of the model, as the client keeps it: its load and its failures."""
+
+    url: str
+    in_flight: int = 0
+    out_until: float = 0.0  # monotonic time before which it is sent nothing
+    failures: int = 0  # in a row; its backoff doubles with each
+    answered: int = 0  # requests it answered
+    log: list[str] = field(default_factory=list)  # when it failed and why, for the run's end
+
+    def failed(self, why: str, wait: float, settings: ClientSettings) -> None:
+        backoff = min(settings.max_backoff, settings.backoff * 2**self.failures)
+        self.failures += 1
+        self.out_until = time.monotonic() + max(wait, backoff * random.uniform(0.5, 1.5))
+        self.log.append(f"{time.strftime('%H:%M:%S')} {why}")
+
+
 class OpenAIModel(Model):
     def __init__(
         self,
-        spec: str,
         model: str,
-        base_url: str,
+        base_urls: Sequence[str],
         api_key: str | None,
         client: ClientSettings = ClientSettings(),
+        fingerprint: str | None = None,
     ):
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        self.endpoints = [Endpoint(url.rstrip("/")) for url in base_urls]
+        self.base_url = self.endpoints[0].url  # the one a single-server message names
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._key = api_key
         self.client = client
-        # No weights to hash: identity is the server and the model name it serves.
-        ident = hashlib.sha256(f"openai|{self.base_url}|{model}".encode()).hexdigest()
+        self._given = fingerprint
+        # No weights to hash: until the probes are answered (``connect``) the identity is the
+        # served name alone (a dry run stores nothing under it).
         self.info = ModelInfo(
-            spec=spec,
+            spec=f"openai:{model}",
             backend="openai",
-            fingerprint=f"sha256:{ident}",
+            fingerprint=_fingerprint(model, fingerprint or ""),
             modes=("logprob", "generate"),
         )
         self.top_logprobs = TOP_LOGPROBS[-1]
@@ -84,34 +124,10 @@ class OpenAIModel(Model):
     # -- connection checks -------------------------------------------------------------------
 
     def connect(self) -> None:
-        """Fail fast and clearly: unreachable server, bad key, unknown model, no logprobs."""
-        try:
-            status, raw = _capped_get(f"{self.base_url}/models", self._headers, self.client.timeout)
-        except httpx.HTTPError as exc:
-            raise UserError(
-                f"--model {self.info.spec}: cannot reach {self.base_url} ({type(exc).__name__})"
-            ) from None
-        if raw is None:
-            raise UserError(
-                f"--model {self.info.spec}: {self.base_url}/models sent more than "
-                f"{MAX_BODY >> 20} MiB or took longer than --timeout {self.client.timeout:g} s"
-            )
-        if status in (401, 403):
-            raise UserError(
-                f"--model {self.info.spec}: the server refused the API key "
-                f"(HTTP {status}); set OPENAI_API_KEY or --api-key-env"
-            )
-        if status == 200:
-            try:
-                served = [m["id"] for m in json.loads(raw)["data"]]
-            except (ValueError, KeyError, TypeError):
-                served = []
-            if served and self.model not in served:
-                ids = one_line(self._scrubbed(", ".join(map(str, served[:10]))))
-                raise UserError(
-                    f"--model {self.info.spec}: {self.base_url} does not serve "
-                    f"{self.model!r} (it serves: {ids})"
-                )
+        """Fail fast and clearly: an unreachable server, a bad key, a model not served, replicas
+        that serve different models; then the identity from the probes and the mode."""
+        for endpoint in self.endpoints:
+            self._check_listing(endpoint.url)
         probe = Prompt(None, "Answer with 1.", ("1",))
         for top in TOP_LOGPROBS:
             self.top_logprobs = top
@@ -129,6 +145,80 @@ class OpenAIModel(Model):
                 "logprob mode is not available, using generate mode"
             )
             self.info = self.info.model_copy(update={"modes": ("generate",)})
+        signature = self._signature()
+        self.info = self.info.model_copy(
+            update={"fingerprint": _fingerprint(self.model, self._given or signature)}
+        )
+
+    def _check_listing(self, url: str) -> None:
+        try:
+            status, raw = _capped_get(f"{url}/models", self._headers, self.client.timeout)
+        except httpx.HTTPError as exc:
+            raise UserError(
+                f"--model {self.info.spec}: cannot reach {url} ({type(exc).__name__})"
+            ) from None
+        if raw is None:
+            raise UserError(
+                f"--model {self.info.spec}: {url}/models sent more than "
+                f"{MAX_BODY >> 20} MiB or took longer than --timeout {self.client.timeout:g} s"
+            )
+        if status in (401, 403):
+            raise UserError(
+                f"--model {self.info.spec}: the server refused the API key "
+                f"(HTTP {status}); set OPENAI_API_KEY or --api-key-env"
+            )
+        if status == 200:
+            try:
+                served = [m["id"] for m in json.loads(raw)["data"]]
+            except (ValueError, KeyError, TypeError):
+                served = []
+            if served and self.model not in served:
+                ids = one_line(self._scrubbed(", ".join(map(str, served[:10]))))
+                raise UserError(
+                    f"--model {self.info.spec}: {url} does not serve "
+                    f"{self.model!r} (it serves: {ids})"
+                )
+
+    def _signature(self) -> str:
+        """The probes asked of every endpoint: each must answer as the first does, and the
+        answers' shape (the options' ranking, or the greedy text) is the model's signature."""
+        answers = [asyncio.run(self._probe(e)) for e in self.endpoints]
+        first = answers[0]
+        for endpoint, other in zip(self.endpoints[1:], answers[1:], strict=True):
+            differs = _probe_difference(first, other)
+            if differs is not None:
+                raise UserError(
+                    f"--model {self.info.spec}: {endpoint.url} answers the probe questions "
+                    f"unlike {self.base_url} ({differs}): not the same model"
+                )
+        if all(isinstance(a, OptionProbs) for a in first):
+            ranks = [sorted(range(len(a.probs)), key=lambda i: -a.probs[i]) for a in first]
+            return f"ranks:{ranks}"
+        return "text:" + hashlib.sha256(json.dumps(first).encode()).hexdigest()
+
+    async def _probe(self, endpoint: Endpoint) -> list[Any]:
+        """The probes' option probabilities from ``endpoint`` alone (greedy text without
+        logprobs)."""
+        one: list[OptionProbs | str | Failure | None] = []
+        async with self._clients([endpoint]) as clients:
+            for p in PROBES:
+                if "logprob" in self.info.modes:
+                    one.append(await self._logprob_request(clients, p))
+                else:
+                    greedy = Sampling(temperature=0.0, max_tokens=8)
+                    one.append(await self._generate_request(clients, p, greedy, 0))
+        failed = [a for a in one if isinstance(a, Failure) or a is None]
+        if failed:
+            raise UserError(
+                f"--model {self.info.spec}: {endpoint.url} did not answer the probe questions "
+                f"({failed[0].error if isinstance(failed[0], Failure) else 'no logprobs'})"
+            )
+        return one
+
+    def health(self) -> list[str]:
+        """Each endpoint that failed during the run, when and why (the run says it at its
+        end); nothing when every endpoint held."""
+        return [f"{e.url}: {'; '.join(e.log)}" for e in self.endpoints if e.log]
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -143,9 +233,7 @@ class OpenAIModel(Model):
         seeds: Sequence[int],
         until: Sequence[Until | None] | None = None,
     ) -> list[str | Failure | None]:
-        def request(
-            client: httpx.AsyncClient, i: int, prompt: Prompt
-        ) -> Awaitable[str | Failure | None]:
+        def request(client: Clients, i: int, prompt: Prompt) -> Awaitable[str | Failure | None]:
             return self._generate_request(client, prompt, sampling, seeds[i])
 
         return list(asyncio.run(self._gather_indexed(prompts, request)))
@@ -153,26 +241,35 @@ class OpenAIModel(Model):
     # -- requests ----------------------------------------------------------------------------
 
     async def _gather(
-        self, prompts: Sequence[Prompt], one: Callable[[httpx.AsyncClient, Prompt], Awaitable[T]]
+        self, prompts: Sequence[Prompt], one: Callable[[Clients, Prompt], Awaitable[T]]
     ) -> list[T]:
         return await self._gather_indexed(prompts, lambda c, _i, p: one(c, p))
 
     async def _gather_indexed(
         self,
         prompts: Sequence[Prompt],
-        one: Callable[[httpx.AsyncClient, int, Prompt], Awaitable[T]],
+        one: Callable[[Clients, int, Prompt], Awaitable[T]],
     ) -> list[T]:
-        limits = httpx.Limits(max_connections=self.client.concurrency)
-        async with httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=self._headers,
-            timeout=self.client.timeout,
-            limits=limits,
-        ) as client:
-            # held by each attempt, not by a request: a request waiting out its backoff leaves
-            # its slot to another (``_post``)
-            self._gate = asyncio.Semaphore(self.client.concurrency)
-            return list(await asyncio.gather(*(one(client, i, p) for i, p in enumerate(prompts))))
+        async with self._clients(self.endpoints) as clients:
+            return list(await asyncio.gather(*(one(clients, i, p) for i, p in enumerate(prompts))))
+
+    @asynccontextmanager
+    async def _clients(self, endpoints: Sequence[Endpoint]) -> AsyncIterator[Clients]:
+        """A client per endpoint, each with ``concurrency`` connections; the gates are held by
+        each attempt, not by a request: a request waiting out its backoff leaves its slot to
+        another (``_post``)."""
+        async with AsyncExitStack() as stack:
+            made = []
+            for endpoint in endpoints:
+                client = httpx.AsyncClient(
+                    base_url=endpoint.url,
+                    headers=self._headers,
+                    timeout=self.client.timeout,
+                    limits=httpx.Limits(max_connections=self.client.concurrency),
+                )
+                made.append(await stack.enter_async_context(client))
+            gates = [asyncio.Semaphore(self.client.concurrency) for _ in endpoints]
+            yield Clients(list(endpoints), made, gates)
 
     def _scrubbed(self, text: str) -> str:
         """A server's error text without the API key (some echo the request headers back):
@@ -181,16 +278,16 @@ class OpenAIModel(Model):
             text = text.replace(self._key, "[API key]")
         return _BEARER.sub("Bearer [API key]", text)
 
-    async def _post(
-        self, client: httpx.AsyncClient, payload: dict[str, Any]
-    ) -> dict[str, Any] | Failure:
+    async def _post(self, clients: Clients, payload: dict[str, Any]) -> dict[str, Any] | Failure:
         error = "no attempt"
         for attempt in range(self.client.max_retries + 1):
+            endpoint, client, gate = await clients.least_busy()
+            endpoint.in_flight += 1
             wait = 0.0
             try:
                 # the timeout bounds each read; a server that trickles its body a byte at a
                 # time would never hit it, so the whole request has a deadline too
-                async with self._gate:
+                async with gate:
                     status, retry_after, raw = await asyncio.wait_for(
                         _capped_post(client, payload), timeout=self.client.timeout
                     )
@@ -205,6 +302,8 @@ class OpenAIModel(Model):
                     try:
                         body = json.loads(raw)
                         if isinstance(body["choices"][0]["message"], dict):
+                            endpoint.failures = 0
+                            endpoint.answered += 1
                             return dict(body)
                         error = "malformed response body"
                     except (ValueError, KeyError, IndexError, TypeError):
@@ -219,13 +318,15 @@ class OpenAIModel(Model):
                     # the key out first, then the cut: a cut key is no longer found
                     text = raw[:100_000].decode("utf-8", "replace")
                     return Failure(f"HTTP {status}: {one_line(self._scrubbed(text))}")
+            finally:
+                endpoint.in_flight -= 1
             if attempt < self.client.max_retries:
-                backoff = min(self.client.max_backoff, self.client.backoff * 2**attempt)
-                await asyncio.sleep(max(wait, backoff * random.uniform(0.5, 1.5)))
+                # out for a backoff: the next attempt goes to another endpoint, or waits
+                endpoint.failed(error, wait, self.client)
         return Failure(f"{error} after {self.client.max_retries + 1} attempts")
 
     async def _logprob_request(
-        self, client: httpx.AsyncClient, prompt: Prompt
+        self, client: Clients, prompt: Prompt
     ) -> OptionProbs | Failure | None:
         body = await self._post(
             client,
@@ -261,7 +362,7 @@ class OpenAIModel(Model):
         return OptionProbs(probs=probs)
 
     async def _generate_request(
-        self, client: httpx.AsyncClient, prompt: Prompt, sampling: Sampling, seed: int
+        self, client: Clients, prompt: Prompt, sampling: Sampling, seed: int
     ) -> str | Failure | None:
         body = await self._post(
             client,
@@ -278,6 +379,43 @@ class OpenAIModel(Model):
         content = body["choices"][0]["message"].get("content")
         # kept whole, but never with the key (a server may echo the request) and never unstorable
         return storable(self._scrubbed(content)) if isinstance(content, str) else ""
+
+
+@dataclass
+class Clients:
+    """The open clients of a call, one per endpoint, and the choice among them."""
+
+    endpoints: list[Endpoint]
+    clients: list[httpx.AsyncClient]
+    gates: list[asyncio.Semaphore]
+
+    async def least_busy(self) -> tuple[Endpoint, httpx.AsyncClient, asyncio.Semaphore]:
+        """The endpoint in service with the fewest requests in flight (the first on a tie);
+        where every one is out, the first back, after its backoff."""
+        now = time.monotonic()
+        ready = [i for i, e in enumerate(self.endpoints) if e.out_until <= now]
+        if not ready:
+            i = min(range(len(self.endpoints)), key=lambda k: self.endpoints[k].out_until)
+            await asyncio.sleep(self.endpoints[i].out_until - now)
+            ready = [i]
+        i = min(ready, key=lambda k: self.endpoints[k].in_flight)
+        return self.endpoints[i], self.clients[i], self.gates[i]
+
+
+def _fingerprint(model: str, signature: str) -> str:
+    return "sha256:" + hashlib.sha256(f"openai|{model}|{signature}".encode()).hexdigest()
+
+
+def _probe_difference(a: list[Any], b: list[Any]) -> str | None:
+    """How two endpoints' probe answers differ, or None where they agree."""
+    if all(isinstance(x, OptionProbs) for x in (*a, *b)):
+        gap = max(
+            abs(p - q)
+            for x, y in zip(a, b, strict=True)
+            for p, q in zip(x.probs, y.probs, strict=True)
+        )
+        return None if gap <= PROBE_TOLERANCE else f"option probabilities {gap:.3f} apart"
+    return None if a == b else "other greedy answers"
 
 
 # A chat answer with its logprobs is kilobytes; a body beyond this is a server gone wrong, and
@@ -322,16 +460,21 @@ def _retry_after(value: str | None) -> float:
 
 
 def parse_openai_spec(
-    spec: str, base_url: str | None, api_key_env: str, client: ClientSettings
+    spec: str,
+    base_urls: Sequence[str],
+    api_key_env: str,
+    client: ClientSettings,
+    fingerprint: str | None = None,
 ) -> OpenAIModel:
-    """``openai:MODEL`` (with --base-url) or ``openai:MODEL@URL``."""
+    """``openai:MODEL`` (with --base-url, repeatable) or ``openai:MODEL@URL[,URL...]``."""
     rest = spec.split(":", 1)[1]
-    model, _, url = rest.partition("@")
-    url = url or base_url or os.environ.get("OPENAI_BASE_URL") or ""
-    if not model or not url:
+    model, _, given = rest.partition("@")
+    urls = [u.strip() for u in given.split(",") if u.strip()] or list(base_urls)
+    urls = urls or [u for u in (os.environ.get("OPENAI_BASE_URL"),) if u]
+    if not model or not urls:
         raise UserError(f"--model {spec}: give the server as openai:MODEL@URL or --base-url URL")
     key = os.environ.get(api_key_env)
-    return OpenAIModel(f"openai:{model}@{url}", model, url, key, client)
+    return OpenAIModel(model, urls, key, client, fingerprint)
 
 
 @backend(
@@ -343,7 +486,9 @@ def open_openai(spec: str, rest: str, options: BackendOptions, connect: bool) ->
     settings = ClientSettings(
         concurrency=options.concurrency, timeout=options.timeout, max_retries=options.max_retries
     )
-    model = parse_openai_spec(spec, options.base_url, options.api_key_env, settings)
+    model = parse_openai_spec(
+        spec, options.base_url, options.api_key_env, settings, options.fingerprint
+    )
     if connect:
         model.connect()
     return model

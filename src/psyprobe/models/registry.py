@@ -78,7 +78,14 @@ class BackendOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
-    base_url: str | None = Field(None, description="Server URL for openai:MODEL")
+    base_url: tuple[str, ...] = Field(
+        (), description="Server URL for openai:MODEL; repeat it for replicas of one model"
+    )
+    fingerprint: str | None = Field(
+        None,
+        description="openai: the served model's identity, in place of its probe signature "
+        "(a store is shared by runs that give the same one)",
+    )
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="Environment variable holding the API key"
     )
@@ -91,6 +98,12 @@ class BackendOptions(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="llama.cpp: CPU threads [default: one per core]"
     )
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _urls(cls, urls: object) -> object:
+        # one URL as a study file or the API gives it; none as the command line leaves it
+        return () if urls is None else (urls,) if isinstance(urls, str) else urls
 
     @field_validator("threads")
     @classmethod
