@@ -45,11 +45,12 @@ class Origin:
         return asked + ((dict(self.conditions),) if self.conditions else ())
 
     def stored(self) -> dict[str, Any]:
-        """The fields a stored record holds it in (``ResponseRecord``; ``runs.store.adopt``)."""
+        """The store's columns that say which question an answer answers (``ResponseRecord``'s
+        fields; ``runs.store.adopt`` matches an old store's rows on them)."""
         return {
             "instrument": self.instrument, "item": self.item, "order_index": self.order_index,
             "respondent": self.respondent, "sample": self.sample, "attempt": self.attempt,
-            "role": self.role, "conditions": dict(self.conditions),
+            "role": self.role,
         }  # fmt: skip
 
     def any_attempt(self) -> Origin:

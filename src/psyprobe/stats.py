@@ -3,15 +3,19 @@ bootstrap that says when it has too few answers, a difference of proportions wit
 interval, and the agreement of two raters (Cohen's κ).
 
 Neutral ground: safety's metrics and capability's accuracies both read from here, neither from
-the other.
+the other. The libraries are imported where they compute: the result types are read by the
+command line at its start (the settings of capability live beside them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Estimate(BaseModel):
@@ -26,7 +30,6 @@ def proportion(flags: Sequence[bool]) -> Estimate:
     n, k = len(flags), int(sum(flags))
     if n == 0:
         return Estimate(value=None, ci95=None, n=0)
-    # imported where used: the result types above are read by the command line at its start
     from statsmodels.stats.proportion import proportion_confint
 
     low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
@@ -42,6 +45,8 @@ def bootstrapped(value: float, boot: np.ndarray, n: int) -> Estimate:
     if n < BOOTSTRAP_MIN_N:
         note = f"no CI: {n} answers, a bootstrap needs at least {BOOTSTRAP_MIN_N}"
         return Estimate(value=value, ci95=None, n=n, note=note)
+    import numpy as np
+
     low, high = np.percentile(boot, [2.5, 97.5])
     return Estimate(value=value, ci95=(float(low), float(high)), n=n)
 
@@ -55,6 +60,8 @@ class Agreement(BaseModel):
 def agreement(a: Sequence[bool], b: Sequence[bool]) -> Agreement:
     if not a:
         return Agreement(n=0, percent=None, kappa=None)
+    import numpy as np
+
     percent = float(np.mean(np.asarray(a) == np.asarray(b)))
     # kappa is undefined when both raters give one answer throughout
     from sklearn.metrics import cohen_kappa_score

@@ -100,6 +100,7 @@ def _record(
         probs=tuple(answer.probs) if isinstance(answer, OptionProbs) else None,
         tokens=done.tokens if done else None,
         ended=done.ended if done else None,
+        conditions=dict(o.conditions),
         history=req.prompt.history,
     )
 
