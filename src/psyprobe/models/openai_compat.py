@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -86,13 +86,20 @@ class Endpoint:
     out_until: float = 0.0  # monotonic time before which it is sent nothing
     failures: int = 0  # in a row; its backoff doubles with each
     answered: int = 0  # requests it answered
-    log: list[str] = field(default_factory=list)  # when it failed and why, for the run's end
+    # its failures for the run's end: how many, the first and last time, the last reason (a
+    # count, not a list: a 5xx storm over half a million requests would be a page of lines)
+    failed_times: int = 0
+    first_failed: str = ""
+    last_failed: str = ""
 
     def failed(self, why: str, wait: float, settings: ClientSettings) -> None:
         backoff = min(settings.max_backoff, settings.backoff * 2**self.failures)
         self.failures += 1
         self.out_until = time.monotonic() + max(wait, backoff * random.uniform(0.5, 1.5))
-        self.log.append(f"{time.strftime('%H:%M:%S')} {why}")
+        now = time.strftime("%H:%M:%S")
+        self.failed_times += 1
+        self.first_failed = self.first_failed or now
+        self.last_failed = f"{now} {why}"
 
 
 class OpenAIModel(Model):
@@ -218,7 +225,11 @@ class OpenAIModel(Model):
     def health(self) -> list[str]:
         """Each endpoint that failed during the run, when and why (the run says it at its
         end); nothing when every endpoint held."""
-        return [f"{e.url}: {'; '.join(e.log)}" for e in self.endpoints if e.log]
+        return [
+            f"{e.url}: failed {e.failed_times}× from {e.first_failed} (last: {e.last_failed})"
+            for e in self.endpoints
+            if e.failed_times
+        ]
 
     # -- the protocol ------------------------------------------------------------------------
 
