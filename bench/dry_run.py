@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from population import embedded
-from psyprobe.engine import Personality, personality_settings
+from psyprobe.engine import Personality, asked_settings, personality_settings
 from psyprobe.engine.forecast import forecast
 from psyprobe.engine.measure import STORE, collect
 from psyprobe.runs import ResponseStore
@@ -31,7 +31,8 @@ def main() -> None:
         ("generate, 5 respondents", {"respondents": 5, "mode": "generate"}),
     ]
     for name, options in designs:
-        settings, _ = personality_settings(model, instruments, **options)
+        asked = asked_settings(instruments=instruments, **options)
+        settings, _ = personality_settings(model, asked)
         measure = Personality(settings)
         model._cached.clear()
         made = forecast(measure, model)

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from population import embedded
-from psyprobe.engine import Personality, personality_settings, run
+from psyprobe.engine import Personality, asked_settings, personality_settings, run
 from psyprobe.prompting import FACTORS
 from psyprobe.runs.planning import plan, resolve_instruments
 
@@ -35,7 +35,8 @@ def main() -> None:
     ]
     for name, vary, respondents in designs:
         scale = 20 / respondents
-        settings, _ = personality_settings(model, instruments, vary=vary, respondents=respondents)
+        asked = asked_settings(instruments=instruments, vary=vary, respondents=respondents)
+        settings, _ = personality_settings(model, asked)
         planned = plan(settings, resolve_instruments(settings.instruments), model.info)
         alone_tokens = sum(model.count_tokens(p.request.prompt) or 0 for p in planned)
         model._cached.clear()  # a cold KV cache, as a fresh run has

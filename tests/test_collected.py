@@ -53,9 +53,11 @@ def collection(
     with the scale value chosen, the options' order as shown, the respondent and the sample."""
     model = SimModel(spec)
     questions = load_instrument("sd3").questions()
-    prompts = build_prompts(
-        "sd3", questions, orders, TEMPLATES["study-a"], 0, population(respondents), balance
-    )  # type: ignore[arg-type]
+    prompts = list(
+        build_prompts(
+            "sd3", questions, orders, TEMPLATES["study-a"], 0, population(respondents), balance
+        )  # type: ignore[arg-type]
+    )
     rows = []
     for sample in range(samples):
         asked = [ip.with_sample(sample) for ip in prompts]

@@ -148,8 +148,8 @@ def test_labels_are_read_in_the_style_they_were_shown() -> None:
     question = load_instrument("sd3").questions()[0]
     conditions = [c for c in crossed(("labels",), "generate")]
     assert [c.labels for c in conditions] == ["numbers", "letters", "text"]
-    letters = build_prompts("sd3", [question], "fixed", TEMPLATES["study-a"],
-                            conditions=[Conditions(labels="letters")])[0]  # fmt: skip
+    letters = next(build_prompts("sd3", [question], "fixed", TEMPLATES["study-a"],
+                                 conditions=[Conditions(labels="letters")]))  # fmt: skip
     assert letters.prompt.labels == ("A", "B", "C", "D", "E")
     assert "A. " in letters.prompt.user and "Reply with the letter" in letters.prompt.user
     texts = [o.text for o in question.options]

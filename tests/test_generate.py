@@ -30,7 +30,7 @@ SAMPLED = Sampling(temperature=0.7, max_tokens=48)
 
 def _items() -> list[ItemPrompt]:
     questions = load_instrument("sd3").questions()[:3] + load_instrument("bfi").questions()[:3]
-    prompts: list[ItemPrompt] = build_prompts("x", questions, "latin", TEMPLATES["study-a"])
+    prompts = list(build_prompts("x", questions, "latin", TEMPLATES["study-a"]))
     return prompts[:18]
 
 
@@ -207,7 +207,7 @@ def test_answers_are_stored_as_they_end(hf_smollm2: Model, tmp_path: Path) -> No
             ask(Interrupted(), requests, store)
         assert store.count() == 5
         first = {r.key: r.raw_text for r in store.records()}
-        assert ask(hf, requests, store) == len(requests) - 5
+        assert ask(hf, requests, store).asked == len(requests) - 5
         assert store.count() == len(requests)
         again = {r.key: r.raw_text for r in store.records()}
     assert {k: again[k] for k in first} == first

@@ -298,8 +298,10 @@ def test_the_prompt_count_is_what_the_builder_builds() -> None:
         ("latin", 7, "rotate"),
         ("all", 2, "rotate"),
     ]:
-        built = build_prompts(
-            "x", questions, design, TEMPLATES["study-a"], 0, population(respondents), balance
+        built = list(
+            build_prompts(
+                "x", questions, design, TEMPLATES["study-a"], 0, population(respondents), balance
+            )
         )
         assert prompt_count(questions, design, respondents, balance) == len(built), design
 

@@ -454,6 +454,36 @@ def test_the_time_left_follows_the_recent_rate_and_says_so(monkeypatch: pytest.M
 
 
 @pytest.mark.unit
+def test_progress_names_each_endpoint_with_its_answers_and_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """#37: where replicas serve the model, each progress line names every endpoint with its
+    answers, its rate over the last minute, and whether it is out after failing."""
+    from rich.console import Console
+
+    from psyprobe import progress
+    from psyprobe.models.base import EndpointLoad
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    screen = io.StringIO()
+    with progress.Reporter(Console(file=screen, width=400), every=10) as shown:
+        for second in range(31):
+            now[0] = float(second)
+            loads = [
+                EndpointLoad("http://a/v1", 2 * second, True),
+                EndpointLoad("http://b/v1", second, True),
+                EndpointLoad("http://c/v1", 5, second < 20),
+            ]
+            shown.asking("bfi", 3 * second + 5, 1000, loads)
+    last = screen.getvalue().splitlines()[-1]
+    assert "bfi: 95/1000 (10 %)" in last and "left (at the rate of the last 30 s)" in last
+    assert "http://a/v1: 60 answered, 2.0/s" in last
+    assert "http://b/v1: 30 answered, 1.0/s" in last
+    assert "http://c/v1: 5 answered, 0.0/s, out after failing" in last
+
+
+@pytest.mark.unit
 def test_models_says_what_is_installed_and_what_is_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

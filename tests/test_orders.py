@@ -67,7 +67,7 @@ def test_chosen_position_maps_back_to_its_scale_value_under_every_order(item: st
     question = next(q for q in inst.questions() if q.item_id == item)
     dim = next(d for d in inst.dimensions() if d.id == question.dimension)
     for k, order in enumerate(option_orders("all", 5)):
-        prompt = build_prompts("sd3", [question], "fixed", TEMPLATES["study-a"])[0]
+        prompt = next(build_prompts("sd3", [question], "fixed", TEMPLATES["study-a"]))
         assert prompt.prompt.labels == ("1", "2", "3", "4", "5")
         for position in range(5):
             result = score_instrument("sd3", inst, [_record(item, k, order, str(position + 1))])
@@ -89,7 +89,7 @@ def test_prompt_shows_options_in_the_order_recorded() -> None:
 def test_statement_first_template_moves_only_the_statement() -> None:
     question = load_instrument("sd3").questions()[0]
     a, b = (
-        build_prompts("sd3", [question], "fixed", TEMPLATES[name])[0].prompt.user
+        next(build_prompts("sd3", [question], "fixed", TEMPLATES[name])).prompt.user
         for name in ("study-a", "statement-first")
     )
     assert sorted(a.splitlines()) == sorted(b.splitlines())

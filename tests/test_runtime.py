@@ -84,7 +84,7 @@ def test_sd3_scores_on_the_portable_build_match_the_pinned_reference(sd3_run: Pa
     if "AVX2 = 1" not in llamacpp.runtime_info():
         pytest.skip(f"the reference is for {reference['runtime']}")
     inst = load_instrument("sd3")
-    prompts = build_prompts("sd3", inst.questions(), "latin", TEMPLATES["study-a"])
+    prompts = list(build_prompts("sd3", inst.questions(), "latin", TEMPLATES["study-a"]))
     stored = probs_by_prompt(sd3_run)
     probs = [stored[(ip.question.item_id, ip.order)] for ip in prompts]
     assert len(stored) == len(prompts) == len(reference["probs"])

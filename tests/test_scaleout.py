@@ -6,6 +6,7 @@ in one line; a resume through other URLs asks nothing again.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -14,6 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from conftest import error_line, psyprobe
 from psyprobe.engine import Personality, personality_settings, run
@@ -21,6 +23,7 @@ from psyprobe.models import ALIASES, open_model
 from psyprobe.models.llama_server import Served, llama_server
 from psyprobe.models.openai_compat import OpenAIModel
 from psyprobe.models.registry import BackendOptions
+from psyprobe.progress import Reporter
 from psyprobe.runs import Layout, ResponseStore, RunSettings
 
 pytestmark = pytest.mark.model
@@ -51,11 +54,11 @@ def _probs(out: Path) -> dict[str, tuple[float, ...]]:
         return {r.key: r.probs or () for r in store.records()}
 
 
-def _measured(spec: str, out: Path) -> OpenAIModel:
+def _measured(spec: str, out: Path, watcher: Reporter | None = None) -> OpenAIModel:
     model = open_model(spec, BackendOptions())
     assert isinstance(model, OpenAIModel)
     settings, _ = personality_settings(model, DESIGN)
-    run(Personality(settings), model, out)
+    run(Personality(settings), model, out, watcher)
     return model
 
 
@@ -81,10 +84,16 @@ def _same_answers(a: Path, b: Path) -> None:
 def test_a_run_spread_over_three_servers_equals_a_run_on_one(
     servers: list[Served], one_server_run: Path, tmp_path: Path
 ) -> None:
-    model = _measured(_spec(*servers), tmp_path / "three")
+    screen = io.StringIO()
+    with Reporter(Console(file=screen, width=1000)) as progress:
+        model = _measured(_spec(*servers), tmp_path / "three", progress)
     answered = [e.answered for e in model.endpoints]
     assert sum(answered) >= PROMPTS and min(answered) > 0  # every replica took a share
     assert model.health() == []
+    # the last progress line names each endpoint with its answers (probes included)
+    last = next(line for line in reversed(screen.getvalue().splitlines()) if "/20" in line)
+    for served, n in zip(servers, answered, strict=True):
+        assert f"{served.url}: {n} answered" in last
     _same_answers(one_server_run, tmp_path / "three")
 
 

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import defaultdict, deque
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+if TYPE_CHECKING:
+    from psyprobe.models.base import EndpointLoad
 
 LOG = "run.log"
 RATE_WINDOW = 60.0  # seconds of asking the time left is estimated from
@@ -37,21 +41,36 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
-def time_left(seen: deque[tuple[float, int]], done: int, total: int) -> str:
-    """The time left, labelled, from the rate of the last RATE_WINDOW seconds of this phase
-    (``seen``: (time, done) pairs, oldest first): the first batches of a run — a model
-    warming up, prompts that share nothing yet — would mislead an estimate from the start."""
+def _windowed(seen: deque[tuple[float, int]], done: int) -> tuple[float, float, int]:
+    """``done`` noted in ``seen`` ((time, done) pairs, oldest first), kept to the last
+    RATE_WINDOW seconds: now, and the time and count the window starts from."""
     now = time.monotonic()
     seen.append((now, done))
     while len(seen) > 2 and now - seen[1][0] >= RATE_WINDOW:
         seen.popleft()
-    start, before = seen[0]
+    return now, *seen[0]
+
+
+def time_left(seen: deque[tuple[float, int]], done: int, total: int) -> str:
+    """The time left, labelled, from the rate of the last RATE_WINDOW seconds of this phase:
+    the first batches of a run — a model warming up, prompts that share nothing yet — would
+    mislead an estimate from the start."""
+    now, start, before = _windowed(seen, done)
     if done >= total:
         return ""
     if now - start < 5 or done <= before:
         return "time left: measuring the rate"
     left = (total - done) * (now - start) / (done - before)
     return f"about {duration(left)} left (at the rate of the last {now - start:.0f} s)"
+
+
+def endpoint_rate(seen: deque[tuple[float, int]], load: EndpointLoad) -> str:
+    """One endpoint's answers and rate over the last RATE_WINDOW seconds, and whether it is out
+    (``seen``: its own (time, answered) pairs)."""
+    now, start, before = _windowed(seen, load.answered)
+    rate = f", {(load.answered - before) / (now - start):.1f}/s" if now - start >= 5 else ""
+    out = "" if load.in_service else ", out after failing"
+    return f"{load.url}: {load.answered} answered{rate}{out}"
 
 
 class _Kept(logging.Handler):
@@ -82,6 +101,7 @@ class Reporter:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self._seen: deque[tuple[float, int]] = deque()  # this phase's (time, done)
+        self._served: defaultdict[str, deque[tuple[float, int]]] = defaultdict(deque)
         self._kept = _Kept(self)
 
     def __enter__(self) -> Reporter:
@@ -140,12 +160,18 @@ class Reporter:
         self.err.print(text, highlight=False, soft_wrap=True)
         self.keep(f"[{time.strftime('%H:%M:%S')}] {text}")
 
-    def asking(self, what: str, done: int, total: int) -> None:
-        """The ask-loop's callback: ``what`` was just asked; ``done`` of ``total`` so far."""
+    def asking(
+        self, what: str, done: int, total: int, endpoints: Sequence[EndpointLoad] = ()
+    ) -> None:
+        """The ask-loop's callback: ``what`` was just asked; ``done`` of ``total`` so far; where
+        several endpoints serve the model, each one's answers and rate."""
         description = f"{self._phase} · {what}" if self._phase else what
         if self._seen and self._seen[-1][1] > done:  # a new stage of the phase: a new rate
             self._seen.clear()
         left = time_left(self._seen, done, total)
+        served = [endpoint_rate(self._served[e.url], e) for e in endpoints]
+        if served:  # the time left is at their summed rate
+            left = "; ".join([left, *served]) if left else "; ".join(served)
         if self._bar is not None and self._task is not None:
             self._bar.update(
                 self._task, description=description, completed=done, total=total, left=left

@@ -11,7 +11,7 @@ what else it serves — so there the time is not estimated.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -42,14 +42,14 @@ class Forecast(BaseModel):
         return sum(r.prompts for r in self.rows)
 
 
-def calibrate(model: Model, requests: Sequence[Request], tokens: int) -> tuple[float | None, str]:
+def calibrate(model: Model, requests: Iterable[Request], tokens: int) -> tuple[float | None, str]:
     """Seconds to ask prompts of ``tokens`` prompt tokens in all, from the first of
     ``requests`` asked on this machine; with how it was measured, in words."""
     if model.info.backend in SERVERS:
         return None, "not estimated: a dry run asks a server nothing, and its speed is its own"
-    if not requests:
+    first = next(batches(requests, lambda mode: CALIBRATION[mode]), None)
+    if first is None:
         return 0.0, "nothing to ask"
-    first = next(batches(requests, lambda mode: CALIBRATION[mode]))
     with (
         TemporaryDirectory(prefix="psyprobe-calibration-") as folder,
         ResponseStore(Layout(Path(folder)).store) as store,

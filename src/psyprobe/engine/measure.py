@@ -14,7 +14,7 @@ A new measure is one module: a ``Measure`` subclass declared with ``@register``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from rich.console import RenderableType
 
 from psyprobe.models import Model
+from psyprobe.models.base import EndpointLoad
 from psyprobe.report.page import Section, write_reports
 from psyprobe.runs.asking import Progress, Request, ask
 from psyprobe.runs.directory import hold_record
@@ -43,7 +44,9 @@ class Watcher(Protocol):
     def phase(self, text: str) -> None:
         """A new phase: asking, scoring, writing."""
 
-    def asking(self, what: str, done: int, total: int) -> None:
+    def asking(
+        self, what: str, done: int, total: int, endpoints: Sequence[EndpointLoad] = ()
+    ) -> None:
         """The ask-loop's progress (``runs.asking.Progress``)."""
 
 
@@ -52,7 +55,8 @@ class Stage:
     """Requests for one model (the one measured, or a judge of its answers)."""
 
     model: Model
-    requests: Sequence[Request]
+    # walked more than once (counted, then asked): a list, or a plan made afresh on each pass
+    requests: Iterable[Request]
     # False for requests the result can do without (a retry of an answer that is stored but
     # unreadable): they do not count as missing when they fail.
     needed: bool = True
@@ -99,7 +103,7 @@ class Measure(ABC, Generic[Result]):
     def describe(self, model: Model) -> str:
         return f"asking {model.info.spec}"
 
-    def workload(self, model: Model, first: Sequence[Request]) -> list[Workload]:
+    def workload(self, model: Model, first: Iterable[Request]) -> list[Workload]:
         """What the measurement would ask (``--dry-run``), from its ``first`` stage's requests:
         by default those alone, part by part; a measure whose later stages are known in size
         adds them."""
@@ -180,10 +184,11 @@ def collect(
     """Ask every stage of ``measure`` for what ``store`` lacks."""
     asked = lacking = planned = 0
     for stage in measure.stages(model, store):
-        asked += ask(stage.model, stage.requests, store, progress)
+        done = ask(stage.model, stage.requests, store, progress)
+        asked += done.asked
         if stage.needed:
-            lacking += sum(not store.has(r.key) for r in stage.requests)
-            planned += len(stage.requests)
+            lacking += done.lacking
+            planned += done.planned
     return Tally(asked, lacking, planned)
 
 

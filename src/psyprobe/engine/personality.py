@@ -7,7 +7,8 @@ that could not be read at all, up to ``settings.retries`` times.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,7 +23,7 @@ from psyprobe.report.console import personality_summary
 from psyprobe.report.page import Section
 from psyprobe.report.results import RunResults
 from psyprobe.runs import Layout, ResponseStore, RunSettings
-from psyprobe.runs.asking import Request
+from psyprobe.runs.asking import Remade, Request
 from psyprobe.runs.planning import (
     Planned,
     check_workload,
@@ -79,6 +80,10 @@ def personality_settings(
     return settings.model_copy(update=fixed), note
 
 
+def _requests(slots: Iterable[Planned]) -> Remade[Request]:
+    return Remade(lambda: (p.request for p in slots))
+
+
 @register
 class Personality(Measure[RunResults]):
     """Instruments administered to a model; results.json, report.md/html and the figures."""
@@ -109,27 +114,29 @@ class Personality(Measure[RunResults]):
             raise UserError(
                 f"--mode {settings.mode}: {info.backend} models support {', '.join(info.modes)}"
             )
-        alone = plan(settings, self.instruments, info)
+        alone = Remade(partial(plan, settings, self.instruments, info))
         yield from self._asked(model, store, alone)
         if "context" in settings.vary:  # after the answers the conversations show
             in_context = plan_in_context(settings, self.instruments, info, alone, store)
             yield from self._asked(model, store, in_context)
 
-    def _asked(self, model: Model, store: ResponseStore, slots: list[Planned]) -> Iterator[Stage]:
+    def _asked(
+        self, model: Model, store: ResponseStore, slots: Iterable[Planned]
+    ) -> Iterator[Stage]:
         """``slots`` asked, then (generate mode) re-asked while their answers are unreadable."""
         settings = self.settings
-        yield Stage(model, [p.request for p in slots])
+        yield Stage(model, _requests(slots))
         attempts = settings.retries + 1 if settings.mode == "generate" else 1
         for attempt in range(1, attempts):
-            slots = replan(settings, model.info, slots, store, attempt)
-            if not slots:
+            slots = Remade(partial(replan, settings, model.info, slots, store, attempt))
+            if next(iter(slots), None) is None:
                 return
-            yield Stage(model, [p.request for p in slots], needed=False)
+            yield Stage(model, _requests(slots), needed=False)
 
     def describe(self, model: Model) -> str:
         return f"asking {model.info.spec} ({self.settings.mode})"
 
-    def workload(self, model: Model, first: Sequence[Request]) -> list[Workload]:
+    def workload(self, model: Model, first: Iterable[Request]) -> list[Workload]:
         rows = super().workload(model, first)
         if "context" not in self.settings.vary:
             return rows

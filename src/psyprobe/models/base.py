@@ -103,6 +103,15 @@ class Failure:
     error: str
 
 
+@dataclass(frozen=True)
+class EndpointLoad:
+    """One server of a model served by several, as progress shows it while a run asks."""
+
+    url: str
+    answered: int  # requests it has answered since the model was opened
+    in_service: bool  # False while it is out for a backoff after failing
+
+
 class Model(ABC):
     """What every backend implements: ``generate``; the rest has defaults a backend overrides
     where it can do more (next-token probabilities, its own tokenizer, larger batches)."""
@@ -175,6 +184,11 @@ class Model(ABC):
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release what the backend holds (a loaded model, a connection)."""
+
+    def endpoint_loads(self) -> list[EndpointLoad]:
+        """Each endpoint's answers so far, where several serve the model (progress shows each
+        one's rate); none by default."""
+        return []
 
     def health(self) -> list[str]:
         """What failed in the model's service during the run, said at its end (a server's

@@ -36,7 +36,9 @@ import httpx
 
 from psyprobe.errors import UserError
 from psyprobe.models.base import (
+    EndpointLoad,
     Failure,
+    Mode,
     Model,
     ModelInfo,
     OptionProbs,
@@ -127,6 +129,9 @@ class OpenAIModel(Model):
             modes=("logprob", "generate"),
         )
         self.top_logprobs = TOP_LOGPROBS[-1]
+        self._loop = asyncio.new_event_loop()
+        self._held = AsyncExitStack()  # the clients of ``_open``, closed with the model
+        self._open: Clients | None = None
 
     # -- connection checks -------------------------------------------------------------------
 
@@ -138,7 +143,7 @@ class OpenAIModel(Model):
         probe = Prompt(None, "Answer with 1.", ("1",))
         for top in TOP_LOGPROBS:
             self.top_logprobs = top
-            answer = asyncio.run(self._gather([probe], self._logprob_request))[0]
+            answer = self._run(self._gather([probe], self._logprob_request))[0]
             if not (isinstance(answer, Failure) and answer.error.startswith("HTTP 400")):
                 break
         if isinstance(answer, Failure):
@@ -189,7 +194,7 @@ class OpenAIModel(Model):
     def _signature(self) -> str:
         """The probes asked of every endpoint: each must answer as the first does, and the
         answers' shape (the options' ranking, or the greedy text) is the model's signature."""
-        answers = [asyncio.run(self._probe(e)) for e in self.endpoints]
+        answers = [self._run(self._probe(e)) for e in self.endpoints]
         first = answers[0]
         for endpoint, other in zip(self.endpoints[1:], answers[1:], strict=True):
             differs = _probe_difference(first, other)
@@ -222,6 +227,17 @@ class OpenAIModel(Model):
             )
         return one
 
+    def preferred_batch(self, mode: Mode) -> int:
+        # Four requests for every slot: a call waits for its slowest request, which leaves the
+        # other slots idle; the more a call holds, the less of it is that wait.
+        return 4 * self.client.concurrency * len(self.endpoints)
+
+    def endpoint_loads(self) -> list[EndpointLoad]:
+        if len(self.endpoints) == 1:
+            return []
+        now = time.monotonic()
+        return [EndpointLoad(e.url, e.answered, e.out_until <= now) for e in self.endpoints]
+
     def health(self) -> list[str]:
         """Each endpoint that failed during the run, when and why (the run says it at its
         end); nothing when every endpoint held."""
@@ -234,7 +250,7 @@ class OpenAIModel(Model):
     # -- the protocol ------------------------------------------------------------------------
 
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
-        answers = asyncio.run(self._gather(prompts, self._logprob_request))
+        answers = self._run(self._gather(prompts, self._logprob_request))
         return [Failure("the server returned no logprobs") if a is None else a for a in answers]
 
     def generate(
@@ -247,7 +263,7 @@ class OpenAIModel(Model):
         def request(client: Clients, i: int, prompt: Prompt) -> Awaitable[str | Failure | None]:
             return self._generate_request(client, prompt, sampling, seeds[i])
 
-        return list(asyncio.run(self._gather_indexed(prompts, request)))
+        return list(self._run(self._gather_indexed(prompts, request)))
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -261,8 +277,29 @@ class OpenAIModel(Model):
         prompts: Sequence[Prompt],
         one: Callable[[Clients, int, Prompt], Awaitable[T]],
     ) -> list[T]:
-        async with self._clients(self.endpoints) as clients:
-            return list(await asyncio.gather(*(one(clients, i, p) for i, p in enumerate(prompts))))
+        if self._open is None:
+            self._open = await self._held.enter_async_context(self._clients(self.endpoints))
+        clients = self._open
+        return list(await asyncio.gather(*(one(clients, i, p) for i, p in enumerate(prompts))))
+
+    def _run(self, asked: Awaitable[T]) -> T:
+        """``asked`` run on the model's own event loop, where its clients and their connections
+        last from one call to the next: a client cost tens of milliseconds to make (its TLS
+        context alone), most of what a fast server's answer cost when each batch made its own
+        (bench/RESULTS.md). An interrupted call's requests are cancelled, not left running."""
+        try:
+            return self._loop.run_until_complete(asked)
+        except BaseException:
+            left = asyncio.all_tasks(self._loop)
+            for task in left:
+                task.cancel()
+            self._loop.run_until_complete(_settled(left))
+            raise
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._held.aclose())
+            self._loop.close()
 
     @asynccontextmanager
     async def _clients(self, endpoints: Sequence[Endpoint]) -> AsyncIterator[Clients]:
@@ -411,6 +448,10 @@ class Clients:
             ready = [i]
         i = min(ready, key=lambda k: self.endpoints[k].in_flight)
         return self.endpoints[i], self.clients[i], self.gates[i]
+
+
+async def _settled(tasks: set[asyncio.Task[Any]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _fingerprint(model: str, signature: str) -> str:

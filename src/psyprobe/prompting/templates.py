@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
@@ -201,14 +202,14 @@ def build_prompts(
     respondents: list[Respondent] | None = None,
     balance: Balance = "within",
     conditions: list[Conditions] | None = None,
-) -> list[ItemPrompt]:
+) -> Iterator[ItemPrompt]:
     """Every question for every respondent, under the orders and conditions ``balance`` assigns
-    it (``conditions.assign``).
+    it (``conditions.assign``), made as they are taken: a population design of half a million
+    prompts is never held whole.
 
     The model as itself (no persona) answers every order under every condition.
     """
     cells = conditions or [Conditions()]
-    out = []
     for respondent in respondents or [Respondent(0)]:
         system = respondent.system(template.system, preamble())
         mode = balance if respondent.persona is not None else "within"
@@ -219,10 +220,7 @@ def build_prompts(
                 source = Source(instrument_id, question.item_id, k, orders[k], respondent, 0, at)
                 user, labels = template.render(question, orders[k], at)
                 prompt = Prompt(system, user, labels, source)
-                out.append(
-                    ItemPrompt(instrument_id, question, k, orders[k], prompt, respondent, at)
-                )
-    return out
+                yield ItemPrompt(instrument_id, question, k, orders[k], prompt, respondent, at)
 
 
 def prompt_count(

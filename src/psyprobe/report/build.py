@@ -7,7 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from psyprobe.instruments import Instrument
+from psyprobe.instruments import Instrument, Question
+from psyprobe.models import ModelInfo
 from psyprobe.prompting import population
 from psyprobe.records import ResponseRecord
 from psyprobe.report.browser import answer_browser
@@ -31,6 +32,36 @@ def _trace(record: ResponseRecord, parsed: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _read(rec: ResponseRecord, question: Question, info: ModelInfo) -> dict[str, Any]:
+    """How an answer was read, for its trace line: the options as its prompt showed them, each
+    with its label (a position where a replayed answer has no labels), and what it chose."""
+    shown = [
+        f"{rec.labels[k] if k < len(rec.labels) else k + 1}: {question.options[i].text}"
+        for k, i in enumerate(rec.option_order)
+    ]
+    extra: dict[str, Any] = {"dimension": question.dimension, "options_shown": shown}
+    if rec.mode == "generate":
+        p = parse_record(rec, question, info.numbers_are_scale_values)
+        chosen = None if p.position is None else shown[p.position]
+        return extra | {
+            "status": p.status,
+            "parse_rule": p.rule,
+            "position": p.position,
+            "chosen": None
+            if p.position is None
+            else question.options[rec.option_order[p.position]].text,
+            "read": f"{p.status} by rule {p.rule}" + (f" → {chosen}" if chosen else ""),
+        }
+    mass = sum(rec.probs or ())
+    return extra | {
+        "label_mass": mass,
+        # scoring weighs each answer by its mass; below half, most probability fell on no
+        # label at all
+        "status": "ok" if mass >= 0.5 else "low_mass",
+        "read": f"expected option over the labels, weighted by label mass {mass:.3f}",
+    }
+
+
 def rebuild(out: Path, figures: bool = True) -> RunResults:
     """Score the stored responses and write results.json, responses.jsonl and (unless
     ``figures`` is off: an import of many models) the figures; returns the results as
@@ -38,59 +69,32 @@ def rebuild(out: Path, figures: bool = True) -> RunResults:
     files = Layout(out)
     settings, info, instruments = load_run(out)
     require_store(files.store)
-    with ResponseStore(files.store) as store:
-        # Only this run's answers: the store may also hold a safety run's (same directory), and
-        # an answer of another model (a store copied in from elsewhere) is never scored as this
-        # one's. The instruments are pinned by run.json (an edited one is refused).
-        records = [
-            r
-            for r in store.records()
-            if r.role == "answer"
-            and r.instrument in instruments
-            and r.model_fingerprint == info.fingerprint
-        ]
-        failures = store.failures()
-    keep_results(files.store, files.results, len(records))
-    grouped: dict[str, list[ResponseRecord]] = defaultdict(list)
-    for rec in records:
-        grouped[rec.instrument].append(rec)
-
     questions = {
         name: {q.item_id: q for q in inst.questions(settings.language)}
         for name, inst in instruments.items()
     }
-    with replacing(files.responses) as fh:
-        for rec in records:
+    grouped: dict[str, list[ResponseRecord]] = defaultdict(list)
+    answers = 0
+    # One pass over the store: each answer's trace line written as it is read, and the answer
+    # kept for scoring.
+    with ResponseStore(files.store) as store, replacing(files.responses) as fh:
+        for rec in store.records():
+            # Only this run's answers: the store may also hold a safety run's (same directory),
+            # and an answer of another model (a store copied in from elsewhere) is never scored
+            # as this one's. The instruments are pinned by run.json (an edited one is refused).
+            if not (
+                rec.role == "answer"
+                and rec.instrument in instruments
+                and rec.model_fingerprint == info.fingerprint
+            ):
+                continue
+            answers += 1
             question = questions[rec.instrument][rec.item]
-            # the options as the prompt showed them, each with its label (a position where a
-            # replayed answer has no labels)
-            shown = [
-                f"{rec.labels[k] if k < len(rec.labels) else k + 1}: {question.options[i].text}"
-                for k, i in enumerate(rec.option_order)
-            ]
-            extra: dict[str, Any] = {"dimension": question.dimension, "options_shown": shown}
-            if rec.mode == "generate":
-                p = parse_record(rec, question, info.numbers_are_scale_values)
-                chosen = None if p.position is None else shown[p.position]
-                extra |= {
-                    "status": p.status,
-                    "parse_rule": p.rule,
-                    "position": p.position,
-                    "chosen": None
-                    if p.position is None
-                    else question.options[rec.option_order[p.position]].text,
-                    "read": f"{p.status} by rule {p.rule}" + (f" → {chosen}" if chosen else ""),
-                }
-            else:
-                mass = sum(rec.probs or ())
-                extra |= {
-                    "label_mass": mass,
-                    # scoring weighs each answer by its mass; below half, most probability
-                    # fell on no label at all
-                    "status": "ok" if mass >= 0.5 else "low_mass",
-                    "read": f"expected option over the labels, weighted by label mass {mass:.3f}",
-                }
-            fh.write(json.dumps(_trace(rec, extra), ensure_ascii=False) + "\n")
+            fh.write(json.dumps(_trace(rec, _read(rec, question, info)), ensure_ascii=False))
+            fh.write("\n")
+            grouped[rec.instrument].append(rec)
+        failures = store.failures()
+        keep_results(files.store, files.results, answers)
 
     scores, convergence = score_run(
         instruments,
@@ -103,7 +107,7 @@ def rebuild(out: Path, figures: bool = True) -> RunResults:
         psyprobe_version=__version__,
         model=info,
         settings=settings,
-        store=StoreSummary(file=files.store.name, n_responses=len(records), failures=failures),
+        store=StoreSummary(file=files.store.name, n_responses=answers, failures=failures),
         instruments=scores,
         mtmm=convergence,
     )

@@ -2,7 +2,9 @@
 
 Personality runs, safety runs and judges all plan ``Request``s and hand them to ``ask``: it sends
 what the store lacks in batches, writes every answer (or failure) the moment its batch returns,
-so an interrupted run loses at most one batch, and records failures one way for all of them.
+so an interrupted run loses at most one batch, and records failures one way for all of them. A
+plan may be made afresh on every pass (``Remade``) instead of held: a design of half a million
+prompts costs the run its store, not its plan.
 """
 
 from __future__ import annotations
@@ -11,19 +13,29 @@ import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Any
+from itertools import islice
+from typing import Any, Generic, Protocol, TypeVar
 
 from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
-from psyprobe.models.base import Completion, Failure, Until
+from psyprobe.models.base import Completion, EndpointLoad, Failure, Until
 from psyprobe.prompting import Prompt
 from psyprobe.records import Origin, ResponseRecord, request_key
 from psyprobe.runs.store import ResponseStore
 
 BATCH = 32  # prompts per model call: small enough that an interrupt loses little
-# (what the batch just asked — an instrument, a safety task, an ARC part —, asked, to ask)
-Progress = Callable[[str, int, int], None]
+# Requests taken from a plan, checked against the store and put in text order together: what a
+# run holds of its plan at a time, whatever the plan's size.
+WINDOW = 8192
+
+
+class Progress(Protocol):
+    """Called per answer: what the batch asks (an instrument, a safety task, an ARC part), how
+    many are asked of how many, and each endpoint's answers where several serve the model."""
+
+    def __call__(
+        self, what: str, done: int, total: int, endpoints: Sequence[EndpointLoad], /
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,20 @@ class Request:
     # When the answer can be read (questionnaires with stop-when-read); not part of the key,
     # which holds the switch itself through ``decoding``.
     until: Until | None = field(default=None, compare=False)
+
+
+T = TypeVar("T")
+
+
+class Remade(Generic[T]):
+    """An iterable made afresh by ``make`` on every pass: a plan walked more than once (counted,
+    asked, read again for retries) without being held."""
+
+    def __init__(self, make: Callable[[], Iterable[T]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._make())
 
 
 def derive_seed(*parts: object) -> int:
@@ -105,41 +131,56 @@ def _record(
     )
 
 
-def batches(requests: Sequence[Request], size: Callable[[Mode], int]) -> Iterator[list[Request]]:
+def batches(requests: Iterable[Request], size: Callable[[Mode], int]) -> Iterator[list[Request]]:
     """Batches of one mode and decoding each, neighbours in text order together: they share the
     longest prefixes, which every backend with a prefix cache (llama.cpp here, vLLM on a server)
-    turns into saved work."""
-    groups: dict[str, list[Request]] = defaultdict(list)
-    for r in requests:
-        groups[f"{r.mode}|{sorted(r.decoding.items())}"].append(r)
-    for group in groups.values():
-        group.sort(key=lambda r: (r.prompt.system or "", r.prompt.history, r.prompt.user,
-                                  r.origin.sample))  # fmt: skip
-        step = size(group[0].mode)
-        for i in range(0, len(group), step):
-            yield group[i : i + step]
+    turns into saved work. Taken WINDOW requests at a time, so a plan is never held whole."""
+    taken = iter(requests)
+    while window := list(islice(taken, WINDOW)):
+        groups: dict[str, list[Request]] = defaultdict(list)
+        for r in window:
+            groups[f"{r.mode}|{sorted(r.decoding.items())}"].append(r)
+        for group in groups.values():
+            group.sort(key=lambda r: (r.prompt.system or "", r.prompt.history, r.prompt.user,
+                                      r.origin.sample))  # fmt: skip
+            step = size(group[0].mode)
+            for i in range(0, len(group), step):
+                yield group[i : i + step]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What one ``ask`` did."""
+
+    planned: int  # the requests it was given
+    asked: int  # those the store lacked, asked for now
+    lacking: int  # of those, still without an answer (failed: asked again by the next run)
 
 
 def ask(
     model: Model,
-    requests: Sequence[Request],
+    requests: Iterable[Request],
     store: ResponseStore,
     progress: Progress | None = None,
-) -> int:
-    """Ask for every request the store lacks; returns how many were asked.
+) -> Asked:
+    """Ask for every request the store lacks.
 
-    A ``Failure`` (the backend gave up after its own retries) is recorded as a failure and asked
-    again by the next run; ``None`` (the backend has no answer to give, e.g. a replay without
-    that sample) is stored as an answer without text, which scoring reads as invalid.
+    ``requests`` is walked twice — to count what is missing (the progress' total), then to ask
+    it — so it is a list or a plan made afresh on each pass (``Remade``), never a one-pass
+    iterator. A ``Failure`` (the backend gave up after its own retries) is recorded as a failure
+    and asked again by the next run; ``None`` (the backend has no answer to give, e.g. a replay
+    without that sample) is stored as an answer without text, which scoring reads as invalid.
     """
-    pending = [r for r in requests if not store.has(r.key)]
-    if store.legacy:  # an answer stored under an old key is this question's if it says so
-        info = model.info
-        pending = [r for r in pending if not store.adopt(_key(info, r), r.key, r.origin.stored())]
-    done = 0
+    info = model.info
+    planned = total = 0
+    for r in requests:
+        planned += 1
+        total += _lacks(store, info, r)
+    done = lacking = 0
+    missing = (r for r in requests if _lacks(store, info, r))
     # A backend that shares prefixes or decodes many sequences together says how many
     # requests of a mode it can use at once.
-    for batch in batches(pending, lambda mode: max(BATCH, model.preferred_batch(mode))):
+    for batch in batches(missing, lambda mode: max(BATCH, model.preferred_batch(mode))):
         prompts = [r.prompt for r in batch]
         replies: Iterable[tuple[int, OptionProbs | str | Completion | Failure | None]] = (
             enumerate(model.option_probs(prompts))
@@ -155,15 +196,24 @@ def ask(
         what = (
             first.instrument if first.role == "answer" else f"{first.role}s on {first.instrument}"
         )
-        # Each stored as it comes: an interrupt loses none of them. Probabilities come for
-        # the whole batch at once, and are committed at once (one disk write, not 32).
-        with store.together() if batch[0].mode == "logprob" else nullcontext():
+        # Each stored as it comes, committed with the rest of its batch (or every
+        # COMMIT_EVERY seconds while a batch decodes): one disk write, not 32.
+        with store.together():
             for i, reply in replies:
-                _store(store, batch[i], model.info, reply)
+                _store(store, batch[i], info, reply)
                 done += 1
                 if progress:  # per answer: one call of a batching backend can run for minutes
-                    progress(what, done, len(pending))
-    return len(pending)
+                    progress(what, done, total, model.endpoint_loads())
+        lacking += sum(not store.has(r.key) for r in batch)
+    return Asked(planned, total, lacking)
+
+
+def _lacks(store: ResponseStore, info: ModelInfo, r: Request) -> bool:
+    """Whether ``r`` has no answer in ``store`` (an answer stored under an old key is adopted
+    where it says it is this question's)."""
+    if store.has(r.key):
+        return False
+    return not (store.legacy and store.adopt(_key(info, r), r.key, r.origin.stored()))
 
 
 def _store(

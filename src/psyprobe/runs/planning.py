@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -138,8 +138,9 @@ def _planned(
     return Planned(request, ip)
 
 
-# About 1.6 KB each while planned: a design past this would hold gigabytes before it asked
-# anything (a replay file of a million lines reads as tens of thousands of samples an item).
+# A plan is never held (the ask-loop takes it a window at a time), but scoring holds every
+# answer, about 7 KB each at its peak (bench/RESULTS.md): a million is some 7 GB, as much as a
+# laptop has to spare. (A replay file of a million lines reads as tens of thousands of samples.)
 MAX_REQUESTS = 1_000_000
 # options × answers: ten million floats in scoring's arrays, and the prompts that list them
 MAX_CELLS = 10_000_000
@@ -175,10 +176,11 @@ def check_workload(settings: RunSettings, instruments: dict[str, Instrument]) ->
 
 def plan(
     settings: RunSettings, instruments: dict[str, Instrument], info: ModelInfo
-) -> list[Planned]:
+) -> Iterator[Planned]:
+    """Every answer the design asks for, made as it is taken (``asking.Remade`` makes it again
+    for another pass): a run holds none of its plan but the ask-loop's window."""
     template = TEMPLATES[settings.template]
     respondents = population(settings.respondents)
-    planned = []
     for name, instrument in instruments.items():
         questions = instrument.questions(settings.language)
         prompts = build_prompts(
@@ -193,8 +195,7 @@ def plan(
         )
         for ip in prompts:
             for sample in range(settings.samples):
-                planned.append(_planned(settings, info, ip.with_sample(sample), sample, 0))
-    return planned
+                yield _planned(settings, info, ip.with_sample(sample), sample, 0)
 
 
 def _chosen(record: ResponseRecord, ip: ItemPrompt, numbers_are_values: bool) -> int | None:
@@ -210,13 +211,16 @@ def plan_in_context(
     settings: RunSettings,
     instruments: dict[str, Instrument],
     info: ModelInfo,
-    alone: Sequence[Planned],
+    alone: Iterable[Planned],
     store: ResponseStore,
 ) -> list[Planned]:
     """Every prompt of ``alone`` asked again after the ``context_items`` items before it in its
     instrument (cyclically), each shown with the answer the same respondent (and sample) gave it
     alone — under the same order and conditions where it was asked so, else its first.
-    Readable answers only; a prompt none of whose earlier items was answered is not asked."""
+    Readable answers only; a prompt none of whose earlier items was answered is not asked.
+
+    Unlike ``plan``, this is held whole (with every answer given alone): a conversation needs
+    the answers of other items, which may be anywhere in the store."""
     stored: dict[Origin, list[ResponseRecord]] = defaultdict(list)
     for rec in store.records():  # by attempt
         stored[rec.origin.any_attempt()].append(rec)
@@ -264,20 +268,17 @@ def plan_in_context(
 def replan(
     settings: RunSettings,
     info: ModelInfo,
-    slots: Sequence[Planned],
+    slots: Iterable[Planned],
     store: ResponseStore,
     attempt: int,
-) -> list[Planned]:
+) -> Iterator[Planned]:
     """The slots of ``slots`` to ask again as ``attempt``, with a fresh seed: those whose stored
     answer could not be read at all. A refusal is an answer and is kept; a failed request has no
     answer here and is asked again by the next run, not retried."""
-    stored = {rec.key: rec for rec in store.records()}
-    again = []
     for p in slots:
-        record = stored.get(p.request.key)
+        record = store.get(p.request.key)
         if record is None or record.raw_text is None:
             continue
         parsed = parse_record(record, p.item_prompt.question, info.numbers_are_scale_values)
         if parsed.status == "invalid":
-            again.append(_planned(settings, info, p.item_prompt, p.request.origin.sample, attempt))
-    return again
+            yield _planned(settings, info, p.item_prompt, p.request.origin.sample, attempt)

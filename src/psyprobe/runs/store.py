@@ -24,6 +24,8 @@ _COLUMNS = list(ResponseRecord.model_fields)
 # The key scheme, as SQLite's user_version: 2 = keys name the question (records.request_key).
 # A store of scheme 0 was written before; its answers are adopted under the new keys.
 KEYS = 2
+# The longest a batch's answers wait in an open transaction (``together``).
+COMMIT_EVERY = 0.5
 _JSON = {"option_order", "labels", "decoding", "probs", "conditions", "history"}
 
 
@@ -44,6 +46,7 @@ class ResponseStore:
             raise UserError(
                 f"{path}: not a usable answer store ({exc}); move it away to start afresh"
             ) from None
+        self._since = 0.0  # when the open transaction began (``together``)
         self.legacy = int(self._db.execute("PRAGMA user_version").fetchone()[0]) < KEYS
 
     def __enter__(self) -> ResponseStore:
@@ -58,13 +61,23 @@ class ResponseStore:
 
     @contextmanager
     def together(self) -> Iterator[None]:
-        """Writes inside are one commit: answers that arrived together (what was written
-        before an interrupt is committed all the same)."""
+        """Writes inside are committed together — at the end, and every COMMIT_EVERY seconds in
+        between —, not each alone: a commit per answer was most of what a fast server's answer
+        cost the client (bench/RESULTS.md). What was written before an interrupt is committed
+        all the same; a kill -9 loses at most the last COMMIT_EVERY seconds of answers, which
+        the next run asks again."""
         self._db.execute("BEGIN")
+        self._since = time.monotonic()
         try:
             yield
         finally:
             self._db.execute("COMMIT")
+
+    def _written(self) -> None:
+        if self._db.in_transaction and time.monotonic() - self._since >= COMMIT_EVERY:
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN")
+            self._since = time.monotonic()
 
     def has(self, key: str) -> bool:
         row = self._db.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone()
@@ -77,6 +90,7 @@ class ResponseStore:
         self._db.execute(
             f"INSERT OR REPLACE INTO responses VALUES ({', '.join('?' * len(_COLUMNS))})", values
         )
+        self._written()
 
     def adopt(self, old: str, new: str, identity: dict[str, object]) -> bool:
         """File the answer stored under an old-scheme key ``old`` as ``new``, if it answers the
@@ -97,6 +111,7 @@ class ResponseStore:
             "INSERT INTO failures VALUES (?, ?, ?, ?, ?)",
             (key, instrument, item, error, time.time()),
         )
+        self._written()
 
     def failures(self) -> dict[str, int]:
         """Failed requests still without an answer, counted by error."""
@@ -111,17 +126,26 @@ class ResponseStore:
             f"SELECT {', '.join(_COLUMNS)} FROM responses ORDER BY instrument, item, order_index, "
             "sample, attempt"
         )
-        for row in cursor:
-            data = {
-                c: json.loads(v) if c in _JSON and v is not None else v
-                for c, v in zip(_COLUMNS, row, strict=True)
-                # NULL in a column added later: the field's default
-                if v is not None or ResponseRecord.model_fields[c].is_required()
-            }
-            yield ResponseRecord.model_validate(data)
+        return map(_record, cursor)
+
+    def get(self, key: str) -> ResponseRecord | None:
+        row = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM responses WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else _record(row)
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+def _record(row: tuple[object, ...]) -> ResponseRecord:
+    data = {
+        c: json.loads(str(v)) if c in _JSON and v is not None else v
+        for c, v in zip(_COLUMNS, row, strict=True)
+        # NULL in a column added later: the field's default
+        if v is not None or ResponseRecord.model_fields[c].is_required()
+    }
+    return ResponseRecord.model_validate(data)
 
 
 def _lock(path: Path) -> int:
@@ -141,8 +165,8 @@ def _lock(path: Path) -> int:
 
 
 def _open(path: Path) -> sqlite3.Connection:
-    # autocommit: each response is on disk the moment it is added, so kill -9 loses nothing
-    # that was answered.
+    # autocommit: a write outside ``together`` is on disk the moment it is made; the ask-loop's
+    # answers are committed by ``together``.
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     # In WAL mode NORMAL still survives a killed process (the WAL is written before the

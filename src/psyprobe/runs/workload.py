@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from pydantic import BaseModel
 
@@ -31,23 +31,24 @@ def prompt_tokens(model: Model, prompt: Prompt) -> tuple[int, bool]:
     return len(text) // 4 + 8 * (1 + 2 * len(prompt.history)), False
 
 
-def workloads(model: Model, requests: Sequence[Request]) -> list[Workload]:
+def workloads(model: Model, requests: Iterable[Request]) -> list[Workload]:
     """``requests`` counted part by part (what their origin names), in the order first met."""
-    parts: dict[str, list[Request]] = {}
+    rows: dict[str, Workload] = {}
     for r in requests:
-        parts.setdefault(r.origin.instrument, []).append(r)
-    rows = []
-    for part, mine in parts.items():
-        counted = [prompt_tokens(model, r.prompt) for r in mine]
-        rows.append(
+        tokens, counted = prompt_tokens(model, r.prompt)
+        output = 1 if r.mode == "logprob" else int(r.decoding.get("max_tokens", 0))
+        row = rows.setdefault(
+            r.origin.instrument,
             Workload(
-                part=part,
-                prompts=len(mine),
-                prompt_tokens=sum(n for n, _ in counted),
-                tokens_counted=all(exact for _, exact in counted),
-                output_tokens=sum(
-                    1 if r.mode == "logprob" else int(r.decoding.get("max_tokens", 0)) for r in mine
-                ),
-            )
+                part=r.origin.instrument,
+                prompts=0,
+                prompt_tokens=0,
+                tokens_counted=True,
+                output_tokens=0,
+            ),
         )
-    return rows
+        row.prompts += 1
+        row.prompt_tokens += tokens
+        row.tokens_counted &= counted
+        row.output_tokens += output
+    return list(rows.values())
