@@ -168,6 +168,9 @@ def test_records_failures_and_exits_by_threshold(broken: FaultyServer, tmp_path:
     assert code == 3
     assert "2 of 4 answers are missing" in stderr and "HTTP 500 after 2 attempts" in stderr
     assert len(broken.seen[2]) == 2  # bounded: the first try and one retry
+    # the run's end counts every failed try, the last of each request's included: two tries
+    # each of statements 2 and 3 (HTTP 500), statement 1's 429 and statement 4's timeout
+    assert "failed 6× from" in stderr
     results = json.loads((out / "results.json").read_text())
     assert results["store"] == {
         "file": "responses.sqlite",
@@ -367,3 +370,19 @@ def test_replicas_that_answer_the_probes_apart_are_refused(
         psyprobe("run", "--model", f"openai:m@{_url(flaky)},{_url(alike)}", *args,
                  "--max-retries", "0", "--out", str(tmp_path / "b"), check=False)  # fmt: skip
         assert len(alike.seen[0]) >= 2  # its probes (and a share of the items) were asked
+
+
+def test_generated_answers_are_handed_over_as_they_arrive(flaky: FaultyServer) -> None:
+    """#37: in generate mode each answer goes to the ask-loop (which stores it) the moment it
+    arrives: a slow request (statement 4's first, 1.5 s) holds back none of the others."""
+    from psyprobe.models.base import Sampling
+    from psyprobe.models.openai_compat import OpenAIModel
+    from psyprobe.prompting import Prompt
+
+    model = OpenAIModel("m", [f"http://127.0.0.1:{flaky.server_address[1]}/v1"], None)
+    prompts = [Prompt(None, "Statement 4.", ()), Prompt(None, "Statement 0.", ())]
+    greedy = Sampling(temperature=0.0, max_tokens=4)
+    came = [(i, time.monotonic()) for i, _ in model.generate_as_ready(prompts, greedy, [0, 0])]
+    model.close()
+    assert [i for i, _ in came] == [1, 0]
+    assert came[1][1] - came[0][1] >= 1.0

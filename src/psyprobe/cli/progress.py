@@ -42,7 +42,11 @@ def measured_or_exit(
         raise typer.Exit(130) from None
     finally:
         for failed in model.health():
-            progress.err.print(f"note: endpoint {failed} (its requests were asked again)")
+            progress.err.print(
+                f"note: endpoint {failed} (each failed request was retried, on another endpoint "
+                "where there was one; one that failed every try is asked again by the next run)",
+                soft_wrap=True,
+            )
 
 
 def print_forecast(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
@@ -194,6 +194,16 @@ class Model(ABC):
         """What failed in the model's service during the run, said at its end (a server's
         endpoints taken out, when and why); nothing by default."""
         return []
+
+
+Answer = TypeVar("Answer")
+
+
+def in_order(ready: Iterable[tuple[int, Answer]], n: int) -> list[Answer]:
+    """``n`` answers handed over as each was ready (``generate_as_ready``), in their prompts'
+    order: ``generate`` for a backend whose answers come as they are ready."""
+    done = dict(ready)
+    return [done[i] for i in range(n)]
 
 
 @dataclass(frozen=True)

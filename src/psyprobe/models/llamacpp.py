@@ -33,6 +33,7 @@ from psyprobe.models.base import (
     Until,
     cache_root,
     file_fingerprint,
+    in_order,
     plain_prompt,
     reads_as,
 )
@@ -263,8 +264,7 @@ class LlamaCppModel(Model):
         seeds: Sequence[int],
         until: Sequence[Until | None] | None = None,
     ) -> list[str | Completion | Failure | None]:
-        done = dict(self.generate_as_ready(prompts, sampling, seeds, until))
-        return [done[i] for i in range(len(prompts))]
+        return in_order(self.generate_as_ready(prompts, sampling, seeds, until), len(prompts))
 
     def generate_as_ready(
         self,

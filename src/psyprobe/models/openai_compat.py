@@ -27,7 +27,7 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -44,6 +44,7 @@ from psyprobe.models.base import (
     OptionProbs,
     Sampling,
     Until,
+    in_order,
     reads_as,
 )
 from psyprobe.models.registry import BackendOptions, backend
@@ -94,14 +95,17 @@ class Endpoint:
     first_failed: str = ""
     last_failed: str = ""
 
-    def failed(self, why: str, wait: float, settings: ClientSettings) -> None:
-        backoff = min(settings.max_backoff, settings.backoff * 2**self.failures)
-        self.failures += 1
-        self.out_until = time.monotonic() + max(wait, backoff * random.uniform(0.5, 1.5))
+    def failed(self, why: str) -> None:
         now = time.strftime("%H:%M:%S")
         self.failed_times += 1
         self.first_failed = self.first_failed or now
         self.last_failed = f"{now} {why}"
+
+    def back_off(self, wait: float, settings: ClientSettings) -> None:
+        """Out for a backoff that doubles with each failure in a row (at least ``wait``)."""
+        backoff = min(settings.max_backoff, settings.backoff * 2**self.failures)
+        self.failures += 1
+        self.out_until = time.monotonic() + max(wait, backoff * random.uniform(0.5, 1.5))
 
 
 class OpenAIModel(Model):
@@ -260,27 +264,48 @@ class OpenAIModel(Model):
         seeds: Sequence[int],
         until: Sequence[Until | None] | None = None,
     ) -> list[str | Failure | None]:
-        def request(client: Clients, i: int, prompt: Prompt) -> Awaitable[str | Failure | None]:
-            return self._generate_request(client, prompt, sampling, seeds[i])
+        return in_order(self.generate_as_ready(prompts, sampling, seeds, until), len(prompts))
 
-        return list(self._run(self._gather_indexed(prompts, request)))
+    def generate_as_ready(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: Sampling,
+        seeds: Sequence[int],
+        until: Sequence[Until | None] | None = None,
+    ) -> Iterator[tuple[int, str | Failure | None]]:
+        """Each answer handed over as it arrives, all of them in flight together: the ask-loop
+        stores it at once, so an interrupt loses only the requests still in flight."""
+
+        async def one(clients: Clients, i: int, prompt: Prompt) -> tuple[int, str | Failure | None]:
+            return i, await self._generate_request(clients, prompt, sampling, seeds[i])
+
+        clients = self._run(self._opened())
+        pending = {self._loop.create_task(one(clients, i, p)) for i, p in enumerate(prompts)}
+        try:
+            while pending:
+                done, pending = self._run(
+                    asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                )
+                for task in done:
+                    yield task.result()
+        finally:  # a caller that stops taking answers (an interrupt) leaves none running
+            for task in pending:
+                task.cancel()
+            self._run(_settled(pending))
 
     # -- requests ----------------------------------------------------------------------------
+
+    async def _opened(self) -> Clients:
+        """The model's clients, opened by its first request and kept until it is closed."""
+        if self._open is None:
+            self._open = await self._held.enter_async_context(self._clients(self.endpoints))
+        return self._open
 
     async def _gather(
         self, prompts: Sequence[Prompt], one: Callable[[Clients, Prompt], Awaitable[T]]
     ) -> list[T]:
-        return await self._gather_indexed(prompts, lambda c, _i, p: one(c, p))
-
-    async def _gather_indexed(
-        self,
-        prompts: Sequence[Prompt],
-        one: Callable[[Clients, int, Prompt], Awaitable[T]],
-    ) -> list[T]:
-        if self._open is None:
-            self._open = await self._held.enter_async_context(self._clients(self.endpoints))
-        clients = self._open
-        return list(await asyncio.gather(*(one(clients, i, p) for i, p in enumerate(prompts))))
+        clients = await self._opened()
+        return list(await asyncio.gather(*(one(clients, p) for p in prompts)))
 
     def _run(self, asked: Awaitable[T]) -> T:
         """``asked`` run on the model's own event loop, where its clients and their connections
@@ -368,9 +393,10 @@ class OpenAIModel(Model):
                     return Failure(f"HTTP {status}: {one_line(self._scrubbed(text))}")
             finally:
                 endpoint.in_flight -= 1
+            endpoint.failed(error)
             if attempt < self.client.max_retries:
                 # out for a backoff: the next attempt goes to another endpoint, or waits
-                endpoint.failed(error, wait, self.client)
+                endpoint.back_off(wait, self.client)
         return Failure(f"{error} after {self.client.max_retries + 1} attempts")
 
     async def _logprob_request(
