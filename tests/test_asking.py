@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from psyprobe.models import Mode, Model, ModelInfo, OptionProbs, Sampling
-from psyprobe.models.base import Failure, Until
+from psyprobe.models.base import Completion, Failure, Until
 from psyprobe.prompting import Prompt
 from psyprobe.runs import asking
 from psyprobe.runs import store as store_module
@@ -206,7 +206,13 @@ def test_a_batch_is_committed_together_and_at_least_every_commit_interval(
     seen: list[int] = []
 
     class Peeking(FakeModel):
-        def generate_as_ready(self, prompts, sampling, seeds, until=None):  # type: ignore[no-untyped-def]
+        def generate_as_ready(
+            self,
+            prompts: Sequence[Prompt],
+            sampling: Sampling,
+            seeds: Sequence[int],
+            until: Sequence[Until | None] | None = None,
+        ) -> Iterator[tuple[int, str | Completion | Failure | None]]:
             for i, answer in enumerate(self.generate(prompts, sampling, seeds, until)):
                 with sqlite3.connect(path) as other:
                     seen.append(other.execute("SELECT COUNT(*) FROM responses").fetchone()[0])

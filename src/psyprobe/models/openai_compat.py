@@ -133,7 +133,8 @@ class OpenAIModel(Model):
             modes=("logprob", "generate"),
         )
         self.top_logprobs = TOP_LOGPROBS[-1]
-        self._loop = asyncio.new_event_loop()
+        # made by the first request (a dry run never asks, and so holds no loop)
+        self._made: asyncio.AbstractEventLoop | None = None
         self._held = AsyncExitStack()  # the clients of ``_open``, closed with the model
         self._open: Clients | None = None
 
@@ -280,7 +281,7 @@ class OpenAIModel(Model):
             return i, await self._generate_request(clients, prompt, sampling, seeds[i])
 
         clients = self._run(self._opened())
-        pending = {self._loop.create_task(one(clients, i, p)) for i, p in enumerate(prompts)}
+        pending = {self._loop().create_task(one(clients, i, p)) for i, p in enumerate(prompts)}
         try:
             while pending:
                 done, pending = self._run(
@@ -312,19 +313,25 @@ class OpenAIModel(Model):
         last from one call to the next: a client cost tens of milliseconds to make (its TLS
         context alone), most of what a fast server's answer cost when each batch made its own
         (bench/RESULTS.md). An interrupted call's requests are cancelled, not left running."""
+        loop = self._loop()
         try:
-            return self._loop.run_until_complete(asked)
+            return loop.run_until_complete(asked)
         except BaseException:
-            left = asyncio.all_tasks(self._loop)
+            left = asyncio.all_tasks(loop)
             for task in left:
                 task.cancel()
-            self._loop.run_until_complete(_settled(left))
+            loop.run_until_complete(_settled(left))
             raise
 
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        if self._made is None or self._made.is_closed():
+            self._made, self._open = asyncio.new_event_loop(), None
+        return self._made
+
     def close(self) -> None:
-        if not self._loop.is_closed():
-            self._loop.run_until_complete(self._held.aclose())
-            self._loop.close()
+        if self._made is not None and not self._made.is_closed():
+            self._made.run_until_complete(self._held.aclose())
+            self._made.close()
 
     @asynccontextmanager
     async def _clients(self, endpoints: Sequence[Endpoint]) -> AsyncIterator[Clients]:
