@@ -173,17 +173,19 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def sd3_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SD-3 under the latin design on the embedded model: the reference other runs compare to."""
+    """SD-3 under the latin design on the embedded model, as a run asks it by default (scored
+    through transformers where the hf extra is installed): the run other runs compare to."""
     out = tmp_path_factory.mktemp("sd3") / "run"
     psyprobe("run", *SD3_LATIN, "--out", str(out))
     return out
 
 
 @pytest.fixture(scope="session")
-def hf_sd3_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same design on the same weights through transformers (its twin)."""
-    out = tmp_path_factory.mktemp("hf-sd3") / "run"
-    psyprobe("run", "--model", "hf:smollm2", *SD3_LATIN, "--out", str(out))
+def llama_sd3_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same design on the same weights through llama.cpp, the embedded runtime (its
+    twin): the reference for llama.cpp's own numbers and for servers that run it."""
+    out = tmp_path_factory.mktemp("llama-sd3") / "run"
+    psyprobe("run", "--model", "gguf:smollm2", *SD3_LATIN, "--out", str(out))
     return out
 
 

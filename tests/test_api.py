@@ -90,11 +90,11 @@ def test_an_open_model_and_bad_models_and_settings(tmp_path: Path) -> None:
 
 
 @pytest.mark.torch
-def test_a_transformers_model_in_memory_scores_as_hf_smollm2_through_the_cli(
-    tmp_path: Path, hf_sd3_run: Path
+def test_a_transformers_model_in_memory_scores_as_smollm2_through_the_cli(
+    tmp_path: Path, sd3_run: Path
 ) -> None:
-    """Prompt by prompt against the session's hf:smollm2 run: SD-3's items in the scale's order
-    are among its prompts."""
+    """Prompt by prompt against the session's run of the alias, which scores through
+    transformers: SD-3's items in the scale's order are among its prompts."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -108,7 +108,7 @@ def test_a_transformers_model_in_memory_scores_as_hf_smollm2_through_the_cli(
     plain = measure(model, tokenizer=tokenizer, out=tmp_path / "memory", **SD3_FIXED)
     assert model.training and tokenizer.padding_side == "right"  # the caller's objects as given
     assert plain.directory is not None
-    memory, cli = probs_by_prompt(plain.directory), probs_by_prompt(hf_sd3_run)
+    memory, cli = probs_by_prompt(plain.directory), probs_by_prompt(sd3_run)
     assert len(memory) == 27
     for prompt, probs in memory.items():
         assert probs == pytest.approx(cli[prompt], abs=1e-4)

@@ -36,10 +36,10 @@ def llama_server() -> Iterator[str]:
 
 @pytest.mark.model
 def test_openai_backend_logprob_agrees_with_embedded(
-    llama_server: str, sd3_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    llama_server: str, llama_sd3_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Prompt by prompt: SD-3's 27 items in the scale's order, each also asked in the session's
-    latin run of the embedded model."""
+    latin run of the embedded runtime."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     out = tmp_path / "served"
     psyprobe(
@@ -52,7 +52,7 @@ def test_openai_backend_logprob_agrees_with_embedded(
         "--out",
         str(out),
     )
-    served, embedded = probs_by_prompt(out), probs_by_prompt(sd3_run)
+    served, embedded = probs_by_prompt(out), probs_by_prompt(llama_sd3_run)
     assert len(served) == 27
     for prompt, probs in served.items():
         assert probs == pytest.approx(embedded[prompt], abs=1e-6)
@@ -104,10 +104,27 @@ def test_openai_backend_generate_agrees_with_embedded(llama_server: str, tmp_pat
 
 
 @pytest.mark.torch
-def test_hf_backend_agrees_with_embedded(sd3_run: Path, hf_sd3_run: Path) -> None:
-    hf, embedded = dimension_scores(hf_sd3_run), dimension_scores(sd3_run)
-    for dim, score in embedded.items():
-        assert hf[dim] == pytest.approx(score, abs=0.1)
+def test_the_default_scores_through_transformers_within_the_bound_of_llama_cpp(
+    sd3_run: Path, llama_sd3_run: Path
+) -> None:
+    """The alias scores through transformers when it is installed, and says so in the run's
+    record; its numbers agree with the embedded runtime's on the same weights within the
+    stated bound, prompt by prompt and score by score: |Δp| ≤ 0.06 per option, |Δscore| ≤
+    0.03. llama.cpp rounds activations to 8 bits in its products, transformers keeps them
+    float32; measured 0.042 and 0.015 here (bench/RESULTS.md), the size of the differences
+    between llama.cpp's own kernel sets (AVX-512 build: 0.055 and 0.014)."""
+    model = json.loads((sd3_run / "run.json").read_text())["model"]
+    assert model["spec"] == "smollm2" and model["backend"] == "transformers"
+    assert model["runtime"].startswith("transformers ") and "float32" in model["runtime"]
+    llama = json.loads((llama_sd3_run / "run.json").read_text())["model"]
+    assert llama["backend"] == "llama.cpp" and model["fingerprint"] == llama["fingerprint"]
+    hf, embedded = probs_by_prompt(sd3_run), probs_by_prompt(llama_sd3_run)
+    assert hf.keys() == embedded.keys() and len(hf) == 270
+    gaps = [abs(x - y) for k in hf for x, y in zip(hf[k], embedded[k], strict=True)]
+    assert 0 < max(gaps) <= 0.06  # two computations, not one read twice
+    scores, reference = dimension_scores(sd3_run), dimension_scores(llama_sd3_run)
+    for dim, score in reference.items():
+        assert scores[dim] == pytest.approx(score, abs=0.03)
 
 
 @pytest.mark.torch

@@ -65,15 +65,17 @@ def test_the_installed_build_passes_the_probe_once_and_remembers_it(
 
 
 @pytest.mark.model
-def test_the_run_records_the_runtime(sd3_run: Path) -> None:
-    runtime = json.loads((sd3_run / "results.json").read_text())["model"]["runtime"]
+def test_the_run_records_the_runtime(llama_sd3_run: Path) -> None:
+    runtime = json.loads((llama_sd3_run / "results.json").read_text())["model"]["runtime"]
     assert runtime == llamacpp.runtime_info()
-    assert json.loads((sd3_run / "run.json").read_text())["model"]["runtime"] == runtime
-    assert runtime in (sd3_run / "report.md").read_text()
+    assert json.loads((llama_sd3_run / "run.json").read_text())["model"]["runtime"] == runtime
+    assert runtime in (llama_sd3_run / "report.md").read_text()
 
 
 @pytest.mark.model
-def test_sd3_scores_on_the_portable_build_match_the_pinned_reference(sd3_run: Path) -> None:
+def test_sd3_scores_on_the_portable_build_match_the_pinned_reference(
+    llama_sd3_run: Path,
+) -> None:
     """Same build, any x86-64 machine, any thread count: the same numbers. Tolerance 1e-4: a
     float-rounding change stays far below it, while another kernel set moves these scores by
     0.014 and single option probabilities by 0.055 (AVX-512 build, bench/RESULTS.md). The
@@ -85,7 +87,7 @@ def test_sd3_scores_on_the_portable_build_match_the_pinned_reference(sd3_run: Pa
         pytest.skip(f"the reference is for {reference['runtime']}")
     inst = load_instrument("sd3")
     prompts = list(build_prompts("sd3", inst.questions(), "latin", TEMPLATES["study-a"]))
-    stored = probs_by_prompt(sd3_run)
+    stored = probs_by_prompt(llama_sd3_run)
     probs = [stored[(ip.question.item_id, ip.order)] for ip in prompts]
     assert len(stored) == len(prompts) == len(reference["probs"])
     assert (

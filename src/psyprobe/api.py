@@ -34,7 +34,7 @@ from psyprobe.errors import UserError, setting_error
 
 if TYPE_CHECKING:
     from psyprobe.capability import CapabilityResults
-    from psyprobe.models import Model
+    from psyprobe.models import Mode, Model
     from psyprobe.models.registry import BackendOptions
     from psyprobe.progress import Reporter
     from psyprobe.report.results import RunResults
@@ -66,8 +66,11 @@ def _one_line(call: Call) -> Call:
 
 
 @contextmanager
-def _opened(model: Any, tokenizer: Any, backend: dict[str, Any] | None) -> Iterator[Model]:
-    """The psyprobe model behind ``model``; closed afterwards only if it was opened here."""
+def _opened(
+    model: Any, tokenizer: Any, backend: dict[str, Any] | None, mode: Mode | None = None
+) -> Iterator[Model]:
+    """The psyprobe model behind ``model`` (a spec opened for what will be asked, ``mode``);
+    closed afterwards only if it was opened here."""
     from psyprobe.editing import open_edited
     from psyprobe.models import Model
     from psyprobe.models.hf import HFModel
@@ -78,7 +81,7 @@ def _opened(model: Any, tokenizer: Any, backend: dict[str, Any] | None) -> Itera
         yield model
         return
     if isinstance(model, str):
-        opened: Model = open_edited(model, _options(backend))
+        opened: Model = open_edited(model, _options(backend), mode=mode)
     elif _is_torch_module(model):
         if tokenizer is None:
             raise UserError("tokenizer: a transformers model needs its tokenizer")
@@ -172,7 +175,8 @@ def measure(
     from psyprobe.engine import Personality, asked_settings, personality_settings, run
 
     asked = asked_settings(**_given(**{k: v for k, v in locals().items() if k in _SETTINGS}))
-    with _watched(progress, model) as watcher, _opened(model, tokenizer, backend) as opened:
+    opening = _opened(model, tokenizer, backend, asked.mode)
+    with _watched(progress, model) as watcher, opening as opened:
         chosen, _ = personality_settings(opened, asked)
         folder = Path(out) if out is not None else _default_out("personality", opened, chosen)
         return run(Personality(chosen), opened, folder, watcher).results

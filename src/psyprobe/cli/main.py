@@ -92,7 +92,9 @@ def run(
 
     with Reporter(err) as progress:
         progress.phase(f"loading {model}")
-        the_model = open_edited(model, backend, edits(persona, steer, adapter), connect=not dry_run)
+        the_model = open_edited(
+            model, backend, edits(persona, steer, adapter), not dry_run, asked.mode
+        )
         try:
             settings, note = personality_settings(the_model, asked)
             if note:

@@ -177,16 +177,18 @@ def open_edited(
     options: BackendOptions | None = None,
     edits: Edits | None = None,
     connect: bool = True,
+    mode: Mode | None = None,
 ) -> Model:
-    """open_model, then the edits (if any) on top."""
+    """open_model (``mode``: what will be asked, which picks an alias's path), then the edits
+    (if any) on top."""
     if edits is None or edits == Edits():
-        return open_model(spec, options, connect=connect)
+        return open_model(spec, options, connect=connect, mode=mode)
     # Bad edit files fail before a model loads (seconds, and a screenful of progress bars).
     for text in edits.steer:
         load_vector(parse_steer(text).path)
     if edits.adapter:
         adapter_hash(Path(edits.adapter))
-    model = open_model(spec, options, connect=connect)
+    model = open_model(spec, options, connect=connect, mode=mode)
     try:
         return EditedModel(model, edits)
     except BaseException:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -243,3 +244,32 @@ def file_fingerprint(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return f"sha256:{digest.hexdigest()}"
+
+
+def _busy_ticks() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def default_threads(sample_s: float = 0.2) -> int:
+    """One thread per core that is idle now (at least one); see bench/RESULTS.md.
+
+    A CPU backend's workers (ggml's, torch's OpenMP pool) wait for each other after every
+    matrix product: a worker that shares its core with another busy process stalls all the
+    others. Beside one busy process on two cores, llama.cpp fell from 245 to 43 prompt
+    tokens/s with two threads while one thread kept 131, and transformers from 546 to 199
+    while one thread kept 308. So the cores that are busy when the model loads are left alone.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        busy0, total0 = _busy_ticks()
+        time.sleep(sample_s)
+        busy1, total1 = _busy_ticks()
+    except (OSError, ValueError, IndexError):  # no /proc (not Linux): every core
+        return cores
+    machine = os.cpu_count() or cores
+    busy_cores = machine * (busy1 - busy0) / max(total1 - total0, 1e-9)
+    return max(1, min(cores, round(machine - busy_cores)))

@@ -10,10 +10,8 @@ bit whether a run is fresh, resumed, or ordered differently.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
@@ -32,6 +30,7 @@ from psyprobe.models.base import (
     Sampling,
     Until,
     cache_root,
+    default_threads,
     file_fingerprint,
     in_order,
     plain_prompt,
@@ -120,34 +119,6 @@ def check_runtime(model_path: Path) -> str:
     except OSError:
         pass
     return info
-
-
-def _busy_ticks() -> tuple[float, float]:
-    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
-    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
-def default_threads(sample_s: float = 0.2) -> int:
-    """One thread per core that is idle now (at least one); see bench/RESULTS.md.
-
-    ggml's workers spin at a barrier after every matrix product: a worker that shares its core
-    with another busy process stalls all the others, and a run beside one busy process fell
-    from 245 to 43 prompt tokens/s with two threads on two cores, while one thread kept 131.
-    So the cores that are busy when the model loads are left alone.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
-    try:
-        busy0, total0 = _busy_ticks()
-        time.sleep(sample_s)
-        busy1, total1 = _busy_ticks()
-    except (OSError, ValueError, IndexError):  # no /proc (not Linux): every core
-        return cores
-    machine = os.cpu_count() or cores
-    busy_cores = machine * (busy1 - busy0) / max(total1 - total0, 1e-9)
-    return max(1, min(cores, round(machine - busy_cores)))
 
 
 class LlamaCppModel(Model):

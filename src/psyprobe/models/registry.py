@@ -15,7 +15,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from psyprobe.errors import UserError
-from psyprobe.models.base import Model, cache_root
+from psyprobe.models.base import Mode, Model, cache_root
 
 OpenerT = TypeVar("OpenerT", bound=Callable[..., Model])
 
@@ -96,7 +96,7 @@ class BackendOptions(BaseModel):
     device: str = Field("auto", description="hf: auto | cpu | cuda")
     batch_size: int = Field(8, ge=1, description="hf: prompts per forward pass")
     threads: int | None = Field(
-        None, ge=1, description="llama.cpp: CPU threads [default: one per core]"
+        None, ge=1, description="llama.cpp, hf: CPU threads [default: one per idle core]"
     )
 
     @field_validator("base_url", mode="before")
@@ -168,13 +168,31 @@ def local_file(spec: str, rest: str) -> Path:
     return path
 
 
-def open_model(spec: str, options: BackendOptions | None = None, connect: bool = True) -> Model:
+def scores_on_transformers() -> bool:
+    """Whether the transformers path is installed (the ``hf`` extra: torch, transformers and
+    gguf), on which an alias computes next-token scores."""
+    return all(importlib.util.find_spec(name) for name in ("torch", "transformers", "gguf"))
+
+
+def open_model(
+    spec: str, options: BackendOptions | None = None, connect: bool = True, mode: Mode | None = None
+) -> Model:
     """Open the model a spec names; raises UserError for an unknown or unusable spec.
 
-    An alias alone (``smollm2``) is its GGUF file through llama.cpp. ``connect=False`` opens a
-    server model without any request (for --dry-run).
+    An alias alone (``smollm2``) is its GGUF file. Asked for next-token scores
+    (``mode="logprob"``) with the ``hf`` extra installed, it computes them through transformers:
+    float32 on the same weights, with each shared prefix computed once, several times faster on
+    a population of respondents than llama.cpp on this CPU and within a stated bound of it
+    (bench/RESULTS.md, tests/test_backends.py); the run records which path answered (``backend``
+    and ``runtime``). Otherwise, and for generation, it runs on llama.cpp. ``gguf:smollm2`` and
+    ``hf:smollm2`` choose the path. ``connect=False`` opens a server model without any request
+    (for --dry-run).
     """
-    kind, sep, rest = ("gguf", ":", spec) if spec in ALIASES else spec.partition(":")
+    if spec in ALIASES:
+        kind = "hf" if mode == "logprob" and scores_on_transformers() else "gguf"
+        sep, rest = ":", spec
+    else:
+        kind, sep, rest = spec.partition(":")
     known = backends()
     if not sep or not rest:
         close = difflib.get_close_matches(spec, list(ALIASES), n=1, cutoff=0.7)

@@ -41,4 +41,5 @@ def open_hf(spec: str, rest: str, options: BackendOptions, connect: bool) -> HFM
         dtype=options.dtype,
         device=options.device,
         batch_size=options.batch_size,
+        threads=options.threads,
     )

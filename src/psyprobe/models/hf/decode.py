@@ -25,15 +25,17 @@ DRAW_BLOCK = 1024  # vocabulary tokens a draw's cumulative sum takes at once (dr
 
 @dataclass
 class Prefilled:
-    """Sequences run up to their next token: which ones (rows: indexes of the suffixes given
-    to ``_prefill``), the KV cache, the attention mask over it, the logits for the next token,
-    and each row's length so far (its position)."""
+    """Sequences run up to their next token: which ones (rows: indexes of the prompts given
+    to ``_prefilled``), the KV cache, the attention mask over it, the logits for the next
+    token, each row's length so far (its next position) and the position of every column
+    (a row's prefix may start after left pads)."""
 
     rows: list[int]
     cache: Any
     mask: Any
     logits: Any
     lengths: Any
+    positions: Any
 
 
 @dataclass
@@ -118,7 +120,7 @@ class DecodeSlots:
             values[where] = layer.values[rows].transpose(1, 2)
         self.valid[slots] = False
         self.valid[slots[:, None], cols[None, :]] = part.mask[rows].bool()
-        self.position[slots[:, None], cols[None, :]] = torch.arange(width, device=device)
+        self.position[slots[:, None], cols[None, :]] = part.positions[rows]
         self.next_position[slots] = part.lengths[rows]
         self.logits[slots] = part.logits[rows]
         for slot, (i, _) in zip(free, now, strict=False):

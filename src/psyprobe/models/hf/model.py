@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from psyprobe.errors import UserError
 from psyprobe.libraries import route_library_output
@@ -26,6 +27,7 @@ from psyprobe.models.base import (
     OptionProbs,
     Sampling,
     Until,
+    default_threads,
     plain_prompt,
     reads_as,
 )
@@ -42,8 +44,14 @@ from psyprobe.models.hf.decode import (
 from psyprobe.models.hf.load import DTYPES, module_fingerprint, saved_model_dir
 from psyprobe.prompting import Prompt
 
-SHARED_MIN = 16  # tokens a group of prompts must share for prefix reuse to pay
-SUFFIX_BATCH = 24  # suffixes run together after a shared prefix (sorted by length)
+SHARED_MIN = 16  # tokens prompts must share for computing them once to pay
+# Tokens run together in one batch, padding included: matrix products of this many rows run
+# near the machine's rate (bench/RESULTS.md), and the batch's KV cache stays small.
+CELLS = 1024
+# Prompts one scoring call takes: the ask-loop hands them over in text order, so a call holds
+# whole respondents (every prompt of a persona shares its prefix only within one call).
+SCORE_BATCH = 512
+POOL = 256  # prompts' own parts gathered (from any stem) before sorting them by length
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -55,13 +63,13 @@ def _common(a: list[int], b: list[int]) -> int:
     return n
 
 
-def _prefix_groups(ids: list[list[int]], size: int, minimum: int) -> list[tuple[list[int], int]]:
-    """Groups of prompt indexes (≤ size) in token order, with the prefix length they share.
+def _prefix_groups(ids: list[list[int]], minimum: int) -> list[tuple[list[int], int]]:
+    """Prompt indexes in token order, in runs that share at least ``minimum`` tokens, with the
+    number they share; a prompt that shares less with both its neighbours comes alone, with 0.
 
-    A prompt joins the current group when the tokens it saves (the shared prefix it need not
-    compute) outweigh what shortening the group's shared prefix would cost the members already
-    in it. The shared length leaves every member at least one token of its own; groups sharing
-    fewer than ``minimum`` tokens come back with 0 (computed without sharing).
+    Every member keeps at least one token of its own (the one whose logits are wanted). A run
+    is as long as its sharing allows: what its members share further is found by grouping
+    their remainders again (``HFModel._stems``), so cutting a run short never pays.
     """
     order = sorted(range(len(ids)), key=ids.__getitem__)
     groups: list[tuple[list[int], int]] = []
@@ -69,15 +77,54 @@ def _prefix_groups(ids: list[list[int]], size: int, minimum: int) -> list[tuple[
     while start < len(order):
         first = ids[order[start]]
         group, shared = [order[start]], len(first) - 1
-        for i in order[start + 1 : start + size]:
+        for i in order[start + 1 :]:
             common = min(shared, _common(first, ids[i]), len(ids[i]) - 1)
-            if common < minimum or common <= len(group) * (shared - common):
+            if common < minimum:
                 break
             group.append(i)
             shared = common
-        groups.append((group, shared if shared >= minimum and len(group) > 1 else 0))
+        groups.append((group, shared if len(group) > 1 else 0))
         start += len(group)
     return groups
+
+
+# A prefix's keys and values in every layer, one row each (views into the batch that ran it).
+Held = list[tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Tokens to run after a prefix already computed (``held``, ``done`` tokens long; None and
+    0 where there is none): a prompt's own part (``row``: its index) or a stem that prompts
+    share (``row`` None)."""
+
+    held: Held | None
+    done: int
+    tokens: list[int]
+    row: int | None = None
+
+
+def _held_row(cache: Any, row: int, columns: int) -> Held:
+    """One row of a batch's KV cache, its first ``columns``."""
+    return [(kv.keys[row : row + 1, :, :columns], kv.values[row : row + 1, :, :columns])
+            for kv in cache.layers]  # fmt: skip
+
+
+def _by_length(parts: list[_Part]) -> Iterator[list[_Part]]:
+    """``parts`` in batches of similar length (a batch's longest at most 1.5 times its
+    shortest, plus a few tokens) and at most CELLS tokens, padding included: every row is run
+    as long as the longest, so mixing lengths wastes products on padding."""
+    batch: list[_Part] = []
+    for part in sorted(parts, key=lambda part: len(part.tokens)):
+        longest = len(part.tokens)
+        if batch and (
+            (len(batch) + 1) * longest > CELLS or longest > 1.5 * len(batch[0].tokens) + 4
+        ):
+            yield batch
+            batch = []
+        batch.append(part)
+    if batch:
+        yield batch
 
 
 class HFModel(Model):
@@ -92,7 +139,7 @@ class HFModel(Model):
         fingerprint: str,
         device: str,
         batch_size: int = 8,
-        group_size: int = 128,
+        runtime: str | None = None,
     ):
         self.device = device
         # padding is set on a copy: the caller's tokenizer stays as it was
@@ -105,7 +152,6 @@ class HFModel(Model):
         self._was_training = bool(module.training)
         module.eval()
         self.batch_size = batch_size
-        self.group_size = group_size  # prompts that share one prefix computation
         self.tokens_evaluated = 0  # for benchmarks: tokens actually run through the model
         import torch
 
@@ -115,6 +161,7 @@ class HFModel(Model):
             backend="transformers",
             fingerprint=fingerprint,
             modes=("logprob", "generate"),
+            runtime=runtime,
         )
         self._label_ids: dict[str, list[int]] = {}
         self._vocab: list[str] = []
@@ -127,8 +174,10 @@ class HFModel(Model):
         dtype: str = "float32",
         device: str = "auto",
         batch_size: int = 8,
+        threads: int | None = None,
     ) -> HFModel:
         import torch
+        import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in DTYPES:
@@ -138,7 +187,12 @@ class HFModel(Model):
         where = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         loaded: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        return cls(spec, loaded.to(where), tokenizer, fingerprint, where, batch_size)
+        if where == "cpu":  # torch's pool is the process's own: the busy cores are left alone
+            torch.set_num_threads(threads or default_threads())
+        # what computes the numbers (another dtype or device gives other ones), stored with runs
+        runtime = f"transformers {transformers.__version__}; torch {torch.__version__}; {dtype}"
+        runtime += f"; {where}"
+        return cls(spec, loaded.to(where), tokenizer, fingerprint, where, batch_size, runtime)
 
     @classmethod
     def in_memory(cls, module: Any, tokenizer: Any, batch_size: int = 8) -> HFModel:
@@ -197,88 +251,126 @@ class HFModel(Model):
     def _ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [list(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
-    def _shared(self, ids: list[list[int]]) -> list[tuple[list[int], list[int]]]:
-        """(shared prefix, member indexes) for prompts that share at least SHARED_MIN tokens;
-        the prompts that share too little with their neighbours go together with no prefix."""
-        groups, alone = [], []
-        for group, shared in _prefix_groups(ids, self.group_size, SHARED_MIN):
-            if shared:
-                groups.append((ids[group[0]][:shared], group))
-            else:
-                alone += group
-        return groups + ([([], alone)] if alone else [])
-
     def shared_prefix_logprobs(self, texts: list[str]) -> Any:
         """Like next_token_logprobs, computing each prefix that prompts share only once.
 
-        Prompts are visited in token order (a walk of their trie) and grouped while they share
-        at least SHARED_MIN tokens; a group's shared prefix is run once, its KV cache copied to
-        every member, and only the members' own suffixes are run, as one right-padded batch.
-        The vocabulary projection is applied at the answer position alone. Equal to the
-        unshared computation within float32 rounding (tested to 1e-4).
+        The prompts are run as a walk of their token trie (``_prefilled``); the vocabulary
+        projection is applied at the answer position alone. Equal to the unshared computation
+        within float32 rounding (tested to 1e-4).
         """
         import torch
 
-        ids = self._ids(texts)
         out = torch.empty((len(texts), len(self.tokenizer)), dtype=torch.float64)
-        for prefix, members in self._shared(ids):
-            for part in self._prefill(prefix, [ids[i][len(prefix) :] for i in members]):
-                rows = [members[r] for r in part.rows]
-                out[rows] = torch.log_softmax(part.logits.double(), dim=-1).cpu()
+        for part in self._prefilled(self._ids(texts)):
+            out[part.rows] = torch.log_softmax(part.logits.double(), dim=-1).cpu()
         return out
 
-    def _prefill(self, prefix: list[int], suffixes: list[list[int]]) -> Iterator[Prefilled]:
-        """Run ``prefix`` once, then the suffixes after it in right-padded batches of similar
-        length; yields each batch with its KV cache and the logits at each member's last token."""
+    def _prefilled(self, ids: list[list[int]]) -> Iterator[Prefilled]:
+        """Every prompt run up to its next token, each prefix that prompts share run once.
+
+        A questionnaire's prompts nest: all share the system line's opening, a respondent's
+        share its persona, those of one option order share the option list, and only the
+        statement and the answer line are each prompt's own. So the prompts are grouped by what
+        they share (``_prefix_groups``), each group's shared part (a stem) is run once, its
+        members' remainders grouped again after it (``_stems``), down to the parts no two
+        prompts share. Those run in right-padded batches of similar length, each row after its
+        own prefix (``_run``), whichever stem it came from: batches of many rows make large
+        matrix products. Yields the batches with their KV caches and next-token logits.
+        """
+        import torch
+
+        pool: list[_Part] = []
+        with torch.inference_mode():
+            for own in self._stems(_Part(None, 0, []), [(i, seq) for i, seq in enumerate(ids)]):
+                pool.append(own)
+                if len(pool) == POOL:
+                    yield from self._run_own(pool)
+                    pool = []
+            yield from self._run_own(pool)
+
+    def _stems(self, after: _Part, prompts: list[tuple[int, list[int]]]) -> Iterator[_Part]:
+        """The own parts of ``prompts`` (index, tokens after ``after``'s prefix), running the
+        stems they share on the way: each stem once, a level's stems as batches."""
+        groups = _prefix_groups([seq for _, seq in prompts], SHARED_MIN)
+        shared = [(members, n) for members, n in groups if n]
+        stems = [_Part(after.held, after.done, prompts[m[0]][1][:n], k)
+                 for k, (m, n) in enumerate(shared)]  # fmt: skip
+        for batch in _by_length(stems):
+            ran = self._run(batch)
+            for position, stem in enumerate(batch):
+                members, n = shared[cast(int, stem.row)]
+                prefix = _Part(_held_row(ran.cache, position, after.done + n), after.done + n, [])
+                remainders = [(prompts[i][0], prompts[i][1][n:]) for i in members]
+                yield from self._stems(prefix, remainders)
+        for members, n in groups:
+            if not n:
+                yield from (_Part(after.held, after.done, prompts[i][1], prompts[i][0])
+                            for i in members)  # fmt: skip
+
+    def _run_own(self, parts: list[_Part]) -> Iterator[Prefilled]:
+        """Prompts' own parts run to their next token, in batches of similar length."""
+        for batch in _by_length(parts):
+            ran = self._run(batch)
+            ran.rows = [cast(int, part.row) for part in batch]
+            ran.logits = self._logits(ran.logits)
+            yield ran
+
+    def _run(self, parts: list[_Part]) -> Prefilled:
+        """Run ``parts`` as one batch, each after its own prefix: the prefixes right-aligned
+        (left-padded), the parts right-padded after them. Left pads keep the distance between
+        any two real tokens what it is in the prompt, so a sliding-window layer's mask holds.
+        ``logits`` holds each part's final hidden state at its last token (the caller projects
+        those it needs); ``rows`` is left empty."""
         import torch
         from transformers import DynamicCache
 
-        body = self.model.base_model
-        with torch.inference_mode():
-            # A plain cache keeps every column of every layer: a sliding-window layer's own
-            # would drop those outside its window, where DecodeSlots places prompts by column
-            # (the window is kept by the masks instead, exactly as the model defines it).
-            prefix_cache = (
-                body(
-                    input_ids=torch.tensor([prefix], device=self.device),
-                    past_key_values=DynamicCache(),
-                    use_cache=True,
-                ).past_key_values
-                if prefix
-                else None
-            )
-            self.tokens_evaluated += len(prefix)
-            # Suffixes of similar length ride together, so little is spent on padding.
-            by_length = sorted(range(len(suffixes)), key=lambda i: len(suffixes[i]))
-            for start in range(0, len(by_length), SUFFIX_BATCH):
-                rows = by_length[start : start + SUFFIX_BATCH]
-                part = [suffixes[i] for i in rows]
-                cache = DynamicCache()
-                if prefix_cache is not None:
-                    cache = copy.deepcopy(prefix_cache)
-                    cache.batch_repeat_interleave(len(part))
-                width = max(map(len, part))
-                pad = self.tokenizer.pad_token_id
-                batch = torch.tensor(
-                    [s + [pad] * (width - len(s)) for s in part], device=self.device
-                )
-                mask = torch.tensor(
-                    [[1] * (len(prefix) + len(s)) + [0] * (width - len(s)) for s in part],
-                    device=self.device,
-                )
-                # Right padding: real tokens never attend to the pads that follow them.
-                positions = torch.arange(len(prefix), len(prefix) + width, device=self.device)
-                result = body(
-                    input_ids=batch,
-                    attention_mask=mask,
-                    past_key_values=cache,
-                    position_ids=positions.expand(len(part), -1),
-                    use_cache=True,
-                )
-                self.tokens_evaluated += sum(map(len, part))
-                last = result.last_hidden_state[torch.arange(len(part)), [len(s) - 1 for s in part]]
-                lengths = torch.tensor([len(prefix) + len(s) for s in part], device=self.device)
-                yield Prefilled(rows, result.past_key_values, mask, self._logits(last), lengths)
+        front = max(part.done for part in parts)
+        width = max(len(part.tokens) for part in parts)
+        device = self.device
+        # A plain cache keeps every column of every layer: a sliding-window layer's own would
+        # drop those outside its window, where DecodeSlots places prompts by column (the
+        # window is kept by the masks instead, exactly as the model defines it).
+        cache = DynamicCache()
+        held = [part.held for part in parts]
+        if front and all(h is held[0] for h in held):  # one prefix: a view, repeated
+            for layer, (keys, values) in enumerate(cast(Held, held[0])):
+                expand = (len(parts), -1, -1, -1)
+                cache.update(keys.expand(*expand), values.expand(*expand), layer)
+        elif front:
+            some = next(h for h in held if h is not None)
+            for layer in range(len(some)):
+                shape = some[layer][0].shape
+                keys = torch.zeros((len(parts), shape[1], front, shape[3]), device=device)
+                values = torch.zeros_like(keys)
+                for r, part in enumerate(parts):
+                    if part.held is not None:
+                        keys[r, :, front - part.done :] = part.held[layer][0][0]
+                        values[r, :, front - part.done :] = part.held[layer][1][0]
+                cache.update(keys, values, layer)
+        pad = self.tokenizer.pad_token_id
+        batch = [part.tokens + [pad] * (width - len(part.tokens)) for part in parts]
+        mask = torch.tensor(
+            [
+                [0] * (front - part.done) + [1] * (part.done + len(part.tokens))
+                + [0] * (width - len(part.tokens))
+                for part in parts
+            ],
+            device=device,
+        )  # fmt: skip
+        start = torch.tensor([part.done - front for part in parts], device=device)[:, None]
+        positions = start + torch.arange(front + width, device=device)  # of every column
+        result = self.model.base_model(
+            input_ids=torch.tensor(batch, device=device),
+            attention_mask=mask,
+            past_key_values=cache,
+            position_ids=positions[:, front:],
+            use_cache=True,
+        )
+        self.tokens_evaluated += sum(len(part.tokens) for part in parts)
+        ends = [len(part.tokens) - 1 for part in parts]
+        last = result.last_hidden_state[torch.arange(len(parts)), ends]
+        lengths = torch.tensor([part.done + len(part.tokens) for part in parts], device=device)
+        return Prefilled([], result.past_key_values, mask, last, lengths, positions)
 
     def _logits(self, hidden: Any) -> Any:
         """The vocabulary projection of final hidden states (with Gemma's soft cap)."""
@@ -320,8 +412,7 @@ class HFModel(Model):
         return math.exp(nll / count)
 
     def preferred_batch(self, mode: Mode) -> int:
-        # logprob: two prefix groups at a time
-        return self.group_size * 2 if mode == "logprob" else GENERATE_BATCH
+        return SCORE_BATCH if mode == "logprob" else GENERATE_BATCH
 
     def generate(
         self,
@@ -405,11 +496,8 @@ class HFModel(Model):
     ) -> Iterator[Seating]:
         """Prefilled batches with the requests waiting for them: every request that asks a
         distinct prompt (its samples) with the row of the batch that holds that prompt."""
-        for prefix, members in self._shared(distinct):
-            for part in self._prefill(prefix, [distinct[m][len(prefix) :] for m in members]):
-                yield Seating(
-                    part, [(i, row) for row, r in enumerate(part.rows) for i in askers[members[r]]]
-                )
+        for part in self._prefilled(distinct):
+            yield Seating(part, [(i, row) for row, r in enumerate(part.rows) for i in askers[r]])
 
     def _text(self, tokens: list[int]) -> str:
         return str(self.tokenizer.decode(tokens, skip_special_tokens=True))
