@@ -1,41 +1,123 @@
-"""What a respondent population costs on the embedded model (llama.cpp, SmolLM2, logprob).
+"""What a respondent population costs per scoring path, at the machine's compute limit (#35).
 
-Usage: python bench/population.py [--instrument sd3 ...]
+Usage:
+    python bench/population.py                       # the README's main job, every path
+    python bench/population.py --design protocol     # BFI + IPIP-50, 250 respondents, trie
+    python bench/population.py --design protocol --respondents 50 --paths trie
+    python bench/population.py --paths trie --busy   # beside one CPU-bound process
 
-In one run: the model as itself under the latin design (study A's design, no population), the
-default population (20 respondents, orders rotating), and the population with every order per
-respondent (``within``) on a slice of respondents, projected to 20. Prints prompts, prompt
-tokens, tokens llama.cpp actually evaluated (the rest came from the shared prefix in its KV
-cache) and wall time.
+One run measures, side by side on the same machine and moment:
+  - the machine's float32 matrix-product rate (square 1024, and SmolLM2's own shapes at 1,024
+    rows) and from the square rate the compute limit in evaluated tokens/s (2 × non-embedding
+    parameters FLOP a token, as bench/study_a.py counts it);
+  - per path, on the design's prompts handed over as the ask-loop hands them (text order, the
+    backend's preferred batch): prompt tokens, tokens actually evaluated (the rest came from
+    shared prefixes), wall time, evaluated tokens/s and their share of the compute limit:
+      llama  — llama.cpp on the embedded Q4_1 GGUF (line-prefix reuse between neighbours);
+      f32    — llama.cpp on the same weights dequantised to an F32 GGUF (llamafile's float
+               kernels instead of the Q4_1 × Q8_1 dot products);
+      trie   — transformers, float32, the prompts' token trie (models/hf/model.py);
+  - for the trie, where its time goes: shared stems, prompts' own parts, and the rest
+    (grouping, padding, softmax, Python), with the padding share of the batches;
+  - max |Δp| per option between the paths, over every prompt.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 from psyprobe.models import open_model
+from psyprobe.models.base import Model, OptionProbs
+from psyprobe.models.hf import HFModel
+from psyprobe.models.hf import model as hf_model
 from psyprobe.models.llamacpp import LlamaCppModel
+from psyprobe.models.registry import ALIASES
+from psyprobe.prompting import Prompt
 from psyprobe.runs import RunSettings
 from psyprobe.runs.planning import plan, resolve_instruments
+from study_a import matmul_gflops
+
+DESIGNS = {
+    "main": (("sd3", "bfi", "fs", "swls"), 20),  # the README's main job
+    "protocol": (("bfi", "ipip50"), 250),  # the population protocol of #35
+}
 
 
-def measure(model: LlamaCppModel, settings: RunSettings) -> tuple[int, int, int, float]:
-    planned = plan(settings, resolve_instruments(settings.instruments), model.info)
-    prompts = [p.request.prompt for p in planned]
-    tokens = sum(model.count_tokens(p) for p in prompts)
-    model._cached.clear()  # a cold KV cache, as a fresh run has
-    before = model.tokens_evaluated
-    start = time.perf_counter()
-    model.option_probs(prompts)
-    return len(prompts), tokens, model.tokens_evaluated - before, time.perf_counter() - start
+def shape_gflops(rows: int = 1024) -> float:
+    """float32 products at SmolLM2's layer shapes, ``rows`` tokens at a time."""
+    shapes = [(576, 576, 2), (576, 192, 2), (576, 1536, 2), (1536, 576, 1)]
+    seconds, flop = 0.0, 0
+    for inputs, outputs, count in shapes:
+        x, w = torch.randn(rows, inputs), torch.randn(outputs, inputs)
+        F.linear(x, w)
+        start = time.perf_counter()
+        for _ in range(10):
+            F.linear(x, w)
+        seconds += (time.perf_counter() - start) / 10 * count
+        flop += 2 * rows * inputs * outputs * count
+    return flop / seconds / 1e9
+
+
+def f32_gguf(source: Path, target: Path) -> Path:
+    """``source`` with every tensor dequantised to float32 (the same weights, exactly)."""
+    import gguf
+
+    reader = gguf.GGUFReader(source)
+    writer = gguf.GGUFWriter(target, reader.fields["general.architecture"].contents())
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        kind = field.types[0]
+        sub = {"sub_type": field.types[-1]} if kind == gguf.GGUFValueType.ARRAY else {}
+        writer.add_key_value(name, field.contents(), kind, **sub)
+    for tensor in reader.tensors:
+        data = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+        writer.add_tensor(tensor.name, data)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return target
+
+
+class Timed:
+    """The trie's batches timed by kind (a bench's instrument, not the package's)."""
+
+    def __init__(self) -> None:
+        self.seconds = {"stems": 0.0, "own parts": 0.0}
+        self.tokens = {"stems": 0, "own parts": 0}
+        self.cells = 0
+        original = hf_model.HFModel._run
+
+        def run(model: HFModel, parts: list[Any]) -> Any:
+            kind = "stems" if parts[0].row is None else "own parts"
+            start = time.perf_counter()
+            ran = original(model, parts)
+            self.seconds[kind] += time.perf_counter() - start
+            self.tokens[kind] += sum(len(p.tokens) for p in parts)
+            self.cells += len(parts) * max(len(p.tokens) for p in parts)
+            return ran
+
+        hf_model.HFModel._run = run
 
 
 def embedded(
     parser: argparse.ArgumentParser,
 ) -> tuple[argparse.Namespace, tuple[str, ...], LlamaCppModel]:
     """The arguments (``--instrument`` added), the instruments (SD-3 and BFI by default) and
-    the embedded model through llama.cpp, its runtime printed."""
+    the embedded model through llama.cpp, its runtime printed (bench/dry_run.py, factors.py)."""
     parser.add_argument("--instrument", action="append", default=None)
     args = parser.parse_args()
     instruments = tuple(args.instrument or ("sd3", "bfi"))
@@ -45,27 +127,95 @@ def embedded(
     return args, instruments, model
 
 
+def ask(model: Model, prompts: Sequence[Prompt], texts: Callable[[Prompt], str]) -> list[Any]:
+    """The prompts in text order, in the backend's preferred batches (as the ask-loop does)."""
+    order = sorted(range(len(prompts)), key=lambda i: texts(prompts[i]))
+    size = model.preferred_batch("logprob")
+    out: list[Any] = [None] * len(prompts)
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        for i, answer in zip(chunk, model.option_probs([prompts[i] for i in chunk]), strict=True):
+            out[i] = answer
+    return out
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--within-slice", type=int, default=2, help="respondents measured")
-    args, instruments, model = embedded(parser)
-    designs = [
-        ("model itself, latin", RunSettings(instruments=instruments, respondents=0), 1.0),
-        ("20 respondents, rotate", RunSettings(instruments=instruments), 1.0),
-        (
-            f"within, {args.within_slice} respondents → 20",
-            RunSettings(instruments=instruments, respondents=args.within_slice, balance="within"),
-            20 / args.within_slice,
-        ),
-    ]
-    for name, settings, scale in designs:
-        prompts, tokens, evaluated, wall = measure(model, settings)
-        print(
-            f"{name:28s} prompts {prompts * scale:7.0f}  prompt tokens {tokens * scale:9.0f}  "
-            f"evaluated {evaluated * scale:8.0f} (sharing {tokens / max(evaluated, 1):4.2f}×)  "
-            f"wall {wall * scale:6.1f} s  ({prompts / wall:5.2f} prompts/s)"
-        )
-    model.close()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--design", choices=list(DESIGNS), default="main")
+    parser.add_argument("--respondents", type=int, default=None)
+    parser.add_argument("--paths", nargs="+", default=["llama", "f32", "trie"])
+    parser.add_argument(
+        "--busy", action="store_true", help="beside one CPU-bound process (started first)"
+    )
+    args = parser.parse_args()
+    if args.busy:  # before any model loads: the thread policy sees the busy core
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        atexit.register(busy.kill)
+        time.sleep(1)
+    instruments, respondents = DESIGNS[args.design]
+    respondents = args.respondents or respondents
+
+    gflops, shapes = matmul_gflops(), shape_gflops()
+    hf = open_model("hf:smollm2")
+    assert isinstance(hf, HFModel)
+    body = hf.model.base_model
+    per_token = 2 * (
+        sum(p.numel() for p in body.parameters()) - body.get_input_embeddings().weight.numel()
+    )
+    limit = gflops * 1e9 / per_token
+    settings = RunSettings(instruments=instruments, respondents=respondents)
+    prompts = [p.request.prompt for p in plan(settings, resolve_instruments(instruments), hf.info)]
+    tokens = sum(hf.count_tokens(p) for p in prompts)
+    threads = torch.get_num_threads()
+    print(f"design: {', '.join(instruments)}, {respondents} respondents, rotate, logprob: "
+          f"{len(prompts)} prompts, {tokens} prompt tokens; threads {threads}")  # fmt: skip
+    print(f"fp32 matmul {gflops:.0f} GFLOP/s (SmolLM2's shapes at 1,024 rows: {shapes:.0f}); "
+          f"{per_token / 1e9:.3f} GFLOP a token -> compute limit {limit:.0f} tokens/s")  # fmt: skip
+
+    answers: dict[str, list[OptionProbs]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in args.paths:
+            timed = Timed() if path == "trie" else None
+            if path == "trie":
+                model: Any = hf
+            else:
+                source = ALIASES["smollm2"].path()
+                weights = f32_gguf(source, Path(tmp) / "f32.gguf") if path == "f32" else source
+                model = LlamaCppModel(path, weights)
+            before = model.tokens_evaluated
+            start = time.perf_counter()
+            answers[path] = ask(model, prompts, model.render)
+            wall = time.perf_counter() - start
+            evaluated = model.tokens_evaluated - before
+            each = evaluated / len(prompts)
+            print(
+                f"{path:5s} wall {wall:7.1f} s  {len(prompts) / wall:5.1f} prompts/s  evaluated "
+                f"{evaluated:7d} (sharing {tokens / evaluated:4.2f}×, {each:4.1f} a prompt)  "
+                f"{evaluated / wall:4.0f} tokens/s = {evaluated / wall / limit:.2f} of the "
+                "compute limit"
+            )
+            if timed:
+                rest = wall - sum(timed.seconds.values())
+                real = sum(timed.tokens.values())
+                print(
+                      "      where the time goes: "
+                    + ", ".join(f"{k} {s:.1f} s ({timed.tokens[k]} tokens, "
+                                f"{timed.tokens[k] / max(s, 1e-9):.0f}/s)"
+                                for k, s in timed.seconds.items())
+                    + f", the rest {rest:.1f} s; padding {1 - real / timed.cells:.1%} of the "
+                    "batches' tokens"
+                )  # fmt: skip
+            if path != "trie":
+                model.close()
+    names = list(answers)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            gap = max(
+                abs(x - y)
+                for p, q in zip(answers[a], answers[b], strict=True)
+                for x, y in zip(p.probs, q.probs, strict=True)
+            )
+            print(f"max |Δp| per option, {a} vs {b}: {gap:.4f}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_rigor import STYLES, TRAIT, measure, true_scores, verdicts  # noqa: E402
+from test_rigor import STYLES, TRAIT, measure, true_scores, verdicts
 
 INSTRUMENTS = ("sd3", "bfi")
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -88,6 +90,7 @@ def _prefix_groups(ids: list[list[int]], minimum: int) -> list[tuple[list[int], 
     return groups
 
 
+FORCE_GQA = "TRANSFORMERS_SDPA_FORCE_GQA"
 # A prefix's keys and values in every layer, one row each (views into the batch that ran it).
 Held = list[tuple[Any, Any]]
 
@@ -104,25 +107,43 @@ class _Part:
     row: int | None = None
 
 
+@contextmanager
+def _grouped_queries() -> Iterator[None]:
+    """Attention reads each key/value head once for its group of query heads (SDPA's
+    ``enable_gqa``) while this is open. Given a mask on the CPU, transformers otherwise copies
+    every key and value head once per query head it serves (three times for SmolLM2), over the
+    whole prefix: 8 % of scoring's time (bench/RESULTS.md). The switch is transformers' own
+    environment variable, set only while a batch is computed; the result is the same."""
+    before = os.environ.get(FORCE_GQA)
+    os.environ[FORCE_GQA] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[FORCE_GQA]
+        else:
+            os.environ[FORCE_GQA] = before
+
+
 def _held_row(cache: Any, row: int, columns: int) -> Held:
     """One row of a batch's KV cache, its first ``columns``."""
     return [(kv.keys[row : row + 1, :, :columns], kv.values[row : row + 1, :, :columns])
             for kv in cache.layers]  # fmt: skip
 
 
-def _by_length(parts: list[_Part]) -> Iterator[list[_Part]]:
-    """``parts`` in batches of similar length (a batch's longest at most 1.5 times its
-    shortest, plus a few tokens) and at most CELLS tokens, padding included: every row is run
-    as long as the longest, so mixing lengths wastes products on padding."""
-    batch: list[_Part] = []
-    for part in sorted(parts, key=lambda part: len(part.tokens)):
-        longest = len(part.tokens)
+def _by_length(sequences: list[list[int]]) -> Iterator[list[int]]:
+    """Indexes of ``sequences`` in batches of similar length (a batch's longest at most 1.5
+    times its shortest, plus a few tokens) and at most CELLS tokens, padding included: every
+    row is run as long as the longest, so mixing lengths wastes products on padding."""
+    batch: list[int] = []
+    for i in sorted(range(len(sequences)), key=lambda i: len(sequences[i])):
+        longest = len(sequences[i])
         if batch and (
-            (len(batch) + 1) * longest > CELLS or longest > 1.5 * len(batch[0].tokens) + 4
+            (len(batch) + 1) * longest > CELLS or longest > 1.5 * len(sequences[batch[0]]) + 4
         ):
             yield batch
             batch = []
-        batch.append(part)
+        batch.append(i)
     if batch:
         yield batch
 
@@ -293,12 +314,11 @@ class HFModel(Model):
         stems they share on the way: each stem once, a level's stems as batches."""
         groups = _prefix_groups([seq for _, seq in prompts], SHARED_MIN)
         shared = [(members, n) for members, n in groups if n]
-        stems = [_Part(after.held, after.done, prompts[m[0]][1][:n], k)
-                 for k, (m, n) in enumerate(shared)]  # fmt: skip
+        stems = [prompts[members[0]][1][:n] for members, n in shared]
         for batch in _by_length(stems):
-            ran = self._run(batch)
-            for position, stem in enumerate(batch):
-                members, n = shared[cast(int, stem.row)]
+            ran = self._run([_Part(after.held, after.done, stems[k]) for k in batch])
+            for position, k in enumerate(batch):
+                members, n = shared[k]
                 prefix = _Part(_held_row(ran.cache, position, after.done + n), after.done + n, [])
                 remainders = [(prompts[i][0], prompts[i][1][n:]) for i in members]
                 yield from self._stems(prefix, remainders)
@@ -309,9 +329,9 @@ class HFModel(Model):
 
     def _run_own(self, parts: list[_Part]) -> Iterator[Prefilled]:
         """Prompts' own parts run to their next token, in batches of similar length."""
-        for batch in _by_length(parts):
-            ran = self._run(batch)
-            ran.rows = [cast(int, part.row) for part in batch]
+        for batch in _by_length([part.tokens for part in parts]):
+            ran = self._run([parts[k] for k in batch])
+            ran.rows = [cast(int, parts[k].row) for k in batch]
             ran.logits = self._logits(ran.logits)
             yield ran
 
@@ -359,13 +379,14 @@ class HFModel(Model):
         )  # fmt: skip
         start = torch.tensor([part.done - front for part in parts], device=device)[:, None]
         positions = start + torch.arange(front + width, device=device)  # of every column
-        result = self.model.base_model(
-            input_ids=torch.tensor(batch, device=device),
-            attention_mask=mask,
-            past_key_values=cache,
-            position_ids=positions[:, front:],
-            use_cache=True,
-        )
+        with _grouped_queries():
+            result = self.model.base_model(
+                input_ids=torch.tensor(batch, device=device),
+                attention_mask=mask,
+                past_key_values=cache,
+                position_ids=positions[:, front:],
+                use_cache=True,
+            )
         self.tokens_evaluated += sum(len(part.tokens) for part in parts)
         ends = [len(part.tokens) - 1 for part in parts]
         last = result.last_hidden_state[torch.arange(len(parts)), ends]
