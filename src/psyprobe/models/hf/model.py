@@ -112,8 +112,9 @@ def _grouped_queries() -> Iterator[None]:
     """Attention reads each key/value head once for its group of query heads (SDPA's
     ``enable_gqa``) while this is open. Given a mask on the CPU, transformers otherwise copies
     every key and value head once per query head it serves (three times for SmolLM2), over the
-    whole prefix: 8 % of scoring's time (bench/RESULTS.md). The switch is transformers' own
-    environment variable, set only while a batch is computed; the result is the same."""
+    whole prefix: about 8 % of scoring's time in an A/B (bench/RESULTS.md). The switch is
+    transformers' own environment variable, set only while a batch is computed; the attention
+    computed is the same."""
     before = os.environ.get(FORCE_GQA)
     os.environ[FORCE_GQA] = "1"
     try:
