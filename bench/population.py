@@ -105,10 +105,10 @@ class Timed:
         self.cells = 0
         original = hf_model.HFModel._run
 
-        def run(model: HFModel, parts: list[Any]) -> Any:
-            kind = "stems" if parts[0].row is None else "own parts"
+        def run(model: HFModel, parts: list[Any], answered: bool) -> Any:
+            kind = "own parts" if answered else "stems"
             start = time.perf_counter()
-            ran = original(model, parts)
+            ran = original(model, parts, answered)
             self.seconds[kind] += time.perf_counter() - start
             self.tokens[kind] += sum(len(p.tokens) for p in parts)
             self.cells += len(parts) * max(len(p.tokens) for p in parts)

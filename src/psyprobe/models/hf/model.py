@@ -317,7 +317,7 @@ class HFModel(Model):
         shared = [(members, n) for members, n in groups if n]
         stems = [prompts[members[0]][1][:n] for members, n in shared]
         for batch in _by_length(stems):
-            ran = self._run([_Part(after.held, after.done, stems[k]) for k in batch])
+            ran = self._run([_Part(after.held, after.done, stems[k]) for k in batch], False)
             for position, k in enumerate(batch):
                 members, n = shared[k]
                 prefix = _Part(_held_row(ran.cache, position, after.done + n), after.done + n, [])
@@ -331,17 +331,14 @@ class HFModel(Model):
     def _run_own(self, parts: list[_Part]) -> Iterator[Prefilled]:
         """Prompts' own parts run to their next token, in batches of similar length."""
         for batch in _by_length([part.tokens for part in parts]):
-            ran = self._run([parts[k] for k in batch])
-            ran.rows = [cast(int, parts[k].row) for k in batch]
-            ran.logits = self._logits(ran.logits)
-            yield ran
+            yield self._run([parts[k] for k in batch], True)
 
-    def _run(self, parts: list[_Part]) -> Prefilled:
+    def _run(self, parts: list[_Part], answered: bool) -> Prefilled:
         """Run ``parts`` as one batch, each after its own prefix: the prefixes right-aligned
         (left-padded), the parts right-padded after them. Left pads keep the distance between
         any two real tokens what it is in the prompt, so a sliding-window layer's mask holds.
-        ``logits`` holds each part's final hidden state at its last token (the caller projects
-        those it needs); ``rows`` is left empty."""
+        ``answered``: the parts are prompts' own, whose next-token logits (and rows) are
+        wanted; a stem's are not (no vocabulary projection)."""
         import torch
         from transformers import DynamicCache
 
@@ -390,9 +387,12 @@ class HFModel(Model):
             )
         self.tokens_evaluated += sum(len(part.tokens) for part in parts)
         ends = [len(part.tokens) - 1 for part in parts]
-        last = result.last_hidden_state[torch.arange(len(parts)), ends]
+        logits = None
+        if answered:
+            logits = self._logits(result.last_hidden_state[torch.arange(len(parts)), ends])
+        rows = [cast(int, part.row) for part in parts] if answered else []
         lengths = torch.tensor([part.done + len(part.tokens) for part in parts], device=device)
-        return Prefilled([], result.past_key_values, mask, last, lengths, positions)
+        return Prefilled(rows, result.past_key_values, mask, logits, lengths, positions)
 
     def _logits(self, hidden: Any) -> Any:
         """The vocabulary projection of final hidden states (with Gemma's soft cap)."""
