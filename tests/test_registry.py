@@ -54,3 +54,34 @@ def test_finding_every_backend_loads_no_runtime() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "['gguf', 'hf', 'openai', 'replay', 'sim'] []"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("mode", "installed", "path"),
+    [
+        ("logprob", True, "hf"),
+        ("logprob", False, "gguf"),  # without the hf extra: llama.cpp
+        ("generate", True, "gguf"),  # generation stays on llama.cpp
+        (None, True, "gguf"),  # a caller that asks both (a study, the safety suites)
+    ],
+)
+def test_an_alias_scores_through_transformers_only_where_it_can(
+    monkeypatch: pytest.MonkeyPatch, mode: str | None, installed: bool, path: str
+) -> None:
+    """The rule alone: the openers are replaced by recorders (no weights are loaded; the
+    real paths and their agreement are tests/test_backends.py's)."""
+    opened: list[tuple[str, str, str]] = []
+    known = dict(backends())
+    for kind in ("gguf", "hf"):
+        known[kind] = registry.Backend(
+            kind, "", "", "", "",
+            lambda spec, rest, options, connect, kind=kind: opened.append((kind, spec, rest)),
+        )  # fmt: skip
+    monkeypatch.setattr(registry, "_BACKENDS", known)
+    monkeypatch.setattr(registry, "scores_on_transformers", lambda: installed)
+    open_model("smollm2", mode=mode)  # type: ignore[arg-type]
+    assert opened == [(path, "smollm2", "smollm2")]  # the spec stays the alias: the run says so
+    opened.clear()
+    open_model("gguf:smollm2", mode="logprob")  # a named path is kept
+    assert opened == [("gguf", "gguf:smollm2", "smollm2")]
