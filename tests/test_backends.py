@@ -208,6 +208,25 @@ def test_hf_shared_prefixes_equal_the_unshared_computation(hf_smollm2: Any) -> N
     assert float((shared - plain).abs().max()) <= 1e-4
 
 
+@pytest.mark.torch
+def test_hf_a_short_opening_that_prompts_share_is_computed_once(hf_smollm2: Any) -> None:
+    """Below a long shared prefix, two prompts share only a statement's six-token opening: it
+    runs once for both (a level of the trie of its own), and the answers are unchanged."""
+    model = hf_smollm2
+    stem = "Options:\n1. Disagree\n2. Agree\nReply with the number of your option first.\n"
+    texts = [
+        stem + "Statement: I see myself as someone who is talkative.\nAnswer:",
+        stem + "Statement: I see myself as someone who is reserved.\nAnswer:",
+        stem + "Statement: Whatever it takes, you must get the important people on your side.",
+    ]
+    ids = [model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    distinct = {tuple(seq[:k]) for seq in ids for k in range(1, len(seq) + 1)}
+    before = model.tokens_evaluated
+    shared = model.shared_prefix_logprobs(texts)
+    assert model.tokens_evaluated - before == len(distinct)  # no token computed twice
+    assert float((shared - model.next_token_logprobs(texts)).abs().max()) <= 1e-4
+
+
 STATEMENT = "I like to get revenge on authorities."
 TWIN = {
     "name": "Twin A",

@@ -46,7 +46,11 @@ from psyprobe.models.hf.decode import (
 from psyprobe.models.hf.load import DTYPES, module_fingerprint, saved_model_dir
 from psyprobe.prompting import Prompt
 
-SHARED_MIN = 16  # tokens prompts must share for computing them once to pay
+# Tokens prompts must share for computing them once: a level's stems run together (``_own``),
+# so a short one costs no forward pass of its own. Four keep BFI's six-token stem ("I see
+# myself as someone who") shared and leave one- or two-token openings ("I", "I am") to the
+# prompts: those would add a level of prefix gathers for almost nothing.
+SHARED_MIN = 4
 # Tokens run together in one batch, padding included: matrix products of this many rows run
 # near the machine's rate (bench/RESULTS.md), and the batch's KV cache stays small.
 CELLS = 1024
@@ -291,42 +295,51 @@ class HFModel(Model):
         """Every prompt run up to its next token, each prefix that prompts share run once.
 
         A questionnaire's prompts nest: all share the system line's opening, a respondent's
-        share its persona, those of one option order share the option list, and only the
-        statement and the answer line are each prompt's own. So the prompts are grouped by what
-        they share (``_prefix_groups``), each group's shared part (a stem) is run once, its
-        members' remainders grouped again after it (``_stems``), down to the parts no two
-        prompts share. Those run in right-padded batches of similar length, each row after its
-        own prefix (``_run``), whichever stem it came from: batches of many rows make large
-        matrix products. Yields the batches with their KV caches and next-token logits.
+        share its persona, those of one option order share the option list, many statements
+        open alike ("I see myself as someone who"), and only the rest of the statement and the
+        answer line are each prompt's own. So the prompts are grouped by what they share
+        (``_prefix_groups``), each group's shared part (a stem) is run once, its members'
+        remainders grouped again after it, down to the parts no two prompts share (``_own``).
+        Those run in right-padded batches of similar length, each row after its own prefix
+        (``_run``), whichever stem it came from: batches of many rows make large matrix
+        products. Yields the batches with their KV caches and next-token logits.
         """
         import torch
 
         pool: list[_Part] = []
         with torch.inference_mode():
-            for own in self._stems(_Part(None, 0, []), [(i, seq) for i, seq in enumerate(ids)]):
+            for own in self._own([(_Part(None, 0, []), list(enumerate(ids)))]):
                 pool.append(own)
                 if len(pool) == POOL:
                     yield from self._run_own(pool)
                     pool = []
             yield from self._run_own(pool)
 
-    def _stems(self, after: _Part, prompts: list[tuple[int, list[int]]]) -> Iterator[_Part]:
-        """The own parts of ``prompts`` (index, tokens after ``after``'s prefix), running the
-        stems they share on the way: each stem once, a level's stems as batches."""
-        groups = _prefix_groups([seq for _, seq in prompts], SHARED_MIN)
-        shared = [(members, n) for members, n in groups if n]
-        stems = [prompts[members[0]][1][:n] for members, n in shared]
-        for batch in _by_length(stems):
-            ran = self._run([_Part(after.held, after.done, stems[k]) for k in batch], False)
-            for position, k in enumerate(batch):
-                members, n = shared[k]
-                prefix = _Part(_held_row(ran.cache, position, after.done + n), after.done + n, [])
-                remainders = [(prompts[i][0], prompts[i][1][n:]) for i in members]
-                yield from self._stems(prefix, remainders)
-        for members, n in groups:
-            if not n:
-                yield from (_Part(after.held, after.done, prompts[i][1], prompts[i][0])
-                            for i in members)  # fmt: skip
+    def _own(self, nodes: list[tuple[_Part, list[tuple[int, list[int]]]]]) -> Iterator[_Part]:
+        """The own parts of the prompts under ``nodes`` (each a prefix already run, with the
+        prompts that continue it: index, tokens after it), running the stems they share on the
+        way, one level of the trie at a time: the stems of a level, whatever prefix each
+        continues, run together as batches, so even a short stem (a statement's opening
+        words) rides in a large matrix product instead of a forward pass of its own."""
+        while nodes:
+            stems: list[tuple[_Part, list[tuple[int, list[int]]]]] = []
+            for after, prompts in nodes:
+                for members, n in _prefix_groups([seq for _, seq in prompts], SHARED_MIN):
+                    if not n:
+                        yield from (_Part(after.held, after.done, prompts[i][1], prompts[i][0])
+                                    for i in members)  # fmt: skip
+                        continue
+                    stem = _Part(after.held, after.done, prompts[members[0]][1][:n])
+                    stems.append((stem, [(prompts[i][0], prompts[i][1][n:]) for i in members]))
+            nodes = []
+            for batch in _by_length([stem.tokens for stem, _ in stems]):
+                ran = self._run([stems[k][0] for k in batch], False)
+                for position, k in enumerate(batch):
+                    stem, remainders = stems[k]
+                    done = stem.done + len(stem.tokens)
+                    nodes.append(
+                        (_Part(_held_row(ran.cache, position, done), done, []), remainders)
+                    )
 
     def _run_own(self, parts: list[_Part]) -> Iterator[Prefilled]:
         """Prompts' own parts run to their next token, in batches of similar length."""
