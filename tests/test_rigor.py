@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -361,14 +362,30 @@ def test_a_rerun_with_other_settings_is_refused_and_keeps_the_run(tmp_path: Path
     assert (tmp_path / "results.json").read_bytes() == kept
 
 
+def test_a_population_past_the_persona_bank_crosses_personas_with_framings() -> None:
+    whole = population(280)  # 70 personas × 4 framings, as PsyBORGS crosses them
+    assert len({(r.persona, r.framing) for r in whole}) == 280
+    assert [r.index for r in whole] == list(range(280))
+    # a population within the bank is what it was before the crossing: the same respondents
+    assert population(60) == whole[:60]
+    assert [r.framing for r in whole[:8]] == [whole[i % 4].framing for i in range(8)]
+    # past the bank, each persona comes again with the framing after the one it had
+    assert whole[70].persona == whole[0].persona and whole[70].framing == whole[1].framing
+    # every ten respondents hold one of each Big Five pole, in the first 250 too
+    poles = Counter(next(iter(r.markers.items())) for r in whole[:250])
+    assert len(poles) == 10 and set(poles.values()) == {25}
+
+
 def test_a_population_the_bank_cannot_fill_is_refused_before_anything_is_written(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "run"
     args = ["run", "--model", spec(), "--instrument", "swls", "--out", str(out)]
-    proc = psyprobe(*args, "--respondents", "61", check=False)
+    proc = psyprobe(*args, "--respondents", "281", check=False)
     assert proc.returncode == 2
-    assert "respondents: 61 is not between 0 and 60" in error_line(proc)
+    assert "respondents: 281 is not between 0 and 280 (the bank's personas × framings)" in (
+        error_line(proc)
+    )
     proc = psyprobe(*args, "--balance", "sideways", check=False)
     assert (
         proc.returncode == 2

@@ -52,22 +52,32 @@ def preamble() -> str:
 
 def check_size(n: int) -> int:
     """A population size the bank can fill; settings check it before anything is written."""
-    bank = len(_bank()["personas"])
+    bank = len(_bank()["personas"]) * len(_bank()["framings"])
     if not 0 <= n <= bank:
-        raise UserError(f"respondents: {n} is not between 0 and {bank} (the persona bank)")
+        raise UserError(
+            f"respondents: {n} is not between 0 and {bank} (the bank's personas × framings)"
+        )
     return n
 
 
 def population(n: int) -> list[Respondent]:
-    """The first ``n`` personas of the bank, each with a framing in turn; 0: the model itself.
+    """The first ``n`` respondents of the bank; 0: the model itself.
 
-    Personas cycle through the ten Big Five poles, so any population of 10k holds k of each.
+    Every persona in turn, each with the framing after the previous persona's; past the last
+    persona, every persona again with the framing after the one it had (PsyBORGS crosses
+    personas with framings), up to personas × framings respondents, none twice. A population
+    no larger than the bank is therefore the same whatever the bank's size. Personas cycle
+    through the ten Big Five poles and the bank holds a multiple of ten, so any population of
+    10k holds k of each.
     """
     bank = _bank()
-    personas, framings = bank["personas"][: check_size(n)], bank["framings"]
-    if n == 0:
+    personas, framings = bank["personas"], bank["framings"]
+    if check_size(n) == 0:
         return [Respondent(0)]
-    return [
-        Respondent(i, p["text"], framings[i % len(framings)], dict(p["markers"]))
-        for i, p in enumerate(personas)
-    ]
+    respondents = []
+    for i in range(n):
+        again, k = divmod(i, len(personas))  # the round, and the persona in it
+        persona = personas[k]
+        framing = framings[(k + again) % len(framings)]
+        respondents.append(Respondent(i, persona["text"], framing, dict(persona["markers"])))
+    return respondents
