@@ -209,15 +209,23 @@ def test_hf_shared_prefixes_equal_the_unshared_computation(hf_smollm2: Any) -> N
 
 
 @pytest.mark.torch
-def test_hf_a_short_opening_that_prompts_share_is_computed_once(hf_smollm2: Any) -> None:
-    """Below a long shared prefix, two prompts share only a statement's six-token opening: it
-    runs once for both (a level of the trie of its own), and the answers are unchanged."""
+def test_hf_short_openings_under_prefixes_of_different_lengths_are_computed_once(
+    hf_smollm2: Any,
+) -> None:
+    """Under two option lists of different lengths, two statements each share only their
+    six-token opening. Both openings run once, in one batch, each after its own list (the
+    shorter one left-padded), and the answers are those of every prompt run alone."""
     model = hf_smollm2
-    stem = "Options:\n1. Disagree\n2. Agree\nReply with the number of your option first.\n"
+    lists = ["1. Disagree\n2. Agree\n", "1. Disagree\n2. Unsure\n3. Agree\n4. Strongly agree\n"]
+    statements = [
+        "I see myself as someone who is talkative.",
+        "I see myself as someone who is reserved.",
+        "Whatever it takes, you must get the important people on your side.",
+    ]
     texts = [
-        stem + "Statement: I see myself as someone who is talkative.\nAnswer:",
-        stem + "Statement: I see myself as someone who is reserved.\nAnswer:",
-        stem + "Statement: Whatever it takes, you must get the important people on your side.",
+        f"Options:\n{options}Reply with the number of your option first.\nStatement: {s}\nAnswer:"
+        for options in lists
+        for s in statements
     ]
     ids = [model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     distinct = {tuple(seq[:k]) for seq in ids for k in range(1, len(seq) + 1)}

@@ -130,9 +130,11 @@ def _grouped_queries() -> Iterator[None]:
             os.environ[FORCE_GQA] = before
 
 
-def _held_row(cache: Any, row: int, columns: int) -> Held:
-    """One row of a batch's KV cache, its first ``columns``."""
-    return [(kv.keys[row : row + 1, :, :columns], kv.values[row : row + 1, :, :columns])
+def _held_row(cache: Any, row: int, start: int, end: int) -> Held:
+    """One row of a batch's KV cache, its columns ``start`` to ``end``: a row's prefix is
+    right-aligned, so a shorter one starts after left pads, and a shorter part is followed by
+    right pads."""
+    return [(kv.keys[row : row + 1, :, start:end], kv.values[row : row + 1, :, start:end])
             for kv in cache.layers]  # fmt: skip
 
 
@@ -334,12 +336,12 @@ class HFModel(Model):
             nodes = []
             for batch in _by_length([stem.tokens for stem, _ in stems]):
                 ran = self._run([stems[k][0] for k in batch], False)
+                front = max(stems[k][0].done for k in batch)  # the batch's prefix columns
                 for position, k in enumerate(batch):
                     stem, remainders = stems[k]
-                    done = stem.done + len(stem.tokens)
-                    nodes.append(
-                        (_Part(_held_row(ran.cache, position, done), done, []), remainders)
-                    )
+                    start, end = front - stem.done, front + len(stem.tokens)
+                    prefix = _Part(_held_row(ran.cache, position, start, end), end - start, [])
+                    nodes.append((prefix, remainders))
 
     def _run_own(self, parts: list[_Part]) -> Iterator[Prefilled]:
         """Prompts' own parts run to their next token, in batches of similar length."""
