@@ -48,8 +48,9 @@ from psyprobe.prompting import Prompt
 
 # Tokens prompts must share for computing them once: a level's stems run together (``_own``),
 # so a short one costs no forward pass of its own. Four keep BFI's six-token stem ("I see
-# myself as someone who") shared and leave one- or two-token openings ("I", "I am") to the
-# prompts: those would add a level of prefix gathers for almost nothing.
+# myself as someone who") shared and leave one- to three-token openings ("I", "I am") to the
+# prompts: sharing those too would save 1.4 % of the main job's tokens for one more level of
+# prefix gathers (bench/RESULTS.md).
 SHARED_MIN = 4
 # Tokens run together in one batch, padding included: matrix products of this many rows run
 # near the machine's rate (bench/RESULTS.md), and the batch's KV cache stays small.
