@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,6 +132,41 @@ def test_what_a_killed_writer_left_is_cleared_by_the_next_write(tmp_path: Path) 
     write_text(path, "whole")
     assert path.read_text() == "whole" and not gone.exists()
     assert alive.exists() and other.exists()
+
+
+def test_a_conversion_another_process_is_making_is_waited_for_not_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs started at once on one GGUF file: the second waits on the first's lock and
+    loads its conversion (converting into the same place crashed the second before)."""
+    pytest.importorskip("filelock")
+    import filelock
+
+    from psyprobe.models.hf import load
+
+    monkeypatch.setenv("PSYPROBE_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"weights")
+    target = tmp_path / "cache" / "hf" / load.file_fingerprint(weights)[len("sha256:") :][:32]
+    monkeypatch.setattr(load, "_convert", lambda *_: pytest.fail("converted a second time"))
+    target.parent.mkdir(parents=True)
+    waiting = threading.Event()
+
+    class Waited(filelock.FileLock):  # the real lock; says when the second run reaches it
+        def __enter__(self) -> Any:
+            waiting.set()
+            return super().__enter__()
+
+    found: list[Path] = []
+    with filelock.FileLock(target.with_name(target.name + ".lock")):  # the first run's
+        monkeypatch.setattr(filelock, "FileLock", Waited)
+        second = threading.Thread(target=lambda: found.append(load.saved_model_dir(weights)[0]))
+        second.start()
+        assert waiting.wait(timeout=60)  # it found no conversion and waits for the lock
+        target.mkdir()
+        (target / "config.json").write_text("{}")  # the first run's conversion, finished
+    second.join()
+    assert found == [target]
 
 
 def test_every_command_that_writes_keeps_to_its_own_files_and_folders(tmp_path: Path) -> None:

@@ -70,21 +70,33 @@ def saved_model_dir(path: Path) -> tuple[Path, str]:
     fingerprint = file_fingerprint(path)
     target = cache_root() / "hf" / fingerprint.removeprefix("sha256:")[:32]
     if not (target / "config.json").is_file():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from filelock import FileLock
 
-        route_library_output()  # the conversion's bar and warnings go to the log
-        with _one_gguf_reader():
-            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-            model: Any = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
-        # The tensors are already dequantised to float; only the GGUF marker forbids saving.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        partial = target.with_name(target.name + ".partial")
-        model.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
-        partial.rename(target)  # only a complete conversion is ever found
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Two runs may start on the same file at once: the second waits for the first's
+        # conversion and loads it, instead of converting into the same place (which crashed).
+        with FileLock(target.with_name(target.name + ".lock")):
+            if not (target / "config.json").is_file():
+                _convert(path, target)
     return target, fingerprint
+
+
+def _convert(path: Path, target: Path) -> None:
+    """The GGUF file at ``path`` dequantised and saved where transformers loads it quickly."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    route_library_output()  # the conversion's bar and warnings go to the log
+    with _one_gguf_reader():
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model: Any = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    # The tensors are already dequantised to float; only the GGUF marker forbids saving.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)  # only a complete conversion is ever found
 
 
 def hf_model_dir(spec: str) -> Path:
