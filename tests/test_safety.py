@@ -499,7 +499,9 @@ def test_ctrl_c_in_a_safety_run_keeps_every_answer_already_given(tmp_path: Path)
         """Answers in the store, read beside the run that writes it (SQLite's WAL allows it)."""
         if not store.is_file():
             return 0
-        with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+        # timeout 0: a read that meets the writer's lock gives up at once and is polled again,
+        # rather than waiting SQLite's default 5 s, long enough for the run to finish unkilled
+        with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=0)) as db:
             try:
                 return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
             except sqlite3.OperationalError:  # the table is not there yet
