@@ -494,6 +494,7 @@ def test_ctrl_c_in_a_safety_run_keeps_every_answer_already_given(tmp_path: Path)
     batch), the message says how many, and a rerun asks only for the rest."""
     out = tmp_path / "run"
     store = out / "responses.sqlite"
+    seen: list[str] = []
 
     def stored() -> int:
         """Answers in the store, read beside the run that writes it (SQLite's WAL allows it)."""
@@ -504,13 +505,14 @@ def test_ctrl_c_in_a_safety_run_keeps_every_answer_already_given(tmp_path: Path)
         with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=0)) as db:
             try:
                 return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
-            except sqlite3.OperationalError:  # the table is not there yet
+            except sqlite3.OperationalError as exc:  # the table is not there yet
+                seen.append(str(exc))
                 return 0
 
     args = ("safety", "--model", "smollm2", "--suite", "jailbreak", "--limit", "8",
             "--out", str(out))  # fmt: skip
     code, err = kill_when(lambda: stored() >= 2, *args, sig=signal.SIGINT)
-    assert code == 130, err
+    assert code == 130, (err, sorted(set(seen)), store.exists())
     saved = stored()
     assert saved >= 2 and f"interrupted: {saved} answers are saved in {out}" in " ".join(
         err.split()
