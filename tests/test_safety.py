@@ -501,11 +501,11 @@ def test_ctrl_c_in_a_safety_run_keeps_every_answer_already_given(tmp_path: Path)
         if not store.is_file():
             return 0
         # timeout 0: a read that meets the writer's lock gives up at once and is polled again,
-        # rather than waiting SQLite's default 5 s, long enough for the run to finish unkilled
+        # rather than waiting up to SQLite's default 5 s (what it meets is kept in ``seen``)
         with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=0)) as db:
             try:
                 return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
-            except sqlite3.OperationalError as exc:  # the table is not there yet
+            except sqlite3.OperationalError as exc:  # no table yet, or the writer's lock
                 seen.append(str(exc))
                 return 0
 
