@@ -100,18 +100,23 @@ class Timed:
         self.seconds = {"stems": 0.0, "own parts": 0.0}
         self.tokens = {"stems": 0, "own parts": 0}
         self.cells = 0
-        original = hf_model.HFModel._run
+        run, scored = hf_model.HFModel._run, hf_model.HFModel._scored
 
-        def run(model: HFModel, parts: list[Any], answered: bool) -> Any:
+        def timed(parts: list[Any], answered: bool, compute: Callable[[], Any]) -> Any:
             kind = "own parts" if answered else "stems"
             start = time.perf_counter()
-            ran = original(model, parts, answered)
+            ran = compute()
             self.seconds[kind] += time.perf_counter() - start
             self.tokens[kind] += sum(len(p.tokens) for p in parts)
             self.cells += len(parts) * max(len(p.tokens) for p in parts)
             return ran
 
-        hf_model.HFModel._run = run
+        hf_model.HFModel._run = lambda model, parts, answered: timed(
+            parts, answered, lambda: run(model, parts, answered)
+        )
+        hf_model.HFModel._scored = lambda model, parts: timed(
+            parts, True, lambda: scored(model, parts)
+        )
 
 
 def embedded(

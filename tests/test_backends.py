@@ -235,6 +235,19 @@ def test_hf_short_openings_under_prefixes_of_different_lengths_are_computed_once
     assert float((shared - model.next_token_logprobs(texts)).abs().max()) <= 1e-4
 
 
+@pytest.mark.torch
+def test_hf_statements_after_one_prefix_equal_the_unshared_computation(hf_smollm2: Any) -> None:
+    """Statements that open differently after one option list: every row of the batch
+    continues one prefix, which attention reads once for all of them."""
+    model = hf_smollm2
+    statements = ["I am talkative.", "Most people can be manipulated.", "People see me as moody."]
+    texts = [f"Options:\n1. Disagree\n2. Agree\nStatement: {s}\nAnswer:" for s in statements]
+    assert (
+        float((model.shared_prefix_logprobs(texts) - model.next_token_logprobs(texts)).abs().max())
+        <= 1e-4
+    )
+
+
 STATEMENT = "I like to get revenge on authorities."
 TWIN = {
     "name": "Twin A",

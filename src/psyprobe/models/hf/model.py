@@ -33,6 +33,7 @@ from psyprobe.models.base import (
     plain_prompt,
     reads_as,
 )
+from psyprobe.models.hf.after_prefix import Held, Prefix, switched_to
 from psyprobe.models.hf.decode import (
     DECODE_CELLS,
     DECODE_ROWS,
@@ -96,8 +97,6 @@ def _prefix_groups(ids: list[list[int]], minimum: int) -> list[tuple[list[int], 
 
 
 FORCE_GQA = "TRANSFORMERS_SDPA_FORCE_GQA"
-# A prefix's keys and values in every layer, one row each (views into the batch that ran it).
-Held = list[tuple[Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -290,11 +289,11 @@ class HFModel(Model):
         import torch
 
         out = torch.empty((len(texts), len(self.tokenizer)), dtype=torch.float64)
-        for part in self._prefilled(self._ids(texts)):
+        for part in self._prefilled(self._ids(texts), cached=False):
             out[part.rows] = torch.log_softmax(part.logits.double(), dim=-1).cpu()
         return out
 
-    def _prefilled(self, ids: list[list[int]]) -> Iterator[Prefilled]:
+    def _prefilled(self, ids: list[list[int]], cached: bool = True) -> Iterator[Prefilled]:
         """Every prompt run up to its next token, each prefix that prompts share run once.
 
         A questionnaire's prompts nest: all share the system line's opening, a respondent's
@@ -305,7 +304,8 @@ class HFModel(Model):
         remainders grouped again after it, down to the parts no two prompts share (``_own``).
         Those run in right-padded batches of similar length, each row after its own prefix
         (``_run``), whichever stem it came from: batches of many rows make large matrix
-        products. Yields the batches with their KV caches and next-token logits.
+        products. Yields the batches with their next-token logits, and their KV caches where
+        ``cached``.
         """
         import torch
 
@@ -314,9 +314,9 @@ class HFModel(Model):
             for own in self._own([(_Part(None, 0, []), list(enumerate(ids)))]):
                 pool.append(own)
                 if len(pool) == POOL:
-                    yield from self._run_own(pool)
+                    yield from self._run_own(pool, cached)
                     pool = []
-            yield from self._run_own(pool)
+            yield from self._run_own(pool, cached)
 
     def _own(self, nodes: list[tuple[_Part, list[tuple[int, list[int]]]]]) -> Iterator[_Part]:
         """The own parts of the prompts under ``nodes`` (each a prefix already run, with the
@@ -344,10 +344,50 @@ class HFModel(Model):
                     prefix = _Part(_held_row(ran.cache, position, start, end), end - start, [])
                     nodes.append((prefix, remainders))
 
-    def _run_own(self, parts: list[_Part]) -> Iterator[Prefilled]:
-        """Prompts' own parts run to their next token, in batches of similar length."""
+    def _run_own(self, parts: list[_Part], cached: bool) -> Iterator[Prefilled]:
+        """Prompts' own parts run to their next token, in batches of similar length; without
+        their KV caches (``after_prefix``) where none is wanted and the model allows."""
         for batch in _by_length([part.tokens for part in parts]):
-            yield self._run([parts[k] for k in batch], True)
+            own = [parts[k] for k in batch]
+            plain = cached or not self._after_prefix(own)
+            yield self._run(own, True) if plain else self._scored(own)
+
+    def _after_prefix(self, parts: list[_Part]) -> bool:
+        """Whether ``after_prefix`` computes these parts as the model would: on the CPU (its
+        kernel), every row after a prefix, and no attention window or logit cap it ignores."""
+        config = self.model.config
+        window = getattr(config, "sliding_window", None)
+        reach = max(part.done for part in parts) + max(len(part.tokens) for part in parts)
+        return (
+            self.device == "cpu"
+            and all(part.held is not None for part in parts)
+            and not (window and reach > window)
+            and getattr(config, "attn_logit_softcapping", None) is None
+        )
+
+    def _scored(self, parts: list[_Part]) -> Prefilled:
+        """``parts`` (prompts' own) run to their next token, each after its prefix, with no KV
+        cache: attention reads each prefix where it lies, once for the rows that continue it
+        (``after_prefix``), so those rows are made neighbours."""
+        import torch
+
+        first: dict[int, int] = {}  # a prefix's first row, in the order given (reproducible)
+        for k, part in enumerate(parts):
+            first.setdefault(id(part.held), k)
+        parts = sorted(parts, key=lambda part: first[id(part.held)])
+        width = max(len(part.tokens) for part in parts)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([part.tokens + [pad] * (width - len(part.tokens)) for part in parts])
+        positions = torch.tensor([[part.done + i for i in range(width)] for part in parts])
+        prefix = Prefix.of([cast(Held, part.held) for part in parts])
+        with switched_to(self.model.config):
+            result = self.model.base_model(
+                input_ids=ids, position_ids=positions, use_cache=False, prefix=prefix
+            )
+        self.tokens_evaluated += sum(len(part.tokens) for part in parts)
+        ends = [len(part.tokens) - 1 for part in parts]
+        logits = self._logits(result.last_hidden_state[torch.arange(len(parts)), ends])
+        return Prefilled([cast(int, part.row) for part in parts], None, None, logits, None, None)
 
     def _run(self, parts: list[_Part], answered: bool) -> Prefilled:
         """Run ``parts`` as one batch, each after its own prefix: the prefixes right-aligned
@@ -419,10 +459,10 @@ class HFModel(Model):
         return torch.tanh(logits / cap) * cap if cap else logits
 
     def option_probs(self, prompts: Sequence[Prompt]) -> list[OptionProbs | Failure]:
-        probs = self.shared_prefix_logprobs([self.render(p) for p in prompts]).exp()
-        return [
-            OptionProbs(probs=[float(row[self._label_tokens(lab)].sum()) for lab in p.labels])
-            for row, p in zip(probs, prompts, strict=True)
+        logprobs = self.shared_prefix_logprobs([self.render(p) for p in prompts])
+        return [  # exp of the labels' tokens alone: of the whole vocabulary it cost 1 %
+            OptionProbs(probs=[float(row[self._label_tokens(lab)].exp().sum()) for lab in p.labels])
+            for row, p in zip(logprobs, prompts, strict=True)
         ]
 
     def torch_module(self) -> Any:
