@@ -28,7 +28,8 @@ class Prefilled:
     """Sequences run up to their next token: which ones (rows: indexes of the prompts given
     to ``_prefilled``), the KV cache, the attention mask over it, the logits for the next
     token, each row's length so far (its next position) and the position of every column
-    (a row's prefix may start after left pads)."""
+    (a row's prefix may start after left pads). Scores alone keep only rows and logits: the
+    rest is None there (``HFModel._scored``)."""
 
     rows: list[int]
     cache: Any

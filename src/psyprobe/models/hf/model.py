@@ -77,7 +77,7 @@ def _prefix_groups(ids: list[list[int]], minimum: int) -> list[tuple[list[int], 
 
     Every member keeps at least one token of its own (the one whose logits are wanted). A run
     is as long as its sharing allows: what its members share further is found by grouping
-    their remainders again (``HFModel._stems``), so cutting a run short never pays.
+    their remainders again (``HFModel._own``), so cutting a run short never pays.
     """
     order = sorted(range(len(ids)), key=ids.__getitem__)
     groups: list[tuple[list[int], int]] = []
@@ -303,9 +303,9 @@ class HFModel(Model):
         (``_prefix_groups``), each group's shared part (a stem) is run once, its members'
         remainders grouped again after it, down to the parts no two prompts share (``_own``).
         Those run in right-padded batches of similar length, each row after its own prefix
-        (``_run``), whichever stem it came from: batches of many rows make large matrix
-        products. Yields the batches with their next-token logits, and their KV caches where
-        ``cached``.
+        (``_run``; ``_scored`` where no cache is wanted), whichever stem it came from: batches
+        of many rows make large matrix products. Yields the batches with their next-token
+        logits, and their KV caches where ``cached``.
         """
         import torch
 
