@@ -102,20 +102,23 @@ class Timed:
         self.cells = 0
         run, scored = hf_model.HFModel._run, hf_model.HFModel._scored
 
-        def timed(parts: list[Any], answered: bool, compute: Callable[[], Any]) -> Any:
+        def timed(
+            parts: list[Any], answered: bool, padded: bool, compute: Callable[[], Any]
+        ) -> Any:
             kind = "own parts" if answered else "stems"
             start = time.perf_counter()
             ran = compute()
             self.seconds[kind] += time.perf_counter() - start
             self.tokens[kind] += sum(len(p.tokens) for p in parts)
-            self.cells += len(parts) * max(len(p.tokens) for p in parts)
+            longest = max(len(p.tokens) for p in parts) if padded else 0  # _scored packs them
+            self.cells += sum(max(len(p.tokens), longest) for p in parts)
             return ran
 
         hf_model.HFModel._run = lambda model, parts, answered: timed(
-            parts, answered, lambda: run(model, parts, answered)
+            parts, answered, True, lambda: run(model, parts, answered)
         )
         hf_model.HFModel._scored = lambda model, parts: timed(
-            parts, True, lambda: scored(model, parts)
+            parts, True, False, lambda: scored(model, parts)
         )
 
 
