@@ -342,10 +342,10 @@ class HFModel(Model):
         answer line are each prompt's own. So the prompts are grouped by what they share
         (``_prefix_groups``), each group's shared part (a stem) is run once, its members'
         remainders grouped again after it, down to the parts no two prompts share (``_own``).
-        Those run in right-padded batches of similar length, each row after its own prefix
-        (``_run``; ``_scored`` where no cache is wanted), whichever stem it came from: batches
-        of many rows make large matrix products. Yields the batches with their next-token
-        logits, and their KV caches where ``cached``.
+        Those run in batches of similar length, each after its own prefix, whichever stem it
+        came from: right-padded (``_run``), or packed with no padding where no cache is wanted
+        (``_scored``). Batches of many parts make large matrix products. Yields the batches
+        with their next-token logits, and their KV caches where ``cached``.
         """
         import torch
 
