@@ -248,6 +248,24 @@ def test_hf_statements_after_one_prefix_equal_the_unshared_computation(hf_smollm
     )
 
 
+@pytest.mark.torch
+def test_hf_last_layer_mlp_runs_only_at_the_answer_positions(hf_smollm2: Any) -> None:
+    """The last layer's MLP sees one row a prompt (its answer position) and none of the shared
+    prefix's, while the answers stay those of every prompt run alone."""
+    model = hf_smollm2
+    statements = ["I am talkative.", "I am reserved.", "I worry a lot about my health."]
+    texts = [f"Options:\n1. Disagree\n2. Agree\nStatement: {s}\nAnswer:" for s in statements]
+    rows: list[int] = []
+    mlp = model.model.base_model.layers[-1].mlp
+    hook = mlp.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[-2]))
+    try:
+        shared = model.shared_prefix_logprobs(texts)
+    finally:
+        hook.remove()
+    assert sum(rows) == len(texts)
+    assert float((shared - model.next_token_logprobs(texts)).abs().max()) <= 1e-4
+
+
 STATEMENT = "I like to get revenge on authorities."
 TWIN = {
     "name": "Twin A",
