@@ -238,22 +238,10 @@ def test_hf_short_openings_under_prefixes_of_different_lengths_are_computed_once
 @pytest.mark.torch
 def test_hf_statements_after_one_prefix_equal_the_unshared_computation(hf_smollm2: Any) -> None:
     """Statements that open differently after one option list: every row of the batch
-    continues one prefix, which attention reads once for all of them."""
+    continues one prefix, which attention reads once for all of them, and the last layer's
+    MLP sees one row a prompt (its answer position) and none of the shared prefix's."""
     model = hf_smollm2
     statements = ["I am talkative.", "Most people can be manipulated.", "People see me as moody."]
-    texts = [f"Options:\n1. Disagree\n2. Agree\nStatement: {s}\nAnswer:" for s in statements]
-    assert (
-        float((model.shared_prefix_logprobs(texts) - model.next_token_logprobs(texts)).abs().max())
-        <= 1e-4
-    )
-
-
-@pytest.mark.torch
-def test_hf_last_layer_mlp_runs_only_at_the_answer_positions(hf_smollm2: Any) -> None:
-    """The last layer's MLP sees one row a prompt (its answer position) and none of the shared
-    prefix's, while the answers stay those of every prompt run alone."""
-    model = hf_smollm2
-    statements = ["I am talkative.", "I am reserved.", "I worry a lot about my health."]
     texts = [f"Options:\n1. Disagree\n2. Agree\nStatement: {s}\nAnswer:" for s in statements]
     rows: list[int] = []
     mlp = model.model.base_model.layers[-1].mlp
