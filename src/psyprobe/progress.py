@@ -58,9 +58,14 @@ def time_left(seen: deque[tuple[float, int]], done: int, total: int) -> str:
     now, start, before = _windowed(seen, done)
     if done >= total:
         return ""
-    if now - start < 5 or done <= before:
+    # A batching backend's answers come in bursts, a whole call's at once, and a line is
+    # printed at a burst's first answer: counting that one answer against the whole wait for
+    # its call made the time left up to twice too long. So the rate runs to the answer before,
+    # the end of the last whole burst (for answers that come one by one, the same rate).
+    last, upto = seen[-2] if len(seen) > 1 else (now, done)
+    if last - start < 5 or upto <= before:
         return "time left: measuring the rate"
-    left = (total - done) * (now - start) / (done - before)
+    left = (total - done) * (last - start) / (upto - before)
     return f"about {duration(left)} left (at the rate of the last {now - start:.0f} s)"
 
 
@@ -147,6 +152,7 @@ class Reporter:
         """A new phase: "loading smollm2", "scoring", "writing report.html"."""
         self._phase = text
         self._seen.clear()
+        self._seen.append((time.monotonic(), 0))  # none done yet: a first burst's rate counts
         self._line(text)
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, description=text, completed=0, total=None, left="")
