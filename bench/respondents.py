@@ -10,6 +10,12 @@ the real runner, store and scoring, on SD-3 + BFI under the default balance (rot
 
     python bench/respondents.py                      # 5, 10, 15, 20, 30 respondents
     python bench/respondents.py --sizes 10 20 --draws 4
+    python bench/respondents.py --sizes 70 140 280 --spread persona [--rows] [--no-styles]
+
+``--spread persona``: the trait's spread between respondents is their persona's (one level a
+persona, shared by the framings it returns with past the bank's 70) instead of each
+respondent's own. ``--rows``: the CI bootstraps respondents one by one, as before personas
+were drawn together, to show what that did.
 """
 
 from __future__ import annotations
@@ -21,17 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
+from psyprobe.scoring import score
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_rigor import STYLES, TRAIT, measure, true_scores, verdicts
 
 INSTRUMENTS = ("sd3", "bfi")
 
 
-def trait_row(size: int, draws: int, folder: Path) -> tuple[float, float, float]:
+def trait_row(size: int, draws: int, folder: Path, spread: str) -> tuple[float, float, float]:
     """(mean CI width, CI coverage, share judged ok) of a true trait over ``draws``."""
     widths, covered, ok, total = [], 0, 0, 0
     for draw in range(draws):
-        spec = f"{TRAIT},spread=0.6,noise=0.7,seed={draw}"
+        spec = f"{TRAIT},{spread}=0.6,noise=0.7,seed={draw}"
         scores = measure(folder, spec, instruments=INSTRUMENTS, respondents=size)
         for name, s in scores.items():
             truth = true_scores(spec, name)
@@ -58,17 +66,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 15, 20, 30])
     parser.add_argument("--draws", type=int, default=6, help="population draws of the trait")
+    parser.add_argument("--spread", choices=["respondent", "persona"], default="respondent")
+    parser.add_argument("--rows", action="store_true", help="bootstrap respondents one by one")
+    parser.add_argument("--no-styles", action="store_true", help="the trait's rows alone")
     args = parser.parse_args()
-    print(f"SD-3 + BFI, rotate; a true trait over {args.draws} population draws; "
-          f"{len(STYLES)} response styles")  # fmt: skip
+    spread = "spread" if args.spread == "respondent" else "persona_spread"
+    if args.rows:
+        score.clusters = lambda m, personas: np.arange(len(m.respondents))
+    print(f"SD-3 + BFI, rotate; a true trait over {args.draws} population draws, its spread "
+          f"the {args.spread}'s; {len(STYLES)} response styles; the CI's bootstrap draws "
+          f"{'respondents' if args.rows else 'personas'}")  # fmt: skip
     print("respondents  prompts  CI width  CI coverage  trait judged ok  styles certified ok")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            width, coverage, ok = trait_row(size, args.draws, Path(tmp))
-            certified, judged = styles_certified(size, Path(tmp))
+            width, coverage, ok = trait_row(size, args.draws, Path(tmp), spread)
+            styles = "–"
+            if not args.no_styles:
+                certified, judged = styles_certified(size, Path(tmp))
+                styles = f"{certified:3d} of {judged}"
             print(
-                f"{size:11d}  {71 * size:7d}  {width:8.3f}  {coverage:11.1%}  {ok:15.1%}  "
-                f"{certified:3d} of {judged}"
+                f"{size:11d}  {71 * size:7d}  {width:8.3f}  {coverage:11.1%}  {ok:15.1%}  " + styles
             )
 
 

@@ -19,7 +19,7 @@ from psyprobe.prompting import population
 from psyprobe.runs import ResponseStore, RunSettings
 from psyprobe.scoring import InstrumentScore
 from psyprobe.scoring.diagnostics import LOADING_AGAINST_KEY, one_factor_omegas
-from psyprobe.scoring.score import score_run
+from psyprobe.scoring.score import DimensionScore, score_run
 
 pytestmark = pytest.mark.unit
 
@@ -70,6 +70,7 @@ def measure(
         grouped,
         seed=seed,
         markers={r.index: r.markers for r in population(respondents)},
+        personas={r.index: r.persona for r in population(respondents) if r.persona},
         omega_resamples=0,
     )
     return scores
@@ -87,6 +88,8 @@ def true_scores(model_spec: str, instrument: str = "sd3") -> dict[str, float]:
     dims = {d.id: d for d in inst.dimensions()}
     by_dim: dict[str, list[float]] = {d: [] for d in dims}
     weights = _WEIGHTS / _WEIGHTS.sum()
+    # a respondent's level: its own draw plus its persona's, independent normals
+    spread = float(np.hypot(sim.style["spread"], sim.style["persona_spread"]))
     for q in inst.questions():
         dim = dims[q.dimension]
         values = np.array([o.value for o in q.options])
@@ -96,7 +99,7 @@ def true_scores(model_spec: str, instrument: str = "sd3") -> dict[str, float]:
         expected = [
             expected_value(
                 values,
-                dim.keyed(level + sign * sim.style["spread"] * z, q.reverse),
+                dim.keyed(level + sign * spread * z, q.reverse),
                 sim.style["noise"],
             )
             @ keyed
@@ -180,6 +183,28 @@ def test_a_true_trait_with_spread_is_ok_and_inside_its_ci(tmp_path: Path, balanc
     # the CI is over 20 respondents drawn from the population: a calibrated 95 % interval
     # covers the population's true score in about 95 % of draws
     assert covered >= 0.85 * total, (covered, total)
+
+
+def test_respondents_who_share_a_persona_are_drawn_together_in_the_ci(tmp_path: Path) -> None:
+    """Past the bank's 70 personas each persona returns with another framing. Where the
+    persona sets the answers (the sim's ``persona_spread``: one level a persona), 140
+    respondents are 70 personas answering twice alike and hold what 70 hold: the CI is the
+    70's, not √2 narrower as a bootstrap over respondents made it. A two-stage sample is
+    resampled at its first stage (Davison & Hinkley 1997, Bootstrap Methods and their
+    Application, §3.8). Where each respondent is its own draw (``spread``), 140 narrow it by
+    about √2, as they should."""
+
+    def width(d: DimensionScore) -> float:
+        assert d.ci95 is not None
+        return d.ci95[1] - d.ci95[0]
+
+    for style, narrower in (("persona_spread", (0.99, 1.01)), ("spread", (0.55, 0.85))):
+        spec = f"{TRAIT},{style}=0.6,noise=0.7,seed=3"
+        seventy, twice = (measure(tmp_path, spec, respondents=n)["sd3"] for n in (70, 140))
+        for dim, d in twice.dimensions.items():
+            assert d.validity == "ok" and d.n_respondents == 140
+            ratio = width(d) / width(seventy.dimensions[dim])
+            assert narrower[0] <= ratio <= narrower[1], (style, dim, ratio)
 
 
 def test_a_true_trait_under_a_position_habit_is_weak_not_ok(tmp_path: Path) -> None:

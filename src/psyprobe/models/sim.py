@@ -9,8 +9,11 @@ OEJTS: 1–5 toward the high pole); unnamed dimensions sit at the scale midpoint
 
 Each respondent (persona × framing, and sample) expresses trait + ``spread`` × N(0, 1), one
 draw per construct shared by every instrument, + ``persona`` × the level its persona names
-(±1). An item's answer is drawn from a discretised normal around that level (reversed for
-reverse-keyed items). Response styles, each a known falsehood a verdict must not certify:
+(±1), + ``persona_spread`` × N(0, 1), one draw per persona and construct, shared by every
+respondent of that persona (past the bank's 70 each persona comes again with another framing:
+answers set by the persona, not by the framing). An item's answer is drawn from a discretised
+normal around that level (reversed for reverse-keyed items). Response styles, each a known
+falsehood a verdict must not certify:
 
 - ``position_bias``: log-odds added to the option shown first (SmolLM2's habit);
 - ``rotating_bias``: log-odds added to the position ``order index mod n`` — a habit that
@@ -53,6 +56,7 @@ STYLE = {
     "noise": 0.6,
     "spread": 0.0,
     "persona": 0.0,
+    "persona_spread": 0.0,
     "position_bias": 0.0,
     "rotating_bias": 0.0,
     "acquiescence": 0.0,
@@ -142,7 +146,7 @@ class SimModel(Model):
         for name in ("extreme", "uniform", "context_bias"):
             if not 0 <= self.style[name] <= 1:
                 raise UserError(f"--model {spec}: {name} must be in [0, 1]")
-        for name in ("spread", "persona", "acquiescence_spread", "seed"):
+        for name in ("spread", "persona", "persona_spread", "acquiescence_spread", "seed"):
             if self.style[name] < 0:
                 raise UserError(f"--model {spec}: {name} must be ≥ 0")
         # far beyond any scale: a typo, and large enough to overflow the option logits
@@ -180,6 +184,9 @@ class SimModel(Model):
         construct, sign = instrument.construct_of(dim.id)
         person = self.style["spread"] * self._draw(source, construct.lower())
         person += self.style["persona"] * source.respondent.markers.get(construct, 0)
+        if self.style["persona_spread"]:
+            drawn = f"{self.style['seed']}|persona|{construct.lower()}|{source.respondent.persona}"
+            person += self.style["persona_spread"] * _normal(drawn)
         asked = source.conditions
         level = self._level(dim, instrument) + sign * person
         level += self.style["wording_bias"] * WORDING_SHIFT[asked.wording]

@@ -96,12 +96,14 @@ def rebuild(out: Path, figures: bool = True) -> RunResults:
         failures = store.failures()
         keep_results(files.store, files.results, answers)
 
+    respondents = population(settings.respondents)
     scores, convergence = score_run(
         instruments,
         grouped,
         numbers_are_values=info.numbers_are_scale_values,
         seed=settings.seed,
-        markers={r.index: r.markers for r in population(settings.respondents)},
+        markers={r.index: r.markers for r in respondents},
+        personas={r.index: r.persona for r in respondents if r.persona is not None},
     )
     results = RunResults(
         psyprobe_version=__version__,

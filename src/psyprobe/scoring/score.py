@@ -3,7 +3,8 @@
 A *respondent* is one persona × framing (× sample) of the population (or the model as itself);
 option orders are balanced inside it. A dimension's score aggregates item means over
 respondents; its SD is the SD of the respondents' dimension scores, and its 95 % CI is a
-percentile bootstrap over respondents (over items where there is one respondent). Scoring reads
+percentile bootstrap over respondents, those of one persona drawn together (over items where
+there is one respondent). Scoring reads
 stored responses only: a changed parser or key rescored with ``psyprobe report`` asks the model
 nothing.
 """
@@ -163,6 +164,7 @@ def score_run(
     numbers_are_values: bool = False,
     seed: int = 0,
     markers: dict[int, dict[str, int]] | None = None,
+    personas: dict[int, str] | None = None,
     omega_resamples: int = OMEGA_BOOTSTRAP,
 ) -> tuple[dict[str, InstrumentScore], list[Convergence]]:
     """Every instrument of a run, with the MTMM table of the constructs they share."""
@@ -180,6 +182,7 @@ def score_run(
             seed=seed,
             omega_resamples=omega_resamples,
             markers=markers,
+            personas=personas,
             convergent=table,
             matrix=m,
         )
@@ -188,13 +191,33 @@ def score_run(
     return scores, table
 
 
+def clusters(m: AnswerMatrix, personas: Mapping[int, str]) -> np.ndarray:
+    """Each row's cluster, numbered in row order: the respondents who share a persona (past the
+    bank's 70 personas each returns with another framing) are one cluster, as are a
+    respondent's samples; a respondent with no persona of the bank (the model as itself, answers
+    imported) is its own. Where the persona sets the answers, its respondents are one draw."""
+    keys = [("persona", personas[r]) if r in personas else ("respondent", r)
+            for r, _ in m.respondents]  # fmt: skip
+    numbers: dict[tuple[str, object], int] = {}
+    return np.array([numbers.setdefault(key, len(numbers)) for key in keys], dtype=int)
+
+
 def _bootstrap_ci(
-    sub: np.ndarray, dim: Dimension, rng: np.random.Generator
+    sub: np.ndarray, dim: Dimension, rng: np.random.Generator, clustered: np.ndarray
 ) -> tuple[float, float] | None:
-    """Percentile CI over respondents (rows); over items where one respondent answered."""
+    """Percentile CI over clusters of respondents (rows; ``clusters``) drawn whole; where all
+    rows are one cluster (one respondent's samples), over the rows; where one row answered,
+    over items. With one row a cluster, the same draws as a bootstrap over rows."""
+    groups = clustered if clustered.max(initial=0) > 0 else np.arange(sub.shape[0])
     if sub.shape[0] > 1:
-        draws = sub[rng.integers(0, sub.shape[0], size=(BOOTSTRAP_RESAMPLES, sub.shape[0]))]
-        boot = _aggregate(_nanmean(draws, axis=1), dim)
+        n = int(groups.max()) + 1
+        answered = ~np.isnan(sub)
+        sums, counts = np.zeros((n, sub.shape[1])), np.zeros((n, sub.shape[1]))
+        np.add.at(sums, groups, np.where(answered, sub, 0.0))
+        np.add.at(counts, groups, answered)
+        picks = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+        with np.errstate(invalid="ignore", divide="ignore"):  # an item no drawn row answered
+            boot = _aggregate(sums[picks].sum(axis=1) / counts[picks].sum(axis=1), dim)
     else:
         items = sub[0]
         picks = items[rng.integers(0, len(items), size=(BOOTSTRAP_RESAMPLES, len(items)))]
@@ -215,6 +238,7 @@ def score_instrument(
     seed: int = 0,
     omega_resamples: int = OMEGA_BOOTSTRAP,
     markers: dict[int, dict[str, int]] | None = None,
+    personas: dict[int, str] | None = None,
     convergent: list[Convergence] | None = None,
     matrix: AnswerMatrix | None = None,
 ) -> InstrumentScore:
@@ -227,6 +251,7 @@ def score_instrument(
     n_orders = m.n_orders
     acq = acquiescence(m)
     parts = decompose(m, seed)
+    clustered = clusters(m, personas or {})
     for dim_id, dim in dims.items():
         cols = m.columns(dim_id)
         sub = values[:, cols]
@@ -236,7 +261,7 @@ def score_instrument(
         )
         per_resp = respondent_scores(m, dim_id)
         sd = spread(per_resp)
-        ci = _bootstrap_ci(sub, dim, rng) if score is not None else None
+        ci = _bootstrap_ci(sub, dim, rng, clustered) if score is not None else None
         norm = None
         if dim.norm is not None and score is not None:
             d = p = None
