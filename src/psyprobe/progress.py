@@ -43,10 +43,12 @@ def duration(seconds: float) -> str:
 
 def _windowed(seen: deque[tuple[float, int]], done: int) -> tuple[float, float, int]:
     """``done`` noted in ``seen`` ((time, done) pairs, oldest first), kept to the last
-    RATE_WINDOW seconds: now, and the time and count the window starts from."""
+    RATE_WINDOW seconds, yet reaching back before the answer before this one: a batching
+    backend's call may take longer than the window, and the call before it is then what the
+    rate is measured over. Returns now, and the time and count the window starts from."""
     now = time.monotonic()
     seen.append((now, done))
-    while len(seen) > 2 and now - seen[1][0] >= RATE_WINDOW:
+    while len(seen) > 2 and now - seen[1][0] >= RATE_WINDOW and seen[1][0] < seen[-2][0]:
         seen.popleft()
     return now, *seen[0]
 
