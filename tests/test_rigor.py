@@ -189,10 +189,10 @@ def test_respondents_who_share_a_persona_are_drawn_together_in_the_ci(tmp_path: 
     """Past the bank's 70 personas each persona returns with another framing. Where the
     persona sets the answers (the sim's ``persona_spread``: one level a persona), 140
     respondents are 70 personas answering twice alike and hold what 70 hold: the CI is the
-    70's, not √2 narrower as a bootstrap over respondents made it. A two-stage sample is
-    resampled at its first stage (Davison & Hinkley 1997, Bootstrap Methods and their
-    Application, §3.8). Where each respondent is its own draw (``spread``), 140 narrow it by
-    about √2, as they should."""
+    70's, not √2 narrower as a bootstrap over respondents made it, and so is the t-test's p
+    against the norm. A two-stage sample is resampled at its first stage (Davison & Hinkley
+    1997, Bootstrap Methods and their Application, §3.8). Where each respondent is its own draw
+    (``spread``), 140 narrow the CI by about √2, as they should."""
 
     def width(d: DimensionScore) -> float:
         assert d.ci95 is not None
@@ -203,8 +203,12 @@ def test_respondents_who_share_a_persona_are_drawn_together_in_the_ci(tmp_path: 
         seventy, twice = (measure(tmp_path, spec, respondents=n)["sd3"] for n in (70, 140))
         for dim, d in twice.dimensions.items():
             assert d.validity == "ok" and d.n_respondents == 140
-            ratio = width(d) / width(seventy.dimensions[dim])
+            alone = seventy.dimensions[dim]
+            ratio = width(d) / width(alone)
             assert narrower[0] <= ratio <= narrower[1], (style, dim, ratio)
+            assert d.norm is not None and alone.norm is not None
+            if style == "persona_spread":
+                assert d.norm.p == pytest.approx(alone.norm.p, rel=1e-9)
 
 
 def test_a_true_trait_under_a_position_habit_is_weak_not_ok(tmp_path: Path) -> None:

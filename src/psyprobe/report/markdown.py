@@ -24,7 +24,7 @@ METHOD_NOTE = (
     "respondents, the CI drawing those of one persona together (past 70 each persona returns "
     "with another framing) and over items when there is one respondent. z = (score − norm "
     "mean) / norm SD; d and p: one-sample Cohen's d and t-test of the respondents' scores "
-    "against the norm mean. Valid: "
+    "(for the t-test, each persona's mean) against the norm mean. Valid: "
     "share of answers that chose an option (logprob mode: mean probability on the option "
     "labels). α: Cronbach's alpha, ω: McDonald's omega (one-factor model), over respondents. "
     "Content: η² of the statement after option order and respondent are removed (permutation "

@@ -195,20 +195,30 @@ def clusters(m: AnswerMatrix, personas: Mapping[int, str]) -> np.ndarray:
     """Each row's cluster, numbered in row order: the respondents who share a persona (past the
     bank's 70 personas each returns with another framing) are one cluster, as are a
     respondent's samples; a respondent with no persona of the bank (the model as itself, answers
-    imported) is its own. Where the persona sets the answers, its respondents are one draw."""
+    imported) is its own. Where the persona sets the answers, its respondents are one draw.
+    Where every row is one respondent's (its samples), each row is its own cluster."""
     keys = [("persona", personas[r]) if r in personas else ("respondent", r)
             for r, _ in m.respondents]  # fmt: skip
     numbers: dict[tuple[str, object], int] = {}
-    return np.array([numbers.setdefault(key, len(numbers)) for key in keys], dtype=int)
+    groups = np.array([numbers.setdefault(key, len(numbers)) for key in keys], dtype=int)
+    return groups if len(numbers) > 1 else np.arange(len(keys))
+
+
+def cluster_means(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The mean of each cluster's (``clusters``) finite respondent scores, in cluster order;
+    with one respondent a cluster, those scores themselves."""
+    answered = np.isfinite(scores)
+    count = np.bincount(groups[answered], minlength=int(groups.max(initial=0)) + 1)
+    total = np.bincount(groups[answered], scores[answered], minlength=len(count))
+    return total[count > 0] / count[count > 0]
 
 
 def _bootstrap_ci(
-    sub: np.ndarray, dim: Dimension, rng: np.random.Generator, clustered: np.ndarray
+    sub: np.ndarray, dim: Dimension, rng: np.random.Generator, groups: np.ndarray
 ) -> tuple[float, float] | None:
-    """Percentile CI over clusters of respondents (rows; ``clusters``) drawn whole; where all
-    rows are one cluster (one respondent's samples), over the rows; where one row answered,
-    over items. With one row a cluster, the same draws as a bootstrap over rows."""
-    groups = clustered if clustered.max(initial=0) > 0 else np.arange(sub.shape[0])
+    """Percentile CI over clusters of respondents (rows; ``clusters``) drawn whole; where one
+    row answered, over items. With one row a cluster, the same draws as a bootstrap over
+    rows."""
     if sub.shape[0] > 1:
         n = int(groups.max()) + 1
         answered = ~np.isnan(sub)
@@ -251,7 +261,7 @@ def score_instrument(
     n_orders = m.n_orders
     acq = acquiescence(m)
     parts = decompose(m, seed)
-    clustered = clusters(m, personas or {})
+    groups = clusters(m, personas or {})
     for dim_id, dim in dims.items():
         cols = m.columns(dim_id)
         sub = values[:, cols]
@@ -261,7 +271,7 @@ def score_instrument(
         )
         per_resp = respondent_scores(m, dim_id)
         sd = spread(per_resp)
-        ci = _bootstrap_ci(sub, dim, rng, clustered) if score is not None else None
+        ci = _bootstrap_ci(sub, dim, rng, groups) if score is not None else None
         norm = None
         if dim.norm is not None and score is not None:
             d = p = None
@@ -269,7 +279,9 @@ def score_instrument(
                 d = (float(np.mean(per_resp)) - dim.norm.mean) / sd
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # near-identical scores
-                    p = _clean(stats.ttest_1samp(per_resp, dim.norm.mean).pvalue)
+                    # a persona's respondents are one draw here too (``clusters``)
+                    drawn = cluster_means(_aggregate(sub, dim), groups)
+                    p = _clean(stats.ttest_1samp(drawn, dim.norm.mean).pvalue)
             norm = NormComparison(
                 mean=dim.norm.mean,
                 sd=dim.norm.sd,
