@@ -4,9 +4,8 @@ A *respondent* is one persona × framing (× sample) of the population (or the m
 option orders are balanced inside it. A dimension's score aggregates item means over
 respondents; its SD is the SD of the respondents' dimension scores, and its 95 % CI is a
 percentile bootstrap over respondents, those of one persona drawn together (over items where
-there is one respondent). Scoring reads
-stored responses only: a changed parser or key rescored with ``psyprobe report`` asks the model
-nothing.
+there is one respondent). Scoring reads stored responses only: a changed parser or key rescored
+with ``psyprobe report`` asks the model nothing.
 """
 
 from __future__ import annotations
@@ -204,7 +203,7 @@ def clusters(m: AnswerMatrix, personas: Mapping[int, str]) -> np.ndarray:
     return groups if len(numbers) > 1 else np.arange(len(keys))
 
 
-def cluster_means(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def _cluster_means(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """The mean of each cluster's (``clusters``) finite respondent scores, in cluster order;
     with one respondent a cluster, those scores themselves."""
     answered = np.isfinite(scores)
@@ -280,7 +279,7 @@ def score_instrument(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # near-identical scores
                     # a persona's respondents are one draw here too (``clusters``)
-                    drawn = cluster_means(_aggregate(sub, dim), groups)
+                    drawn = _cluster_means(_aggregate(sub, dim), groups)
                     p = _clean(stats.ttest_1samp(drawn, dim.norm.mean).pvalue)
             norm = NormComparison(
                 mean=dim.norm.mean,
