@@ -494,7 +494,7 @@ def test_ctrl_c_in_a_safety_run_keeps_every_answer_already_given(tmp_path: Path)
     batch: some, not all 8, are saved), the message says how many, and a rerun asks only for
     the rest. The signal goes at the first answer, seen in the store or in the progress line
     printed once it is stored (in full-suite CI rehearsals the poll of the store alone saw
-    fewer than 2 of the 8 until the run had ended, three times; never alone or on CI)."""
+    fewer than 2 of the 8 until the run had ended, four times; never alone or on CI)."""
     out = tmp_path / "run"
     store = out / "responses.sqlite"
     seen: list[str] = []
