@@ -492,9 +492,7 @@ def test_unknown_suite_is_a_one_line_error() -> None:
 def test_ctrl_c_in_a_safety_run_keeps_every_answer_already_given(tmp_path: Path) -> None:
     """A real SIGINT once answers are arriving: each answer was stored as it came (not with its
     batch: some, not all 8, are saved), the message says how many, and a rerun asks only for
-    the rest. The signal goes at the first answer, seen in the store or in the progress line
-    printed once it is stored (in full-suite CI rehearsals the poll of the store alone saw
-    fewer than 2 of the 8 until the run had ended, four times; never alone or on CI)."""
+    the rest."""
     out = tmp_path / "run"
     store = out / "responses.sqlite"
     seen: list[str] = []
@@ -514,10 +512,10 @@ def test_ctrl_c_in_a_safety_run_keeps_every_answer_already_given(tmp_path: Path)
 
     args = ("safety", "--model", "smollm2", "--suite", "jailbreak", "--limit", "8",
             "--out", str(out))  # fmt: skip
-    code, err = kill_when(lambda: stored() >= 1, *args, sig=signal.SIGINT, said="misuse: 1/8")
+    code, err = kill_when(lambda: stored() >= 2, *args, sig=signal.SIGINT)
     assert code == 130, (err, sorted(set(seen)), store.exists())
     saved = stored()
-    assert 1 <= saved < 8 and f"interrupted: {saved} answers are saved in {out}" in " ".join(
+    assert 2 <= saved < 8 and f"interrupted: {saved} answers are saved in {out}" in " ".join(
         err.split()
     )
     resumed = psyprobe(*args)
