@@ -95,6 +95,19 @@ def test_modes_are_batched_apart_and_answers_stored_as_each_batch_returns(tmp_pa
         assert probs == [(0.25, 0.75)] * 2
 
 
+def test_progress_hears_of_scores_a_call_at_a_time_and_of_generated_answers_one_by_one(
+    tmp_path: Path,
+) -> None:
+    """A call's next-token scores come back together: progress is told once they are all
+    stored, so a line says what is done (told one by one, a line printed at the first counted
+    the call's others as still to come). Generated answers end one at a time: each is told."""
+    requests = _requests([f"q{k}" for k in range(BATCH + 5)], "logprob") + _requests(["a", "b"])
+    told: list[int] = []
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        ask(FakeModel(), requests, store, lambda what, done, total, loads: told.append(done))
+    assert told == [BATCH, BATCH + 5, BATCH + 6, BATCH + 7]
+
+
 def test_derived_seeds_depend_only_on_their_parts() -> None:
     assert derive_seed(0, "item-1") == derive_seed(0, "item-1") != derive_seed(1, "item-1")
     assert 0 <= derive_seed("x") < 2**31

@@ -30,8 +30,9 @@ WINDOW = 8192
 
 
 class Progress(Protocol):
-    """Called per answer: what the batch asks (an instrument, a safety task, an ARC part), how
-    many are asked of how many, and each endpoint's answers where several serve the model."""
+    """Called as answers are stored (each generated answer; a call's scores once, together):
+    what the batch asks (an instrument, a safety task, an ARC part), how many are asked of how
+    many, and each endpoint's answers where several serve the model."""
 
     def __call__(
         self, what: str, done: int, total: int, endpoints: Sequence[EndpointLoad], /
@@ -198,11 +199,15 @@ def ask(
         )
         # Each stored as it comes, committed with the rest of its batch (or every
         # COMMIT_EVERY seconds while a batch decodes): one disk write, not 32.
+        together = batch[0].mode == "logprob"  # a call's scores all come back at once
         with store.together():
             for i, reply in replies:
                 _store(store, batch[i], info, reply)
                 done += 1
-                if progress:  # per answer: one call of a batching backend can run for minutes
+                # Per generated answer as it ends (one call can decode for minutes); once for
+                # scores, when all are stored: reported one by one, a line printed at the
+                # first would count the call's others as still to come.
+                if progress and not (together and i < len(batch) - 1):
                     progress(what, done, total, model.endpoint_loads())
         lacking += sum(not store.has(r.key) for r in batch)
     return Asked(planned, total, lacking)
