@@ -43,9 +43,10 @@ def duration(seconds: float) -> str:
 
 def _windowed(seen: deque[tuple[float, int]], done: int) -> tuple[float, float, int]:
     """``done`` noted in ``seen`` ((time, done) pairs, oldest first), kept to the last
-    RATE_WINDOW seconds, yet reaching back before the answer before this one: a batching
-    backend's call may take longer than the window, and the call before it is then what the
-    rate is measured over. Returns now, and the time and count the window starts from."""
+    RATE_WINDOW seconds, yet reaching back before the report before this one: a batching
+    backend's call (reported once, ``runs.asking``) may take longer than the window, and the
+    call before it is then what the rate is measured over. Returns now, and the time and count
+    the window starts from."""
     now = time.monotonic()
     seen.append((now, done))
     while len(seen) > 2 and now - seen[1][0] >= RATE_WINDOW and seen[1][0] < seen[-2][0]:
@@ -60,14 +61,9 @@ def time_left(seen: deque[tuple[float, int]], done: int, total: int) -> str:
     now, start, before = _windowed(seen, done)
     if done >= total:
         return ""
-    # A batching backend's answers come in bursts, a whole call's at once, and a line is
-    # printed at a burst's first answer: counting that one answer against the whole wait for
-    # its call made the time left up to twice too long. So the rate runs to the answer before,
-    # the end of the last whole burst (for answers that come one by one, the same rate).
-    last, upto = seen[-2] if len(seen) > 1 else (now, done)
-    if last - start < 5 or upto <= before:
+    if now - start < 5 or done <= before:
         return "time left: measuring the rate"
-    left = (total - done) * (last - start) / (upto - before)
+    left = (total - done) * (now - start) / (done - before)
     return f"about {duration(left)} left (at the rate of the last {now - start:.0f} s)"
 
 
