@@ -16,9 +16,16 @@ from psyprobe.instruments import builtin_paths, load_instrument, read_instrument
 from psyprobe.models import open_model
 from psyprobe.models.sim import SimModel, expected_value
 from psyprobe.prompting import population
+from psyprobe.report.compare import compare_runs
 from psyprobe.runs import ResponseStore, RunSettings
 from psyprobe.scoring import InstrumentScore
-from psyprobe.scoring.diagnostics import LOADING_AGAINST_KEY, one_factor_omegas
+from psyprobe.scoring.diagnostics import (
+    LOADING_AGAINST_KEY,
+    OMEGA_BOOTSTRAP,
+    cronbach_alpha,
+    one_factor_omegas,
+    reliability,
+)
 from psyprobe.scoring.score import DimensionScore, score_run
 
 pytestmark = pytest.mark.unit
@@ -209,6 +216,73 @@ def test_respondents_who_share_a_persona_are_drawn_together_in_the_ci(tmp_path: 
             assert d.norm is not None and alone.norm is not None
             if style == "persona_spread":
                 assert d.norm.p == pytest.approx(alone.norm.p, rel=1e-9)
+                assert d.alpha_ci95 == pytest.approx(alone.alpha_ci95, rel=1e-9)
+
+
+def two_stage(personas: int, each: int, rng: np.random.Generator) -> np.ndarray:
+    """Answers to 8 parallel items (true score N(0, 1) + error N(0, 2)) of ``each``
+    respondents a persona, who share their persona's true score: the population's α is
+    8 / (8 + 2) = 0.8 (Lord & Novick 1968: k parallel items, α = k / (k + error/true variance))."""
+    true = np.repeat(rng.normal(size=personas), each)
+    return true[:, None] + rng.normal(scale=np.sqrt(2.0), size=(personas * each, 8))
+
+
+def test_alpha_and_omega_cis_draw_a_persona_whole() -> None:
+    """35 personas with 4 respondents each, who share the persona's true score: the population
+    α (0.8) is known. α's CI drawn over personas whole covers it in most samples; the same
+    answers counted as 140 independent respondents give a CI too narrow to. Respondents that
+    duplicate their persona's answers (a persona sets them, as in the sim's
+    ``persona_spread``) leave α's and ω's CIs where the personas alone put them."""
+    items = [str(j) for j in range(8)]
+    groups = np.repeat(np.arange(35), 4)
+    rng = np.random.default_rng(0)
+    covered = {"personas": 0, "respondents": 0}
+    for rep in range(200):
+        answers = two_stage(35, 4, rng)
+        for name, drawn in (("personas", groups), ("respondents", None)):
+            ci = reliability(answers, items, rep, 0, drawn).alpha_ci95
+            assert ci is not None
+            covered[name] += ci[0] <= 0.8 <= ci[1]
+    # 170 and 134 of 200 when written; 140 independent respondents (one a persona) give 188
+    assert covered["personas"] >= 160 and covered["respondents"] <= 150, covered
+    alone = two_stage(70, 1, rng)
+    once = reliability(alone, items, 1, OMEGA_BOOTSTRAP)
+    twice = reliability(np.repeat(alone, 2, axis=0), items, 1, OMEGA_BOOTSTRAP,
+                        np.repeat(np.arange(70), 2))  # fmt: skip
+    assert once.omega_ci95 is not None and once.alpha_ci95 is not None
+    assert twice.alpha_ci95 == pytest.approx(once.alpha_ci95, rel=1e-9)
+    # the factor fit stops on a change of log-likelihood, which counts every row: to 1e-4
+    assert twice.omega_ci95 == pytest.approx(once.omega_ci95, rel=1e-4)
+
+
+def test_alpha_is_pingouins_over_the_respondents_who_answered_every_item() -> None:
+    """Cronbach's α as pingouin computes it, listwise, and undefined where it is."""
+    import pandas as pd
+    import pingouin as pg
+
+    answers = two_stage(30, 1, np.random.default_rng(1))
+    answers[[3, 17], [2, 5]] = np.nan
+    expected = pg.cronbach_alpha(data=pd.DataFrame(answers).dropna())[0]
+    assert cronbach_alpha(answers) == pytest.approx(expected, rel=1e-12)
+    assert cronbach_alpha(np.ones((10, 4))) is None
+    assert cronbach_alpha(answers[:2]) is None
+
+
+def test_comparing_runs_counts_a_persona_once(tmp_path: Path) -> None:
+    """Two models whose personas set their answers, compared at 70 and at 140 respondents (the
+    personas again, with other framings): the same Δ, CI and p, not a test √2 too sure."""
+    runs: dict[int, list[str]] = {70: [], 140: []}
+    for n, level, seed in ((n, level, seed) for n in runs for level, seed in ((2, 3), (2.3, 4))):
+        runs[n].append(str(tmp_path / f"{n}-{seed}"))
+        model = f"sim:Narcissism={level},persona_spread=0.6,noise=0.7,seed={seed}"
+        psyprobe("run", "--model", model, "--instrument", "sd3", "--respondents", str(n),
+                 "--out", runs[n][-1])  # fmt: skip
+    compared = {n: compare_runs([Path(r) for r in runs[n]])[1] for n in runs}
+    for seventy, twice in zip(compared[70], compared[140], strict=True):
+        assert twice.p is not None and twice.ci95 is not None and seventy.ci95 is not None
+        assert twice.p == pytest.approx(seventy.p, rel=1e-9), twice.dimension
+        assert twice.ci95 == pytest.approx(seventy.ci95, rel=1e-9)
+    assert any(r.p_holm is not None and r.p_holm < 0.05 for r in compared[140])
 
 
 def test_a_true_trait_under_a_position_habit_is_weak_not_ok(tmp_path: Path) -> None:

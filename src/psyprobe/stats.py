@@ -1,6 +1,6 @@
 """Interval estimates shared by every measure: a proportion with Wilson's interval, a percentile
 bootstrap that says when it has too few answers, a difference of proportions with Newcombe's
-interval, and the agreement of two raters (Cohen's κ).
+interval, a bootstrap's percentile interval, and the agreement of two raters (Cohen's κ).
 
 Neutral ground: safety's metrics and capability's accuracies both read from here, neither from
 the other. The libraries are imported where they compute: the result types are read by the
@@ -49,6 +49,18 @@ def bootstrapped(value: float, boot: np.ndarray, n: int) -> Estimate:
 
     low, high = np.percentile(boot, [2.5, 97.5])
     return Estimate(value=value, ci95=(float(low), float(high)), n=n)
+
+
+def percentile_ci(draws: np.ndarray, least: int = 1) -> tuple[float, float] | None:
+    """The 2.5th and 97.5th percentiles of a bootstrap's finite draws; None where fewer than
+    ``least`` are finite (a statistic undefined in too many resamples has no interval)."""
+    import numpy as np
+
+    kept = draws[np.isfinite(draws)]
+    if len(kept) < least:
+        return None
+    low, high = np.percentile(kept, [2.5, 97.5])
+    return float(low), float(high)
 
 
 class Agreement(BaseModel):

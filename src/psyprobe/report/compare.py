@@ -1,10 +1,12 @@
 """Compare runs: per dimension, each run against the first, with tests corrected for multiplicity.
 
-The unit of replication is the respondent (persona × framing × sample; for a run of the model
-as itself, the one respondent) of each run, as in a run's own CI. The test is Welch's t on
-respondent scores; its 95 % CI is Welch's. p-values are corrected by Holm's method over every
-comparison in the table. A comparison is not tested, and says why, where either score is
-``no_signal`` (a response style is not a trait to compare) or neither run's respondents vary.
+The unit of replication is what a run's own CI draws: the respondent (persona × framing ×
+sample; for a run of the model as itself, each sample), with the respondents of one persona
+(past the bank's 70 personas each returns with another framing) averaged into one unit. The
+test is Welch's t on those units' scores; its 95 % CI is Welch's. p-values are corrected by
+Holm's method over every comparison in the table. A comparison is not tested, and says why,
+where either score is ``no_signal`` (a response style is not a trait to compare) or neither
+run's respondents vary.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import BaseModel
 from scipy import stats
 
 from psyprobe.errors import UserError
+from psyprobe.prompting import population
 from psyprobe.report.markdown import fmt, fmt_p
 from psyprobe.report.results import RunResults
 from psyprobe.runs.directory import claim, write_json, write_text
@@ -26,7 +29,7 @@ from psyprobe.runs.planning import load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.diagnostics import Validity
 from psyprobe.scoring.matrix import AnswerMatrix
-from psyprobe.scoring.score import respondent_scores, spread
+from psyprobe.scoring.score import drawn_scores, respondent_scores, spread
 
 
 class RunSummary(BaseModel):
@@ -55,28 +58,43 @@ Scored = dict[
 ]  # instrument → dimension → (score, verdict)
 
 
-def respondent_table(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Each respondent's score, by instrument and dimension, from the run's own answers."""
-    _, info, instruments = load_run(run_dir)
+def _matrices(run_dir: Path) -> tuple[dict[str, AnswerMatrix], dict[int, str]]:
+    """The run's answers by instrument, and each respondent's persona."""
+    settings, info, instruments = load_run(run_dir)
     with ResponseStore(Layout(run_dir).store) as store:
         records = [
             r
             for r in store.records()
             if r.role == "answer" and r.model_fingerprint == info.fingerprint
         ]
-    per_resp: dict[str, dict[str, np.ndarray]] = {}
-    for name, inst in instruments.items():
-        m = AnswerMatrix.build(
+    matrices = {
+        name: AnswerMatrix.build(
             inst, [r for r in records if r.instrument == name], info.numbers_are_scale_values
         )
-        per_resp[name] = {dim: respondent_scores(m, dim) for dim in m.dimensions}
-    return per_resp
+        for name, inst in instruments.items()
+    }
+    personas = population(settings.respondents)
+    return matrices, {r.index: r.persona for r in personas if r.persona is not None}
+
+
+def respondent_table(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Each respondent's score, by instrument and dimension, from the run's own answers."""
+    matrices, _ = _matrices(run_dir)
+    return {name: {dim: respondent_scores(m, dim) for dim in m.dimensions}
+            for name, m in matrices.items()}  # fmt: skip
+
+
+def _drawn_table(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Each drawn unit's score (``scoring.score.drawn_scores``), by instrument and dimension."""
+    matrices, personas = _matrices(run_dir)
+    return {name: {dim: drawn_scores(m, dim, personas) for dim in m.dimensions}
+            for name, m in matrices.items()}  # fmt: skip
 
 
 def _load(
     run_dir: Path, label: str | None = None
 ) -> tuple[RunSummary, dict[str, dict[str, np.ndarray]], Scored]:
-    per_resp = respondent_table(run_dir)
+    drawn = _drawn_table(run_dir)
     results = RunResults.load(run_dir)
     info = results.model
     scores = {
@@ -89,7 +107,7 @@ def _load(
         model=info.spec,
         fingerprint=info.fingerprint,
     )
-    return summary, per_resp, scores
+    return summary, drawn, scores
 
 
 def compare_runs(
@@ -177,8 +195,9 @@ def render_comparison(runs: list[RunSummary], rows: list[Comparison]) -> str:
         "# psyprobe comparison",
         "",
         f"Baseline: {runs[0].label}. Δ = run − baseline; Welch's t on respondent scores "
-        "(persona × framing × sample); p corrected by Holm over every tested row. A score marked "
-        "no_signal measured a response style, not the trait: its row is not tested.",
+        "(persona × framing × sample; a persona's respondents averaged); p corrected by Holm "
+        "over every tested row. A score marked no_signal measured a response style, not the "
+        "trait: its row is not tested.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

@@ -20,6 +20,7 @@ from psyprobe.report.markdown import fmt, fmt_p
 from psyprobe.report.results import RunResults
 from psyprobe.runs.directory import write_json, write_text
 from psyprobe.scoring.diagnostics import Validity
+from psyprobe.stats import percentile_ci
 
 MODELS_FILE = "models.json"
 SHARE_RESAMPLES = 2000
@@ -148,10 +149,7 @@ def between_models(
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(groups), size=(SHARE_RESAMPLES, len(groups)))
     boot = _shares(n[picks], means[picks], ss[picks])
-    boot = boot[np.isfinite(boot)]
-    if len(boot) >= SHARE_RESAMPLES // 2:
-        lo, hi = np.percentile(boot, [2.5, 97.5])
-        row.ci95 = (float(lo), float(hi))
+    row.ci95 = percentile_ci(boot, SHARE_RESAMPLES // 2)
     return row
 
 

@@ -57,6 +57,7 @@ from pydantic import BaseModel
 from psyprobe.prompting.conditions import FACTOR_TITLES
 from psyprobe.scoring.matrix import AnswerMatrix, dummies, nuisance_effects
 from psyprobe.scoring.validity import correlate
+from psyprobe.stats import percentile_ci
 
 Validity = Literal["ok", "weak", "no_signal"]
 KeyConsistency = Literal["consistent", "inconsistent", "inconclusive", "untestable"]
@@ -72,6 +73,7 @@ ALPHA_RELIABLE = 0.7
 KEY_FLAG = -0.1
 LOADING_AGAINST_KEY = 0.3  # corrected item-total correlation below this contradicts the item's key
 OMEGA_BOOTSTRAP = 100  # resamples for ω's CI: each refits the factor model (~15 ms)
+ALPHA_BOOTSTRAP = 2000  # resamples for α's CI (each a weighted sum: cheap)
 
 
 class ItemCheck(BaseModel):
@@ -93,20 +95,30 @@ def _complete(values: np.ndarray) -> np.ndarray:
     return np.asarray(values[~np.isnan(values).any(axis=1)])
 
 
-def cronbach_alpha(values: np.ndarray) -> tuple[float | None, tuple[float, float] | None]:
-    import pandas as pd
-    import pingouin as pg
-
-    rows = _complete(values)
+def _alphas(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Cronbach's α of each resample of the rows (B × n ``weights``: how often each row was
+    drawn): k/(k−1) · (1 − Σ item variances / variance of the totals), whose variances' degrees
+    of freedom cancel in the ratio, so weighted ones serve; NaN where the totals do not vary."""
+    rows = rows - rows.mean(axis=0)  # variances as E[x²] − E[x]², with little left to cancel
+    share = weights / weights.sum(axis=1, keepdims=True)
+    items = share @ rows**2 - (share @ rows) ** 2
+    totals = rows.sum(axis=1)
+    total = share @ totals**2 - (share @ totals) ** 2
+    k = rows.shape[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alphas = k / (k - 1) * (1 - items.sum(axis=1) / total)
     # Below this the respondents answer identically, up to float rounding: α is undefined.
-    if rows.shape[0] < 3 or rows.shape[1] < 2 or rows.sum(axis=1).var() < 1e-12:
-        return None, None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        alpha, ci = pg.cronbach_alpha(data=pd.DataFrame(rows))
-    if not np.isfinite(alpha):
-        return None, None
-    return float(alpha), (float(ci[0]), float(ci[1]))
+    return np.asarray(np.where(total > 1e-12, alphas, np.nan))
+
+
+def cronbach_alpha(values: np.ndarray) -> float | None:
+    """α over the respondents that answered every item (rows); None with fewer than 3 of them,
+    fewer than 2 items, or totals that do not vary. Equal to pingouin's (tested)."""
+    rows = _complete(values)
+    if rows.shape[0] < 3 or rows.shape[1] < 2:
+        return None
+    alpha = float(_alphas(rows, np.ones((1, len(rows))))[0])
+    return alpha if np.isfinite(alpha) else None
 
 
 def _standardised(rows: np.ndarray) -> np.ndarray | None:
@@ -120,17 +132,23 @@ def _standardised(rows: np.ndarray) -> np.ndarray | None:
     return np.asarray((rows - rows.mean(axis=0)) / rows.std(axis=0))
 
 
-def one_factor_omegas(samples: np.ndarray, tol: float = 1e-2, max_iter: int = 1000) -> np.ndarray:
-    """ω total of each of B samples of standardised items (B × n × p): (Σλ)² / ((Σλ)² + Σψ) of a
-    one-factor maximum-likelihood fit; NaN where items load against their keyed direction (a
-    position habit loads forward and reversed items with opposite signs: ω of the keyed sum
-    would describe that factor) or the fit breaks down.
+def one_factor_omegas(
+    samples: np.ndarray, weights: np.ndarray | None = None, tol: float = 1e-2, max_iter: int = 1000
+) -> np.ndarray:
+    """ω total of each of B samples of standardised items (B × n × p, each row counted as
+    often as ``weights``, B × n, says; once by default): (Σλ)² / ((Σλ)² + Σψ) of a one-factor
+    maximum-likelihood fit; NaN where items load against their keyed direction (a position
+    habit loads forward and reversed items with opposite signs: ω of the keyed sum would
+    describe that factor) or the fit breaks down.
 
     The fit is scikit-learn's ``FactorAnalysis`` (Rubin & Thayer's iteration with its stopping
     rule, exact SVD), written for many samples at once: the bootstrap of ω fits 100 of them,
     which one at a time cost a second a dimension. Tested against scikit-learn."""
-    b, n, p = samples.shape
-    cov = np.einsum("bni,bnj->bij", samples, samples) / n  # the fit's X'X / n
+    b, _, p = samples.shape
+    if weights is None:
+        weights = np.ones(samples.shape[:2])
+    n = weights.sum(axis=1)
+    cov = np.einsum("bn,bni,bnj->bij", weights, samples, samples) / n[:, None, None]  # X'X / n
     variance = np.einsum("bii->bi", cov)
     small = 1e-12
     const = p * np.log(2.0 * np.pi) + 1
@@ -148,7 +166,8 @@ def one_factor_omegas(samples: np.ndarray, tol: float = 1e-2, max_iter: int = 10
             top = values[:, -1]
             w = np.sqrt(np.maximum(top - 1.0, 0.0))[:, None] * vectors[:, :, -1] * root
             unexplained = np.trace(scaled, axis1=1, axis2=2) - top
-            ll = -(n / 2.0) * (const + np.log(top) + unexplained + np.log(psi[active]).sum(1))
+            fit = const + np.log(top) + unexplained + np.log(psi[active]).sum(1)
+            ll = -(n[active] / 2.0) * fit
         loadings[active], noise[active] = w, psi[active]
         done = ~(ll - previous[active] >= tol)  # NaN stops too
         previous[active] = ll
@@ -172,33 +191,57 @@ def mcdonald_omega(values: np.ndarray) -> float | None:
     return omega if np.isfinite(omega) else None
 
 
-def _omega_draws(rows: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    """ω of each bootstrap resample of the respondents (rows), NaN where undefined."""
-    picks = rows[rng.integers(0, len(rows), size=(resamples, len(rows)))]
-    sd = picks.std(axis=1)
+def drawn_whole(groups: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """How often each row is drawn (resamples × rows) when the clusters of rows (``groups``,
+    numbered from 0) are resampled whole: the first stage of a two-stage sample (Davison &
+    Hinkley 1997, §3.8). With one row a cluster, a bootstrap over rows, draw for draw."""
+    n = int(groups.max()) + 1
+    picks = rng.integers(0, n, size=(resamples, n)) + n * np.arange(resamples)[:, None]
+    return np.bincount(picks.ravel(), minlength=resamples * n).reshape(resamples, n)[:, groups]
+
+
+def _omega_draws(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ω of each resample of the rows (``weights``: how often each was drawn), NaN where
+    undefined."""
+    rows = rows - rows.mean(axis=0)  # variances as E[x²] − E[x]², with little left to cancel
+    share = weights / weights.sum(axis=1, keepdims=True)
+    mean = share @ rows
+    sd = np.sqrt(np.maximum(share @ rows**2 - mean**2, 0.0))
     varying = (sd > 1e-9).all(axis=1)  # a resample where an item is constant drops that item
-    out = np.full(resamples, np.nan)
+    out = np.full(len(weights), np.nan)
     if varying.any():
-        z = (picks[varying] - picks[varying].mean(axis=1, keepdims=True)) / sd[varying][:, None]
-        out[varying] = one_factor_omegas(z)
+        z = (rows[None] - mean[varying][:, None]) / sd[varying][:, None]
+        out[varying] = one_factor_omegas(z, weights[varying])
     for k in np.flatnonzero(~varying):
-        out[k] = mcdonald_omega(picks[k]) or np.nan
+        out[k] = mcdonald_omega(np.repeat(rows, weights[k].astype(int), axis=0)) or np.nan
     return out
 
 
 def reliability(
-    values: np.ndarray, item_ids: Sequence[str], seed: int, omega_resamples: int = OMEGA_BOOTSTRAP
+    values: np.ndarray,
+    item_ids: Sequence[str],
+    seed: int,
+    omega_resamples: int = OMEGA_BOOTSTRAP,
+    groups: np.ndarray | None = None,
 ) -> Reliability:
-    alpha, alpha_ci = cronbach_alpha(values)
-    omega = mcdonald_omega(values)
-    omega_ci = None
+    """α and ω with 95 % CIs, and each item's corrected item-total correlation, over the
+    respondents (rows) that answered every item. Both CIs are percentile bootstraps over the
+    clusters of rows (``groups``: respondents of one persona, a respondent's samples;
+    ``scoring.score.clusters``; one row each by default) drawn whole, as the score's CI is:
+    a persona's respondents, or a respondent's samples, are not new respondents."""
+    complete = ~np.isnan(values).any(axis=1)
     rows = _complete(values)
+    kept = np.arange(len(values)) if groups is None else groups
+    clusters = np.unique(kept[complete], return_inverse=True)[1]
+    alpha, omega = cronbach_alpha(values), mcdonald_omega(values)
+    alpha_ci = omega_ci = None
+    rng = np.random.default_rng(seed)
     if omega is not None and omega_resamples:
-        draws = _omega_draws(rows, np.random.default_rng(seed), omega_resamples)
-        kept = draws[np.isfinite(draws)]
-        if len(kept) >= omega_resamples // 2:
-            lo, hi = np.percentile(kept, [2.5, 97.5])
-            omega_ci = (float(lo), float(hi))
+        draws = _omega_draws(rows, drawn_whole(clusters, rng, omega_resamples))
+        omega_ci = percentile_ci(draws, omega_resamples // 2)
+    if alpha is not None:
+        draws = _alphas(rows, drawn_whole(clusters, rng, ALPHA_BOOTSTRAP))
+        alpha_ci = percentile_ci(draws, ALPHA_BOOTSTRAP // 2)
     checks = []
     for j, item in enumerate(item_ids):
         r = None
@@ -409,10 +452,8 @@ def stability(
                     score = float(aggregate(np.nanmean(rows, axis=0)))
                     picks = rng.integers(0, len(rows), size=(STABILITY_BOOTSTRAP, len(rows)))
                     boot = aggregate(np.nanmean(rows[picks], axis=1))
-                boot = boot[np.isfinite(boot)]
-                if len(rows) > 1 and len(boot):
-                    lo, hi = np.percentile(boot, [2.5, 97.5])
-                    ci = (float(lo), float(hi))
+                if len(rows) > 1:
+                    ci = percentile_ci(boot)
             levels.append(Level(level=level, score=score, ci95=ci, n_answers=int(sel.sum())))
         scores = [lv.score for lv in levels if lv.score is not None and np.isfinite(lv.score)]
         width = scale[1] - scale[0]
@@ -560,7 +601,7 @@ def order_consistency(m: AnswerMatrix, columns: list[int]) -> float | None:
                 q = m.questions[j]
                 keyed = m.dimensions[q.dimension].keyed(a.raw[sel], q.reverse)
                 table[oi, ci] = float(np.mean(keyed))
-    return cronbach_alpha(table)[0]
+    return cronbach_alpha(table)
 
 
 def fleiss_kappa(m: AnswerMatrix) -> float | None:

@@ -4,7 +4,8 @@ A *respondent* is one persona × framing (× sample) of the population (or the m
 option orders are balanced inside it. A dimension's score aggregates item means over
 respondents; its SD is the SD of the respondents' dimension scores, and its 95 % CI is a
 percentile bootstrap over respondents, those of one persona drawn together (over items where
-there is one respondent). Scoring reads stored responses only: a changed parser or key rescored
+there is one respondent), as are α's and ω's (``diagnostics.reliability``) and the t-test's
+units (``drawn_scores``). Scoring reads stored responses only: a changed parser or key rescored
 with ``psyprobe report`` asks the model nothing.
 """
 
@@ -43,6 +44,7 @@ from psyprobe.scoring.diagnostics import (
 )
 from psyprobe.scoring.matrix import AnswerMatrix
 from psyprobe.scoring.validity import Convergence, Correlation, criterion, mtmm
+from psyprobe.stats import percentile_ci
 
 BOOTSTRAP_RESAMPLES = 2000
 WITHHELD = "no_signal: the answers follow a response style, not the statement"
@@ -203,13 +205,16 @@ def clusters(m: AnswerMatrix, personas: Mapping[int, str]) -> np.ndarray:
     return groups if len(numbers) > 1 else np.arange(len(keys))
 
 
-def _cluster_means(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """The mean of each cluster's (``clusters``) finite respondent scores, in cluster order;
-    with one respondent a cluster, those scores themselves."""
+def drawn_scores(m: AnswerMatrix, dimension: str, personas: Mapping[int, str]) -> np.ndarray:
+    """Each drawn unit's score on one dimension: the mean of a cluster's (``clusters``) finite
+    respondent scores, in cluster order; with one respondent a cluster, those scores
+    themselves. Tests across respondents take these, as the CI draws them."""
+    groups = clusters(m, personas)
+    scores = _aggregate(m.keyed[:, m.columns(dimension)], m.dimensions[dimension])
     answered = np.isfinite(scores)
     count = np.bincount(groups[answered], minlength=int(groups.max(initial=0)) + 1)
     total = np.bincount(groups[answered], scores[answered], minlength=len(count))
-    return total[count > 0] / count[count > 0]
+    return np.asarray(total[count > 0] / count[count > 0])
 
 
 def _bootstrap_ci(
@@ -231,11 +236,7 @@ def _bootstrap_ci(
         items = sub[0]
         picks = items[rng.integers(0, len(items), size=(BOOTSTRAP_RESAMPLES, len(items)))]
         boot = _aggregate(picks, dim)
-    boot = boot[np.isfinite(boot)]
-    if not len(boot):
-        return None
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return float(lo), float(hi)
+    return percentile_ci(boot)
 
 
 def score_instrument(
@@ -278,8 +279,7 @@ def score_instrument(
                 d = (float(np.mean(per_resp)) - dim.norm.mean) / sd
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # near-identical scores
-                    # a persona's respondents are one draw here too (``clusters``)
-                    drawn = _cluster_means(_aggregate(sub, dim), groups)
+                    drawn = drawn_scores(m, dim_id, personas or {})
                     p = _clean(stats.ttest_1samp(drawn, dim.norm.mean).pvalue)
             norm = NormComparison(
                 mean=dim.norm.mean,
@@ -311,7 +311,8 @@ def score_instrument(
         dim_valid = float(weight[:, cols].mean()) if weight.size else 0.0
         dim_matrix = m.select(cols)
         dim_position, _ = position_bias(dim_matrix)
-        rel = reliability(sub, [m.questions[j].item_id for j in cols], seed, omega_resamples)
+        items = [m.questions[j].item_id for j in cols]
+        rel = reliability(sub, items, seed, omega_resamples, groups)
         keys = key_consistency(m, cols)
         moved = stability(m, cols, partial(_aggregate, dim=dim), (lo_s, hi_s), seed)
         plain = uniformity(m, cols)
