@@ -203,14 +203,14 @@ def drawn_whole(groups: np.ndarray, rng: np.random.Generator, resamples: int) ->
 def _omega_draws(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """ω of each resample of the rows (``weights``: how often each was drawn), NaN where
     undefined."""
-    rows = rows - rows.mean(axis=0)  # variances as E[x²] − E[x]², with little left to cancel
     share = weights / weights.sum(axis=1, keepdims=True)
-    mean = share @ rows
-    sd = np.sqrt(np.maximum(share @ rows**2 - mean**2, 0.0))
+    # deviations first: an item constant in a resample must come out at 0, not at rounding
+    deviations = rows[None] - (share @ rows)[:, None]
+    sd = np.sqrt(np.einsum("bn,bni->bi", share, deviations**2))
     varying = (sd > 1e-9).all(axis=1)  # a resample where an item is constant drops that item
     out = np.full(len(weights), np.nan)
     if varying.any():
-        z = (rows[None] - mean[varying][:, None]) / sd[varying][:, None]
+        z = deviations[varying] / sd[varying][:, None]
         out[varying] = one_factor_omegas(z, weights[varying])
     for k in np.flatnonzero(~varying):
         out[k] = mcdonald_omega(np.repeat(rows, weights[k].astype(int), axis=0)) or np.nan
