@@ -272,10 +272,10 @@ def test_comparing_runs_counts_a_persona_once(tmp_path: Path) -> None:
     """Two models whose personas set their answers, compared at 70 and at 140 respondents (the
     personas again, with other framings): the same Δ, CI and p, not a test √2 too sure."""
     runs: dict[int, list[str]] = {70: [], 140: []}
-    for n, level, seed in ((n, level, seed) for n in runs for level, seed in ((2, 3), (2.3, 4))):
+    for n, level, seed in ((n, level, seed) for n in runs for level, seed in ((4, 3), (4.6, 4))):
         runs[n].append(str(tmp_path / f"{n}-{seed}"))
-        model = f"sim:Narcissism={level},persona_spread=0.6,noise=0.7,seed={seed}"
-        psyprobe("run", "--model", model, "--instrument", "sd3", "--respondents", str(n),
+        model = f"sim:Life satisfaction={level},persona_spread=0.6,noise=0.7,seed={seed}"
+        psyprobe("run", "--model", model, "--instrument", "swls", "--respondents", str(n),
                  "--out", runs[n][-1])  # fmt: skip
     compared = {n: compare_runs([Path(r) for r in runs[n]])[1] for n in runs}
     for seventy, twice in zip(compared[70], compared[140], strict=True):
