@@ -220,7 +220,7 @@ def test_respondents_who_share_a_persona_are_drawn_together_in_the_ci(tmp_path: 
 
 
 def two_stage(personas: int, each: int, rng: np.random.Generator) -> np.ndarray:
-    """Answers to 8 parallel items (true score N(0, 1) + error N(0, 2)) of ``each``
+    """Answers to 8 parallel items (true score N(0, 1), error of variance 2) of ``each``
     respondents a persona, who share their persona's true score: the population's α is
     8 / (8 + 2) = 0.8 (Lord & Novick 1968: k parallel items, α = k / (k + error/true variance))."""
     true = np.repeat(rng.normal(size=personas), each)

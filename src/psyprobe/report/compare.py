@@ -29,7 +29,7 @@ from psyprobe.runs.planning import load_run
 from psyprobe.runs.store import ResponseStore
 from psyprobe.scoring.diagnostics import Validity
 from psyprobe.scoring.matrix import AnswerMatrix
-from psyprobe.scoring.score import drawn_scores, respondent_scores, spread
+from psyprobe.scoring.score import clusters, drawn_scores, respondent_scores, spread
 
 
 class RunSummary(BaseModel):
@@ -87,7 +87,8 @@ def respondent_table(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
 def _drawn_table(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     """Each drawn unit's score (``scoring.score.drawn_scores``), by instrument and dimension."""
     matrices, personas = _matrices(run_dir)
-    return {name: {dim: drawn_scores(m, dim, personas) for dim in m.dimensions}
+    groups = {name: clusters(m, personas) for name, m in matrices.items()}
+    return {name: {dim: drawn_scores(m, dim, groups[name]) for dim in m.dimensions}
             for name, m in matrices.items()}  # fmt: skip
 
 

@@ -191,7 +191,7 @@ def mcdonald_omega(values: np.ndarray) -> float | None:
     return omega if np.isfinite(omega) else None
 
 
-def drawn_whole(groups: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+def _drawn_whole(groups: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
     """How often each row is drawn (resamples × rows) when the clusters of rows (``groups``,
     numbered from 0) are resampled whole: the first stage of a two-stage sample (Davison &
     Hinkley 1997, §3.8). With one row a cluster, a bootstrap over rows, draw for draw."""
@@ -237,10 +237,10 @@ def reliability(
     alpha_ci = omega_ci = None
     rng = np.random.default_rng(seed)
     if omega is not None and omega_resamples:
-        draws = _omega_draws(rows, drawn_whole(clusters, rng, omega_resamples))
+        draws = _omega_draws(rows, _drawn_whole(clusters, rng, omega_resamples))
         omega_ci = percentile_ci(draws, omega_resamples // 2)
     if alpha is not None:
-        draws = _alphas(rows, drawn_whole(clusters, rng, ALPHA_BOOTSTRAP))
+        draws = _alphas(rows, _drawn_whole(clusters, rng, ALPHA_BOOTSTRAP))
         alpha_ci = percentile_ci(draws, ALPHA_BOOTSTRAP // 2)
     checks = []
     for j, item in enumerate(item_ids):

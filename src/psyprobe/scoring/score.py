@@ -205,11 +205,10 @@ def clusters(m: AnswerMatrix, personas: Mapping[int, str]) -> np.ndarray:
     return groups if len(numbers) > 1 else np.arange(len(keys))
 
 
-def drawn_scores(m: AnswerMatrix, dimension: str, personas: Mapping[int, str]) -> np.ndarray:
-    """Each drawn unit's score on one dimension: the mean of a cluster's (``clusters``) finite
-    respondent scores, in cluster order; with one respondent a cluster, those scores
-    themselves. Tests across respondents take these, as the CI draws them."""
-    groups = clusters(m, personas)
+def drawn_scores(m: AnswerMatrix, dimension: str, groups: np.ndarray) -> np.ndarray:
+    """Each drawn unit's score on one dimension: the mean of a cluster's (``groups``, from
+    ``clusters``) finite respondent scores, in cluster order; with one respondent a cluster,
+    those scores themselves. Tests across respondents take these, as the CI draws them."""
     scores = _aggregate(m.keyed[:, m.columns(dimension)], m.dimensions[dimension])
     answered = np.isfinite(scores)
     count = np.bincount(groups[answered], minlength=int(groups.max(initial=0)) + 1)
@@ -279,7 +278,7 @@ def score_instrument(
                 d = (float(np.mean(per_resp)) - dim.norm.mean) / sd
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # near-identical scores
-                    drawn = drawn_scores(m, dim_id, personas or {})
+                    drawn = drawn_scores(m, dim_id, groups)
                     p = _clean(stats.ttest_1samp(drawn, dim.norm.mean).pvalue)
             norm = NormComparison(
                 mean=dim.norm.mean,
