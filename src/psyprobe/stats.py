@@ -1,6 +1,7 @@
 """Interval estimates shared by every measure: a proportion with Wilson's interval, a percentile
 bootstrap that says when it has too few answers, a difference of proportions with Newcombe's
-interval, a bootstrap's percentile interval, and the agreement of two raters (Cohen's κ).
+interval, a bootstrap's percentile and studentized intervals, and the agreement of two raters
+(Cohen's κ).
 
 Neutral ground: safety's metrics and capability's accuracies both read from here, neither from
 the other. The libraries are imported where they compute: the result types are read by the
@@ -61,6 +62,25 @@ def percentile_ci(draws: np.ndarray, least: int = 1) -> tuple[float, float] | No
         return None
     low, high = np.percentile(kept, [2.5, 97.5])
     return float(low), float(high)
+
+
+def studentized_ci(
+    estimate: float, se: float, draws: np.ndarray, draw_ses: np.ndarray, least: int = 1
+) -> tuple[float, float] | None:
+    """The bootstrap-t 95 % interval (Davison & Hinkley 1997, §5.2.1): estimate − t·se at the
+    97.5th and 2.5th percentiles of t = (draw − estimate) / draw's SE over the resamples. It
+    follows a skewed, biased sampling distribution where the percentile interval only mirrors
+    it. None where the estimate's SE is not positive, or fewer than ``least`` resamples give a
+    finite t (a resample with an SE of 0 gives none)."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (draws - estimate) / draw_ses
+    kept = t[np.isfinite(t)]
+    if not se > 0 or not np.isfinite(se) or len(kept) < least:
+        return None
+    t_low, t_high = np.percentile(kept, [2.5, 97.5])
+    return float(estimate - t_high * se), float(estimate - t_low * se)
 
 
 class Agreement(BaseModel):

@@ -27,7 +27,7 @@ METHOD_NOTE = (
     "(for the t-test, each persona's mean) against the norm mean. Valid: "
     "share of answers that chose an option (logprob mode: mean probability on the option "
     "labels). α: Cronbach's alpha, ω: McDonald's omega (one-factor model), over respondents, "
-    "their CIs bootstrapped as the score's. "
+    "their CIs bootstrapped over personas as the score's (α's studentized on log(1 − α)). "
     "Content: η² of the statement after option order and respondent are removed (permutation "
     "p); order: η² of the option order. Key: across respondents, agreement with forward- vs "
     "reverse-keyed items must correlate negatively. Validity: no_signal without content "

@@ -57,7 +57,7 @@ from pydantic import BaseModel
 from psyprobe.prompting.conditions import FACTOR_TITLES
 from psyprobe.scoring.matrix import AnswerMatrix, dummies, nuisance_effects
 from psyprobe.scoring.validity import correlate
-from psyprobe.stats import percentile_ci
+from psyprobe.stats import BOOTSTRAP_MIN_N, percentile_ci, studentized_ci
 
 Validity = Literal["ok", "weak", "no_signal"]
 KeyConsistency = Literal["consistent", "inconsistent", "inconclusive", "untestable"]
@@ -95,20 +95,43 @@ def _complete(values: np.ndarray) -> np.ndarray:
     return np.asarray(values[~np.isnan(values).any(axis=1)])
 
 
-def _alphas(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _alphas(
+    rows: np.ndarray, weights: np.ndarray, clusters: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Cronbach's α of each resample of the rows (B × n ``weights``: how often each row was
-    drawn): k/(k−1) · (1 − Σ item variances / variance of the totals), whose variances' degrees
-    of freedom cancel in the ratio, so weighted ones serve; NaN where the totals do not vary."""
+    drawn), and its standard error; NaN where the totals do not vary.
+
+    α = k/(k−1) · (1 − S/V), S the sum of the item variances and V the variance of the totals,
+    whose degrees of freedom cancel in the ratio, so weighted variances serve. The SE is the
+    nonparametric delta method's (Davison & Hinkley 1997, §2.7.2: the variance is the sum of
+    the squared empirical influence values over n²), with each cluster's rows summed before
+    squaring (``clusters``: each row's persona, or its respondent), so that a persona's
+    respondents count as one draw here too. A row's influence on α is
+    −k/(k−1) · ((d − S)/V − S (e − V)/V²), d its squared distance from the item means and e
+    its total's squared distance from the mean total; each drawn copy of a cluster is a
+    cluster of the resample."""
     rows = rows - rows.mean(axis=0)  # variances as E[x²] − E[x]², with little left to cancel
-    share = weights / weights.sum(axis=1, keepdims=True)
-    items = share @ rows**2 - (share @ rows) ** 2
+    drawn = weights.sum(axis=1, keepdims=True)
+    share = weights / drawn
+    means = share @ rows
+    items = (share @ rows**2 - means**2).sum(axis=1, keepdims=True)
     totals = rows.sum(axis=1)
-    total = share @ totals**2 - (share @ totals) ** 2
+    mean_total = share @ totals
+    total = (share @ totals**2 - mean_total**2)[:, None]
     k = rows.shape[1]
+    spread = (rows**2).sum(axis=1) - 2 * means @ rows.T + (means**2).sum(axis=1, keepdims=True)
+    spread_total = (totals - mean_total[:, None]) ** 2
+    order = np.argsort(clusters, kind="stable")
+    starts = np.flatnonzero(np.diff(clusters[order], prepend=-1))  # each cluster's first row
     with np.errstate(invalid="ignore", divide="ignore"):
-        alphas = k / (k - 1) * (1 - items.sum(axis=1) / total)
+        alphas = k / (k - 1) * (1 - items / total)
+        influence = (spread - items) / total - items * (spread_total - total) / total**2
+        by_cluster = -k / (k - 1) * np.add.reduceat(influence[:, order], starts, axis=1)
+        copies = weights[:, order[starts]]
+        ses = np.sqrt((copies * by_cluster**2).sum(axis=1, keepdims=True)) / drawn
     # Below this the respondents answer identically, up to float rounding: α is undefined.
-    return np.asarray(np.where(total > 1e-12, alphas, np.nan))
+    defined = total > 1e-12
+    return np.where(defined, alphas, np.nan)[:, 0], np.where(defined, ses, np.nan)[:, 0]
 
 
 def cronbach_alpha(values: np.ndarray) -> float | None:
@@ -117,8 +140,29 @@ def cronbach_alpha(values: np.ndarray) -> float | None:
     rows = _complete(values)
     if rows.shape[0] < 3 or rows.shape[1] < 2:
         return None
-    alpha = float(_alphas(rows, np.ones((1, len(rows))))[0])
+    alpha = float(_alphas(rows, np.ones((1, len(rows))), np.arange(len(rows)))[0][0])
     return alpha if np.isfinite(alpha) else None
+
+
+def _alpha_ci(
+    rows: np.ndarray, clusters: np.ndarray, weights: np.ndarray
+) -> tuple[float, float] | None:
+    """α's 95 % CI: the bootstrap-t interval (``studentized_ci``) of log(1 − α) over the
+    resamples ``weights`` draws, turned back. α̂ errs by a factor on 1 − α (Feldt's 1965
+    pivot, (1 − α̂)/(1 − α) ~ F), so on that log scale its skewed, low-biased distribution is
+    a nearly symmetric shift. On bench/reliability_ci.py's oracles (20 to 280 respondents,
+    normal and skewed 5-point answers) this interval covered the known α in 93–96.5 % of
+    samples; the percentile interval it replaces in 82–95 %."""
+    (alpha,), (se,) = _alphas(rows, np.ones((1, len(rows))), clusters)
+    draws, ses = _alphas(rows, weights, clusters)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ci = studentized_ci(
+            float(np.log1p(-alpha)), se / (1 - alpha), np.log1p(-draws), ses / (1 - draws),
+            ALPHA_BOOTSTRAP // 2,
+        )  # fmt: skip
+    if ci is None:
+        return None
+    return float(-np.expm1(ci[1])), float(-np.expm1(ci[0]))  # α = 1 − e^L turns the order
 
 
 def _standardised(rows: np.ndarray) -> np.ndarray | None:
@@ -225,10 +269,13 @@ def reliability(
     groups: np.ndarray | None = None,
 ) -> Reliability:
     """α and ω with 95 % CIs, and each item's corrected item-total correlation, over the
-    respondents (rows) that answered every item. Both CIs are percentile bootstraps over the
-    clusters of rows (``groups``: respondents of one persona, a respondent's samples;
+    respondents (rows) that answered every item. Both CIs are bootstraps over the clusters of
+    rows (``groups``: respondents of one persona, a respondent's samples;
     ``scoring.score.clusters``; one row each by default) drawn whole, as the score's CI is:
-    a persona's respondents, or a respondent's samples, are not new respondents."""
+    a persona's respondents, or a respondent's samples, are not new respondents. α's is the
+    bootstrap-t interval (``_alpha_ci``; none under 10 clusters), ω's the percentile one
+    (each of its resamples refits a factor model, which leaves no standard error to
+    studentize by)."""
     complete = ~np.isnan(values).any(axis=1)
     rows = _complete(values)
     kept = np.arange(len(values)) if groups is None else groups
@@ -239,9 +286,10 @@ def reliability(
     if omega is not None and omega_resamples:
         draws = _omega_draws(rows, _drawn_whole(clusters, rng, omega_resamples))
         omega_ci = percentile_ci(draws, omega_resamples // 2)
-    if alpha is not None:
-        draws = _alphas(rows, _drawn_whole(clusters, rng, ALPHA_BOOTSTRAP))
-        alpha_ci = percentile_ci(draws, ALPHA_BOOTSTRAP // 2)
+    # Fewer clusters give too few distinct resamples to studentize by: two distinct rows have
+    # an SE of 0 (their α does not move with their weights), and t runs off to ±10¹⁴.
+    if alpha is not None and len(np.unique(clusters)) >= BOOTSTRAP_MIN_N:
+        alpha_ci = _alpha_ci(rows, clusters, _drawn_whole(clusters, rng, ALPHA_BOOTSTRAP))
     checks = []
     for j, item in enumerate(item_ids):
         r = None
