@@ -5,6 +5,7 @@ Usage:
     python bench/population.py --design protocol     # BFI + IPIP-50, 250 respondents
     python bench/population.py --design protocol --respondents 50 --paths trie
     python bench/population.py --paths trie --busy   # beside one CPU-bound process
+    python bench/population.py --paths trie bf16     # float32 and bfloat16 side by side
 
 One run measures, side by side on the same machine and moment:
   - the machine's float32 matrix-product rate (square 1024, and SmolLM2's own shapes at 1,024
@@ -17,6 +18,8 @@ One run measures, side by side on the same machine and moment:
       f32    — llama.cpp on the same weights dequantised to an F32 GGUF (llamafile's float
                kernels instead of the Q4_1 × Q8_1 dot products);
       trie   — transformers, float32, the prompts' token trie (models/hf/model.py);
+      bf16   — the same trie in bfloat16 (`--dtype bfloat16`: AMX or AVX-512 BF16 products
+               where the CPU has them), its rate counted against the bfloat16 product's limit;
   - for the trie, where its time goes: shared stems, prompts' own parts, and the rest
     (grouping, padding, softmax, Python), with the padding share of the batches;
   - max |Δp| per option between the paths, over every prompt.
@@ -44,7 +47,7 @@ from psyprobe.models.base import Model, OptionProbs
 from psyprobe.models.hf import HFModel
 from psyprobe.models.hf import model as hf_model
 from psyprobe.models.llamacpp import LlamaCppModel
-from psyprobe.models.registry import ALIASES
+from psyprobe.models.registry import ALIASES, BackendOptions
 from psyprobe.prompting import Prompt
 from psyprobe.runs import RunSettings
 from psyprobe.runs.planning import plan, resolve_instruments
@@ -56,12 +59,12 @@ DESIGNS = {
 }
 
 
-def shape_gflops(rows: int = 1024) -> float:
-    """float32 products at SmolLM2's layer shapes, ``rows`` tokens at a time."""
+def shape_gflops(rows: int = 1024, dtype: torch.dtype = torch.float32) -> float:
+    """Products at SmolLM2's layer shapes, ``rows`` tokens at a time."""
     shapes = [(576, 576, 2), (576, 192, 2), (576, 1536, 2), (1536, 576, 1)]
     seconds, flop = 0.0, 0
     for inputs, outputs, count in shapes:
-        x, w = torch.randn(rows, inputs), torch.randn(outputs, inputs)
+        x, w = torch.randn(rows, inputs, dtype=dtype), torch.randn(outputs, inputs, dtype=dtype)
         F.linear(x, w)
         start = time.perf_counter()
         for _ in range(10):
@@ -172,7 +175,7 @@ def main() -> None:
     per_token = 2 * (
         sum(p.numel() for p in body.parameters()) - body.get_input_embeddings().weight.numel()
     )
-    limit = gflops * 1e9 / per_token
+    limits = {"float32": gflops * 1e9 / per_token}
     settings = RunSettings(instruments=instruments, respondents=respondents)
     prompts = [p.request.prompt for p in plan(settings, resolve_instruments(instruments), hf.info)]
     tokens = sum(hf.count_tokens(p) for p in prompts)
@@ -180,14 +183,24 @@ def main() -> None:
     print(f"design: {', '.join(instruments)}, {respondents} respondents, rotate, logprob: "
           f"{len(prompts)} prompts, {tokens} prompt tokens; threads {threads}")  # fmt: skip
     print(f"fp32 matmul {gflops:.0f} GFLOP/s (SmolLM2's shapes at 1,024 rows: {shapes:.0f}); "
-          f"{per_token / 1e9:.3f} GFLOP a token -> compute limit {limit:.0f} tokens/s")  # fmt: skip
+          f"{per_token / 1e9:.3f} GFLOP a token -> compute limit {limits['float32']:.0f} "
+          "tokens/s")  # fmt: skip
+    if "bf16" in args.paths:
+        bf16 = matmul_gflops(dtype=torch.bfloat16)
+        limits["bfloat16"] = bf16 * 1e9 / per_token
+        print(f"bf16 matmul {bf16:.0f} GFLOP/s (SmolLM2's shapes at 1,024 rows: "
+              f"{shape_gflops(dtype=torch.bfloat16):.0f}) -> compute limit "
+              f"{limits['bfloat16']:.0f} tokens/s")  # fmt: skip
 
     answers: dict[str, list[OptionProbs]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.paths:
-            timed = Timed() if path == "trie" else None
+            timed = Timed() if path in ("trie", "bf16") else None
+            limit = limits["bfloat16" if path == "bf16" else "float32"]
             if path == "trie":
                 model: Any = hf
+            elif path == "bf16":
+                model = open_model("hf:smollm2", BackendOptions(dtype="bfloat16"))
             else:
                 source = ALIASES["smollm2"].path()
                 weights = f32_gguf(source, Path(tmp) / "f32.gguf") if path == "f32" else source

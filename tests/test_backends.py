@@ -240,6 +240,23 @@ def test_hf_shared_prefixes_equal_the_unshared_computation(hf_smollm2: Any) -> N
     assert float((shared - plain).abs().max()) <= 1e-4
 
 
+def under_two_option_lists() -> list[str]:
+    """Two statements that share only their six-token opening and a third, under two option
+    lists of different lengths: the trie's every kind of batch (stems after prefixes of two
+    lengths, own parts packed after them)."""
+    lists = ["1. Disagree\n2. Agree\n", "1. Disagree\n2. Unsure\n3. Agree\n4. Strongly agree\n"]
+    statements = [
+        "I see myself as someone who is talkative.",
+        "I see myself as someone who is reserved.",
+        "Whatever it takes, you must get the important people on your side.",
+    ]
+    return [
+        f"Options:\n{options}Reply with the number of your option first.\nStatement: {s}\nAnswer:"
+        for options in lists
+        for s in statements
+    ]
+
+
 @pytest.mark.torch
 def test_hf_short_openings_under_prefixes_of_different_lengths_are_computed_once(
     hf_smollm2: Any,
@@ -248,17 +265,7 @@ def test_hf_short_openings_under_prefixes_of_different_lengths_are_computed_once
     six-token opening. Both openings run once, in one batch, each after its own list (the
     shorter one left-padded), and the answers are those of every prompt run alone."""
     model = hf_smollm2
-    lists = ["1. Disagree\n2. Agree\n", "1. Disagree\n2. Unsure\n3. Agree\n4. Strongly agree\n"]
-    statements = [
-        "I see myself as someone who is talkative.",
-        "I see myself as someone who is reserved.",
-        "Whatever it takes, you must get the important people on your side.",
-    ]
-    texts = [
-        f"Options:\n{options}Reply with the number of your option first.\nStatement: {s}\nAnswer:"
-        for options in lists
-        for s in statements
-    ]
+    texts = under_two_option_lists()
     ids = [model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     distinct = {tuple(seq[:k]) for seq in ids for k in range(1, len(seq) + 1)}
     before = model.tokens_evaluated
@@ -284,6 +291,29 @@ def test_hf_statements_after_one_prefix_equal_the_unshared_computation(hf_smollm
         hook.remove()
     assert sum(rows) == len(texts)
     assert float((shared - model.next_token_logprobs(texts)).abs().max()) <= 1e-4
+
+
+@pytest.mark.torch
+def test_hf_shared_prefixes_in_bfloat16_equal_the_unshared_computation(hf_smollm2: Any) -> None:
+    """``--dtype bfloat16`` through the trie (it once failed in both kinds of batch: a
+    float32 cache for prefixes of two lengths, a float32 merge of the packed parts' attention).
+    Its next-token probabilities equal bfloat16's plain computation and float32's within
+    bfloat16's rounding, 0.05: 8 bits of mantissa in every product and in the residual stream
+    move them by a few hundredths whichever order the sums are taken in (measured: the trie
+    0.026 from the plain computation and 0.034 from float32, the plain one 0.021 from float32;
+    the main job against float32: 0.034, bench/RESULTS.md)."""
+    import copy
+
+    import torch
+
+    from psyprobe.models.hf import HFModel
+
+    texts = under_two_option_lists()
+    module = copy.deepcopy(hf_smollm2.model).to(torch.bfloat16)
+    model = HFModel.in_memory(module, hf_smollm2.tokenizer)
+    shared = model.shared_prefix_logprobs(texts).exp()
+    assert float((shared - model.next_token_logprobs(texts).exp()).abs().max()) <= 0.05
+    assert float((shared - hf_smollm2.next_token_logprobs(texts).exp()).abs().max()) <= 0.05
 
 
 STATEMENT = "I like to get revenge on authorities."

@@ -81,7 +81,7 @@ def attention(
     # column is read once a run.
     grouped = query[0].view(kv_heads, group, tokens, size)
     before = query.new_empty((kv_heads, group, tokens, size))
-    before_lse = query.new_empty((kv_heads, group, tokens))
+    before_lse = query.new_empty((kv_heads, group, tokens), dtype=torch.float32)  # as flash's
     for start, end, held in packed.runs:
         keys, values = held[module.layer_idx]
         n = end - start
@@ -107,8 +107,9 @@ def attention(
     before = before.view(heads, tokens, size).transpose(0, 1)
     before_lse = before_lse.view(heads, tokens).transpose(0, 1)
     lse = torch.logaddexp(before_lse, own_lse)
+    # merged in float32 (the log-sum-exps' type), returned in the model's own (bfloat16 too)
     out = before * (before_lse - lse).exp()[..., None] + own * (own_lse - lse).exp()[..., None]
-    return out[None], None
+    return out.to(query.dtype)[None], None
 
 
 @contextmanager

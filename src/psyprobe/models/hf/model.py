@@ -453,8 +453,8 @@ class HFModel(Model):
         elif front:
             some = next(h for h in held if h is not None)
             for layer in range(len(some)):
-                shape = some[layer][0].shape
-                keys = torch.zeros((len(parts), shape[1], front, shape[3]), device=device)
+                like = some[layer][0]  # the model's own dtype (bfloat16 too)
+                keys = like.new_zeros((len(parts), like.shape[1], front, like.shape[3]))
                 values = torch.zeros_like(keys)
                 for r, part in enumerate(parts):
                     if part.held is not None:

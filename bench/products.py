@@ -12,7 +12,7 @@ The protocol's matrix products alone take 11-17 minutes at the square float32 ma
      along the input (llama.cpp's Q8 form) or not at all — emulated in float32, and fbgemm's
      own kernel — against float32, beside llama.cpp's runtime on the same GGUF as a yardstick.
 
-    python bench/kernels.py
+    python bench/products.py
 """
 
 from __future__ import annotations
