@@ -10,6 +10,7 @@ Tolerances (SD-3 dimension scores, 1–5 scale):
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -302,8 +303,6 @@ def test_hf_shared_prefixes_in_bfloat16_equal_the_unshared_computation(hf_smollm
     move them by a few hundredths whichever order the sums are taken in (measured: the trie
     0.026 from the plain computation and 0.034 from float32, the plain one 0.021 from float32;
     the main job against float32: 0.034, bench/RESULTS.md)."""
-    import copy
-
     import torch
 
     from psyprobe.models.hf import HFModel
