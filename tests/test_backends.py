@@ -295,6 +295,38 @@ def test_hf_statements_after_one_prefix_equal_the_unshared_computation(hf_smollm
 
 
 @pytest.mark.torch
+def test_fused_layers_compute_what_transformers_layers_do(hf_smollm2: Any) -> None:
+    """A left-padded batch through the whole model: with fused layers (``models/hf/fused``)
+    the final hidden states are transformers' own up to float32 rounding (measured 6.6e-7 of
+    their largest); a layer with a hook on one of its modules runs transformers' code, so the
+    hook sees its call, and the 29 others the fused one; after, every layer is transformers'."""
+    from unittest import mock
+
+    import torch
+
+    from psyprobe.models.hf import fused
+
+    module = hf_smollm2.model
+    batch = hf_smollm2.encode(under_two_option_lists())
+    seen: list[int] = []
+    hook = module.base_model.layers[3].mlp.register_forward_hook(lambda *_: seen.append(3))
+    try:
+        spy = mock.patch.object(fused, "_normed", wraps=fused._normed)  # counts, computes as ever
+        with torch.inference_mode(), spy as normed:
+            plain = module.base_model(**batch).last_hidden_state
+            with fused.fused_layers(module):
+                done = module.base_model(**batch).last_hidden_state
+            assert normed.call_count == 2 * 29  # two norms a fused layer
+            assert seen == [3, 3]
+            assert not any("forward" in vars(layer) for layer in module.base_model.layers)
+    finally:
+        hook.remove()
+    real = batch["attention_mask"].bool()
+    gap = float((done - plain)[real].abs().max())
+    assert gap <= 1e-5 * float(plain[real].abs().max())
+
+
+@pytest.mark.torch
 def test_hf_shared_prefixes_in_bfloat16_equal_the_unshared_computation(hf_smollm2: Any) -> None:
     """``--dtype bfloat16`` through the trie (it once failed in both kinds of batch: a
     float32 cache for prefixes of two lengths, a float32 merge of the packed parts' attention).

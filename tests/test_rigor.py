@@ -25,6 +25,7 @@ from psyprobe.scoring.diagnostics import (
     OMEGA_BOOTSTRAP,
     _alphas,
     cronbach_alpha,
+    mcdonald_omega,
     one_factor_omegas,
     reliability,
 )
@@ -255,8 +256,9 @@ def test_alpha_and_omega_cis_draw_a_persona_whole() -> None:
                         np.repeat(np.arange(70), 2))  # fmt: skip
     assert once.omega_ci95 is not None and once.alpha_ci95 is not None
     assert twice.alpha_ci95 == pytest.approx(once.alpha_ci95, rel=1e-9)
-    # the factor fit stops on a change of log-likelihood, which counts every row: to 1e-4
-    assert twice.omega_ci95 == pytest.approx(once.omega_ci95, rel=1e-4)
+    # the factor fit stops on a change of log-likelihood, which counts every row: to 1e-3
+    # (2.3e-4 measured at 400 resamples)
+    assert twice.omega_ci95 == pytest.approx(once.omega_ci95, rel=1e-3)
 
 
 def skewed_likert(personas: int, each: int, rng: np.random.Generator) -> np.ndarray:
@@ -266,6 +268,46 @@ def skewed_likert(personas: int, each: int, rng: np.random.Generator) -> np.ndar
     true = np.repeat(rng.normal(size=personas), each)
     latent = true[:, None] + rng.normal(scale=1.2, size=(personas * each, 8))
     return 1.0 + (latent[..., None] > np.array([-0.3, 0.5, 1.2, 2.0])).sum(axis=-1)
+
+
+LOADINGS = np.array([0.35, 0.45, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9])
+# ω of standardised congeneric items: (Σλ)² / ((Σλ)² + Σ(1 − λ²)) (McDonald 1999, eq. 6.20b)
+CONGENERIC_OMEGA = float(LOADINGS.sum() ** 2 / (LOADINGS.sum() ** 2 + (1 - LOADINGS**2).sum()))
+
+
+def congeneric(personas: int, each: int, rng: np.random.Generator) -> np.ndarray:
+    """8 items that load unequally (0.35 to 0.9) on the persona's N(0, 1) true score, each of
+    variance 1: where ``two_stage``'s parallel items make ω and α equal, here ω is 0.843 and
+    α below it."""
+    true = np.repeat(rng.normal(size=personas), each)
+    noise = rng.normal(size=(personas * each, 8)) * np.sqrt(1 - LOADINGS**2)
+    return np.asarray(true[:, None] * LOADINGS + noise)
+
+
+@pytest.mark.parametrize(
+    ("oracle", "personas", "each"), [(congeneric, 35, 4), (skewed_likert, 20, 1)]
+)
+def test_omegas_ci_covers_the_known_omega_with_personas_repeated_or_not(
+    oracle: Any, personas: int, each: int
+) -> None:
+    """ω's 95 % CI over 200 samples: at 35 personas × 4 respondents (unequal loadings) the
+    bootstrap-t covers the known ω in 188 (the percentile interval it replaced there: 172);
+    at the main job's 20 respondents, one a persona (skewed 5-point answers; ω 0.812 from
+    200,000 respondents), the percentile interval kept there covers 190 (bench/RESULTS.md)."""
+    truth = (
+        CONGENERIC_OMEGA
+        if oracle is congeneric
+        else mcdonald_omega(oracle(200_000, 1, np.random.default_rng(9)))
+    )
+    assert truth is not None
+    rng, groups = np.random.default_rng(0), np.repeat(np.arange(personas), each)
+    items = [str(j) for j in range(8)]
+    covered = 0
+    for rep in range(200):
+        answers = oracle(personas, each, rng)
+        ci = reliability(answers, items, rep, OMEGA_BOOTSTRAP, groups).omega_ci95
+        covered += ci is not None and ci[0] <= truth <= ci[1]
+    assert covered >= 182, covered  # 91 % (the samples are seeded: the same every run)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import copy
 import math
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
@@ -45,6 +45,7 @@ from psyprobe.models.hf.decode import (
     draws,
     length_classes,
 )
+from psyprobe.models.hf.fused import fused_layers
 from psyprobe.models.hf.load import DTYPES, module_fingerprint, saved_model_dir
 from psyprobe.prompting import Prompt
 
@@ -350,7 +351,9 @@ class HFModel(Model):
         import torch
 
         pool: list[_Part] = []
-        with torch.inference_mode():
+        # fused layers measured on the CPU only, where their memory passes are what they save
+        fused = fused_layers(self.model) if self.device == "cpu" else nullcontext()
+        with torch.inference_mode(), fused:
             for own in self._own([(_Part(None, 0, []), list(enumerate(ids)))]):
                 pool.append(own)
                 if len(pool) == POOL:
