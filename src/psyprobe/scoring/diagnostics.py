@@ -289,9 +289,9 @@ def _omega_ci(
     to resample (Davison & Hinkley 1997, §5.2.1), which α's, a reliability of the same items,
     does. With personas repeated ω̂ is biased low by an amount their number sets while its
     spread shrinks with the respondents', so the percentile interval, which repeats the bias,
-    missed to one side (86–92 % at 20–70 personas × 4, bench/RESULTS.md); the bootstrap-t
+    missed to one side (85–92 % at 20–70 personas × 4, bench/RESULTS.md); the bootstrap-t
     covered 92.5–97 %. With one respondent a persona the percentile covered 91.5–96.5 %, the
-    bootstrap-t on skewed 5-point answers at 20 respondents only 88 %. Under 10 personas,
+    bootstrap-t on skewed 5-point answers at 20 respondents only 87.5 %. Under 10 personas,
     the percentile interval, as before: α's SE is 0 where a resample holds two distinct rows."""
     draws = _omega_draws(rows, weights)
     least = len(weights) // 2

@@ -3,9 +3,9 @@ CPU.
 
 transformers' layer (``LlamaDecoderLayer``) writes a fresh tensor at every elementwise step:
 each norm's scale and weight, the rotary embedding's halves, their negation, concatenation,
-products and sum, SiLU, the gate's product and both residual sums. Where the products run at
-AVX-512's rate those memory-bound passes cost scoring about 6 % of its time (bench/RESULTS.md).
-Here the same arithmetic is done in fewer passes: each residual sum rides in its output
+products and sum, SiLU, the gate's product and both residual sums. Here the same arithmetic
+is done in fewer passes, which saved 3–6 % of scoring's time where the products run at
+AVX-512's rate (bench/RESULTS.md): each residual sum rides in its output
 projection's product (``addmm``), SiLU and the gate's product overwrite the gate's output, the
 norm's weight multiplies its scaled input in place, and the rotary embedding is one product
 and two multiply-adds on the halves. The numbers are transformers' own up to float32 rounding
