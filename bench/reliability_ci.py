@@ -37,8 +37,8 @@ from psyprobe.scoring.diagnostics import (
     OMEGA_BOOTSTRAP,
     _alphas,
     _drawn_whole,
+    _omega_bootstrap_t,
     _omega_draws,
-    _studentized_reliability,
     mcdonald_omega,
     reliability,
 )
@@ -75,9 +75,7 @@ def omega_intervals(
     # the same resamples reliability drew (its generator draws ω's first)
     weights = _drawn_whole(groups, np.random.default_rng(seed), OMEGA_BOOTSTRAP)
     draws = _omega_draws(rows, weights)
-    (alpha,), (se,) = _alphas(rows, np.ones((1, len(rows))), groups)
-    alphas, ses = _alphas(rows, weights, groups)
-    t = _studentized_reliability(omega, se, alpha, draws, ses, alphas, OMEGA_BOOTSTRAP // 2)
+    t = _omega_bootstrap_t(rows, groups, omega, weights, draws)
     before = percentile_ci(draws, OMEGA_BOOTSTRAP // 2)
     return dict(zip(OMEGA_METHODS, (ci, before, t), strict=True))
 

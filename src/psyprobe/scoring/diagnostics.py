@@ -294,13 +294,20 @@ def _omega_ci(
     bootstrap-t on skewed 5-point answers at 20 respondents only 87.5 %. Under 10 personas,
     the percentile interval, as before: α's SE is 0 where a resample holds two distinct rows."""
     draws = _omega_draws(rows, weights)
-    least = len(weights) // 2
     personas = len(np.unique(clusters))
     if not BOOTSTRAP_MIN_N <= personas < len(np.unique(rows, axis=0)):  # (α's CI's floor)
-        return percentile_ci(draws, least)
+        return percentile_ci(draws, len(weights) // 2)
+    return _omega_bootstrap_t(rows, clusters, omega, weights, draws)
+
+
+def _omega_bootstrap_t(
+    rows: np.ndarray, clusters: np.ndarray, omega: float, weights: np.ndarray, draws: np.ndarray
+) -> tuple[float, float] | None:
+    """ω's bootstrap-t interval of log(1 − ω) over the resamples ``weights`` draws (ω's
+    ``draws`` there), t scaled by α's standard errors (``_omega_ci`` says why)."""
     (alpha,), (se,) = _alphas(rows, np.ones((1, len(rows))), clusters)
     alphas, ses = _alphas(rows, weights, clusters)
-    return _studentized_reliability(omega, se, alpha, draws, ses, alphas, least)
+    return _studentized_reliability(omega, se, alpha, draws, ses, alphas, len(weights) // 2)
 
 
 def reliability(
