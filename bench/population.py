@@ -24,7 +24,10 @@ One run measures, side by side on the same machine and moment:
       bf16   — the same trie in bfloat16 (`--dtype bfloat16`: AMX or AVX-512 BF16 products
                where the CPU has them), its rate counted against the bfloat16 product's limit;
   - for the trie, where its time goes: shared stems, prompts' own parts, and the rest
-    (grouping, padding, softmax, Python), with the padding share of the batches;
+    (grouping, padding, softmax, Python), with the padding share of the batches; and its
+    share with attention's products counted too (QKᵀ and AV over the columns each token
+    attends to: PaLM's model FLOPs, Chowdhery et al. 2022, appendix B), which the
+    2 × parameters count leaves out (shown beside it, not instead);
   - max |Δp| per option between the paths, over every prompt.
 """
 
@@ -111,6 +114,9 @@ class Timed:
         self.seconds = {"stems": 0.0, "own parts": 0.0}
         self.tokens = {"stems": 0, "own parts": 0}
         self.cells = 0
+        # the columns each evaluated token attends to (its prefix and itself, padding not
+        # counted): attention's products, which 2 × parameters a token leaves out
+        self.attended = 0
         run, scored = hf_model.HFModel._run, hf_model.HFModel._scored
 
         def timed(
@@ -123,6 +129,9 @@ class Timed:
             self.tokens[kind] += sum(len(p.tokens) for p in parts)
             longest = max(len(p.tokens) for p in parts) if padded else 0  # _scored packs them
             self.cells += sum(max(len(p.tokens), longest) for p in parts)
+            self.attended += sum(
+                len(p.tokens) * (2 * p.done + len(p.tokens) + 1) // 2 for p in parts
+            )
             return ran
 
         hf_model.HFModel._run = lambda model, parts, answered: timed(
@@ -202,6 +211,10 @@ def main() -> None:
 
     answers: dict[str, list[OptionProbs]] = {}
     rates: dict[str, float] = {}
+    # attention's FLOP a column attended: QKᵀ and AV, 2 FLOP a multiply-add, every layer
+    config = hf.model.config
+    per_column = 4 * config.num_hidden_layers * config.num_attention_heads * config.head_dim
+    attention: dict[str, float] = {}  # per path: attention's FLOP over the layers' 2N
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.paths:
             timed = Timed() if path in ("trie", "bf16") else None
@@ -225,6 +238,8 @@ def main() -> None:
                 f"{evaluated / wall:4.0f} tokens/s"
             )
             rates[path] = evaluated / wall
+            if timed:
+                attention[path] = per_column * timed.attended / (per_token * evaluated)
             if args.design == "protocol":
                 print(f"      {wall / 60:.1f} min")
             if timed:
@@ -249,6 +264,9 @@ def main() -> None:
         limit = limits["bfloat16" if path == "bf16" else "float32"]
         print(f"{path:5s} {rate:4.0f} tokens/s = {rate / limit:.2f} of the compute limit "
               f"({limit:.0f} tokens/s, the higher reading)")  # fmt: skip
+        if path in attention:  # PaLM's model FLOPs (Chowdhery et al. 2022, appendix B)
+            print(f"      {rate * (1 + attention[path]) / limit:.2f} with attention's products "
+                  f"counted too (+{attention[path]:.1%} over 2 × parameters)")  # fmt: skip
     names = list(answers)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:

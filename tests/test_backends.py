@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -264,14 +265,20 @@ def test_hf_short_openings_under_prefixes_of_different_lengths_are_computed_once
 ) -> None:
     """Under two option lists of different lengths, two statements each share only their
     six-token opening. Both openings run once, in one batch, each after its own list (the
-    shorter one left-padded), and the answers are those of every prompt run alone."""
+    shorter one left-padded), and the answers are those of every prompt run alone. The own
+    parts' attention reads each of the four prefixes (a list; a list and an opening) in one
+    call for all the parts that continue it."""
+    from psyprobe.models.hf import after_prefix
+
     model = hf_smollm2
     texts = under_two_option_lists()
     ids = [model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     distinct = {tuple(seq[:k]) for seq in ids for k in range(1, len(seq) + 1)}
     before = model.tokens_evaluated
-    shared = model.shared_prefix_logprobs(texts)
+    with mock.patch.object(after_prefix, "_mask", wraps=after_prefix._mask) as runs:  # a spy
+        shared = model.shared_prefix_logprobs(texts)
     assert model.tokens_evaluated - before == len(distinct)  # no token computed twice
+    assert sorted(len(call.args[1]) for call in runs.call_args_list) == [1, 1, 2, 2]
     assert float((shared - model.next_token_logprobs(texts)).abs().max()) <= 1e-4
 
 
@@ -300,8 +307,6 @@ def test_fused_layers_compute_what_transformers_layers_do(hf_smollm2: Any) -> No
     the final hidden states are transformers' own up to float32 rounding (measured 6.6e-7 of
     their largest); a layer with a hook on one of its modules runs transformers' code, so the
     hook sees its call, and the 29 others the fused one; after, every layer is transformers'."""
-    from unittest import mock
-
     import torch
 
     from psyprobe.models.hf import fused

@@ -6,11 +6,13 @@ prefix keys and values into one cache and lets transformers concatenate the batc
 onto it, in every layer: the padding costs matrix products, and each row's prefix is copied
 twice into memory fresh from the system, though most rows of a batch continue a prefix another
 row continues too. Here the parts are packed one after another in a single row, so the matrix
-products see real tokens only, and each token attends to its prefix and to its own part in two
-pieces, merged by their log-sum-exp as flash attention merges its blocks. The prefix is read
-where it lies, once for all the parts that continue it, and nothing is copied or concatenated.
-The numbers are those of one softmax over all the columns, up to float32 rounding (tested to
-1e-4 against the unshared computation).
+products see real tokens only, and the parts that continue one prefix (a run) attend together,
+in one call of the flash kernel: their keys are the prefix's followed by the run's own, and a
+mask keeps each part to the prefix and, causally, to itself. One call a run instead of one for
+the prefix and one for the parts, merged by their log-sum-exps, saved about 20 % of attention's
+time (bench/RESULTS.md): the merge and the parts' padded grid cost more than copying the
+prefix's keys once a run. The numbers are those of the model's own attention, up to float32
+rounding (tested to 1e-4 against the unshared computation).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 NAME = "psyprobe-after-prefix"  # the attention function's name in transformers' registry
@@ -26,32 +29,53 @@ Held = list[tuple[Any, Any]]
 
 
 @dataclass(frozen=True)
-class Packed:
-    """Parts packed one after another (``lengths`` tokens each), and what their tokens attend
-    to before their own: ``runs`` of consecutive tokens (start, end) whose parts continue one
-    prefix."""
+class Run:
+    """Consecutive tokens (``start`` to ``end``) of parts that continue one prefix, ``held``,
+    and what each may attend to, as an additive mask over the prefix's columns and then the
+    run's own: a row a token, repeated for each query head that shares a key/value head."""
 
-    lengths: list[int]
-    runs: list[tuple[int, int, Held]]
-    grid: Any  # each token's place in a parts × longest grid, where parts attend to themselves
+    start: int
+    end: int
+    held: Held
+    mask: Any
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Parts packed one after another, in runs of those that continue one prefix."""
+
+    runs: list[Run]
 
     @classmethod
-    def of(cls, held: Sequence[Held], lengths: Sequence[int]) -> Packed:
+    def of(cls, held: Sequence[Held], lengths: Sequence[int], group: int, dtype: Any) -> Packed:
         """Parts after the prefixes ``held``, ``lengths`` tokens long, in which the parts of
-        one prefix are neighbours."""
-        import torch
+        one prefix are neighbours; ``group`` query heads share a key/value head; the masks in
+        ``dtype``, the queries' (the flash kernel takes no other)."""
+        runs: list[Run] = []
+        start = 0
+        for _, same in groupby(zip(held, lengths, strict=True), key=lambda pair: id(pair[0])):
+            parts = list(same)
+            prefix, own = parts[0][0], [n for _, n in parts]
+            mask = _mask(prefix[0][0].shape[2], own, group, dtype)
+            runs.append(Run(start, start + sum(own), prefix, mask))
+            start += sum(own)
+        return cls(runs)
 
-        runs: list[tuple[int, int, Held]] = []
-        first = start = end = 0
-        for part, length in enumerate(lengths):
-            if held[part] is not held[first]:
-                runs.append((start, end, held[first]))
-                first, start = part, end
-            end += length
-        runs.append((start, end, held[first]))
-        width = max(lengths)
-        grid = torch.cat([torch.arange(n) + part * width for part, n in enumerate(lengths)])
-        return cls(list(lengths), runs, grid)
+
+def _mask(prefix: int, lengths: list[int], group: int, dtype: Any) -> Any:
+    """A run's mask: every token attends to the ``prefix`` columns, and to its own part's
+    tokens up to itself (parts ``lengths`` long); its rows repeated for the ``group``
+    query heads stacked against a key/value head."""
+    import torch
+
+    tokens = sum(lengths)
+    mask = torch.full((tokens, prefix + tokens), float("-inf"), dtype=dtype)
+    mask[:, :prefix] = 0
+    at = prefix
+    for n in lengths:
+        mask[at - prefix : at - prefix + n, at : at + n].triu_(1)  # zero below, -inf above
+        at += n
+    return mask.repeat(group, 1)[None, None]
 
 
 def attention(
@@ -77,39 +101,19 @@ def attention(
     kv_heads = key.shape[1]
     group = heads // kv_heads
     # A key/value head serves `group` query heads (transformers' repeat_kv order): their
-    # queries, of every token of a run, are stacked as one list against it, so each prefix
-    # column is read once a run.
+    # queries, of every token of a run, are stacked as one list against it, so each key
+    # column is read once a run and the kernel gets a longer list to work through.
     grouped = query[0].view(kv_heads, group, tokens, size)
-    before = query.new_empty((kv_heads, group, tokens, size))
-    before_lse = query.new_empty((kv_heads, group, tokens), dtype=torch.float32)  # as flash's
-    for start, end, held in packed.runs:
-        keys, values = held[module.layer_idx]
-        n = end - start
-        queries = grouped[:, :, start:end].reshape(1, kv_heads, group * n, size)
-        out, lse = flash(queries, keys, values, 0.0, False, scale=scaling)
-        before[:, :, start:end] = out.view(kv_heads, group, n, size)
-        before_lse[:, :, start:end] = lse.view(kv_heads, group, n)
-    # Each part attends to itself causally, in a parts × longest grid right-padded with zeros
-    # (a pad follows a part's real tokens, so causal order keeps it out of every real token's
-    # view): attention's products there are a small share, the padding costs little.
-    rows, width = len(packed.lengths), max(packed.lengths)
-
-    def in_grid(x: Any) -> Any:
-        grid = x.new_zeros((rows * width, x.shape[1], size))
-        grid[packed.grid] = x[0].transpose(0, 1)
-        return grid.view(rows, width, x.shape[1], size).transpose(1, 2)
-
-    own_keys = in_grid(key).repeat_interleave(group, dim=1)
-    own_values = in_grid(value).repeat_interleave(group, dim=1)
-    own, own_lse = flash(in_grid(query), own_keys, own_values, 0.0, True, scale=scaling)
-    own = own.transpose(1, 2).reshape(rows * width, heads, size)[packed.grid]
-    own_lse = own_lse.transpose(1, 2).reshape(rows * width, heads)[packed.grid]
-    before = before.view(heads, tokens, size).transpose(0, 1)
-    before_lse = before_lse.view(heads, tokens).transpose(0, 1)
-    lse = torch.logaddexp(before_lse, own_lse)
-    # merged in float32 (the log-sum-exps' type), returned in the model's own (bfloat16 too)
-    out = before * (before_lse - lse).exp()[..., None] + own * (own_lse - lse).exp()[..., None]
-    return out.to(query.dtype)[None], None
+    out = query.new_empty((kv_heads, group, tokens, size))
+    for run in packed.runs:
+        keys, values = run.held[module.layer_idx]
+        n = run.end - run.start
+        queries = grouped[:, :, run.start : run.end].reshape(1, kv_heads, group * n, size)
+        keys = torch.cat([keys, key[:, :, run.start : run.end]], dim=2)
+        values = torch.cat([values, value[:, :, run.start : run.end]], dim=2)
+        attended, _ = flash(queries, keys, values, 0.0, False, attn_mask=run.mask, scale=scaling)
+        out[:, :, run.start : run.end] = attended.view(kv_heads, group, n, size)
+    return out.view(heads, tokens, size).transpose(0, 1)[None], None
 
 
 @contextmanager
