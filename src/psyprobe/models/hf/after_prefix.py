@@ -71,10 +71,10 @@ def _mask(prefix: int, lengths: list[int], group: int, dtype: Any) -> Any:
     tokens = sum(lengths)
     mask = torch.full((tokens, prefix + tokens), float("-inf"), dtype=dtype)
     mask[:, :prefix] = 0
-    at = prefix
-    for n in lengths:
-        mask[at - prefix : at - prefix + n, at : at + n].triu_(1)  # zero below, -inf above
-        at += n
+    row = 0  # a part's first token
+    for n in lengths:  # its own block: zero on and below the diagonal, -inf above
+        mask[row : row + n, prefix + row : prefix + row + n].triu_(1)
+        row += n
     return mask.repeat(group, 1)[None, None]
 
 
